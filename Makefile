@@ -1,0 +1,130 @@
+# GPU sharing by time-slice tokens: libgemhook.so.1, gem-schd, gem-pmgr.
+# Needs the CUDA toolkit's headers only (CUDA_PATH); never a GPU, never links libcuda.
+#   make                 build everything into $(BUILD)
+#   make test            unit + integration tests against the stand-in libcuda (no GPU)
+#   make test SANITIZE=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-san/)
+#   make demo            two clients at shares 0.3 / 0.7 (real GPU if present, else the stand-in)
+#   make install PREFIX=/opt/gemini
+#   make clean
+
+CUDA_PATH ?= /usr/local/cuda
+PREFIX ?= /usr/local
+CXX ?= g++
+NVCC ?= $(CUDA_PATH)/bin/nvcc
+PYTHON ?= python3
+
+ifeq ($(SANITIZE),1)
+BUILD ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+OPT := -O1
+else
+BUILD ?= build
+SANFLAGS :=
+OPT := -O2
+endif
+
+WARN := -Wall -Wextra -Wno-missing-field-initializers
+CXXFLAGS ?= $(OPT) -g
+ALL_CXXFLAGS := -std=c++17 $(CXXFLAGS) $(WARN) $(SANFLAGS) -fPIC -MMD -MP -Iinclude -I$(CUDA_PATH)/include
+LDLIBS := -lpthread -ldl
+
+COMMON_SRCS := $(wildcard common/*.cpp)
+HOOK_SRCS := $(wildcard hook/*.cpp)
+SCHD_SRCS := $(filter-out scheduler/main.cpp,$(wildcard scheduler/*.cpp))
+PMGR_SRCS := $(filter-out pod-manager/main.cpp,$(wildcard pod-manager/*.cpp))
+UNIT_SRCS := $(wildcard tests/unit/*.cpp)
+INTEG_SRCS := $(wildcard tests/integration/*.cpp)
+FAKE_LIB_SRCS := $(wildcard tests/fake-cuda/libcuda/*.cpp)
+FAKE_APP_SRCS := $(wildcard tests/fake-cuda/app/*.cpp)
+
+obj = $(patsubst %.cpp,$(BUILD)/obj/%.o,$(1))
+
+HOOK_LIB := $(BUILD)/lib/libgemhook.so.1
+SCHD_BIN := $(BUILD)/bin/gem-schd
+PMGR_BIN := $(BUILD)/bin/gem-pmgr
+COMMON_A := $(BUILD)/obj/libgemcommon.a
+SCHD_A := $(BUILD)/obj/libgemschd.a
+PMGR_A := $(BUILD)/obj/libgempmgr.a
+FAKE_LIB := $(BUILD)/fake-cuda/libcuda.so.1
+FAKE_APP := $(BUILD)/fake-cuda/fake-cuda-app
+UNIT_BIN := $(BUILD)/tests/unit-tests
+INTEG_BIN := $(BUILD)/tests/integration-tests
+
+.PHONY: all test unit-test integration-test tools-test demo install clean bench
+all: $(HOOK_LIB) $(SCHD_BIN) $(PMGR_BIN)
+
+$(BUILD)/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(ALL_CXXFLAGS) -c $< -o $@
+
+# The hook: hidden visibility, only the interposed symbols exported (hook/gemhook.map), its own
+# static libstdc++ so nothing clashes with the host program's.
+$(BUILD)/obj/hook/%.o: hook/%.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(ALL_CXXFLAGS) -fvisibility=hidden -fvisibility-inlines-hidden -c $< -o $@
+
+$(COMMON_A): $(call obj,$(COMMON_SRCS))
+	@mkdir -p $(dir $@)
+	ar rcs $@ $^
+$(SCHD_A): $(call obj,$(SCHD_SRCS))
+	ar rcs $@ $^
+$(PMGR_A): $(call obj,$(PMGR_SRCS))
+	ar rcs $@ $^
+
+$(HOOK_LIB): $(call obj,$(HOOK_SRCS)) $(COMMON_A) hook/gemhook.map
+	@mkdir -p $(dir $@)
+	$(CXX) -shared $(SANFLAGS) -o $@ $(call obj,$(HOOK_SRCS)) $(COMMON_A) \
+	  -Wl,--version-script=hook/gemhook.map -Wl,-soname,libgemhook.so.1 -Wl,--no-undefined \
+	  -static-libstdc++ -static-libgcc $(LDLIBS)
+
+$(SCHD_BIN): $(call obj,scheduler/main.cpp) $(SCHD_A) $(COMMON_A)
+	@mkdir -p $(dir $@)
+	$(CXX) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+$(PMGR_BIN): $(call obj,pod-manager/main.cpp) $(PMGR_A) $(COMMON_A)
+	@mkdir -p $(dir $@)
+	$(CXX) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+# Stand-in driver and a program that reaches it the way the CUDA runtime does.
+$(FAKE_LIB): $(call obj,$(FAKE_LIB_SRCS))
+	@mkdir -p $(dir $@)
+	$(CXX) -shared $(SANFLAGS) -o $@ $^ -Wl,-soname,libcuda.so.1 $(LDLIBS)
+$(FAKE_APP): $(call obj,$(FAKE_APP_SRCS))
+	@mkdir -p $(dir $@)
+	$(CXX) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+GTEST_LIBS := -lgtest -lgtest_main
+$(UNIT_BIN): $(call obj,$(UNIT_SRCS)) $(SCHD_A) $(PMGR_A) $(COMMON_A)
+	@mkdir -p $(dir $@)
+	$(CXX) $(SANFLAGS) -o $@ $^ $(GTEST_LIBS) $(LDLIBS)
+$(INTEG_BIN): $(call obj,$(INTEG_SRCS)) $(COMMON_A)
+	@mkdir -p $(dir $@)
+	$(CXX) $(SANFLAGS) -o $@ $^ $(GTEST_LIBS) $(LDLIBS)
+
+unit-test: $(UNIT_BIN)
+	$(UNIT_BIN)
+
+integration-test: all $(FAKE_LIB) $(FAKE_APP) $(INTEG_BIN)
+	GEM_BUILD=$(abspath $(BUILD)) SANITIZE=$(SANITIZE) $(INTEG_BIN)
+
+tools-test: all $(FAKE_LIB) $(FAKE_APP)
+	GEM_BUILD=$(abspath $(BUILD)) $(PYTHON) -m unittest discover -s tests/tools -p 'test_*.py' -v
+
+test: unit-test integration-test tools-test
+
+-include webhook/webhook.mk
+
+demo: all $(FAKE_LIB) $(FAKE_APP)
+	BUILD=$(abspath $(BUILD)) NVCC=$(NVCC) $(PYTHON) demo/run-demo.py
+
+bench: all
+	$(MAKE) -C bench BUILD=$(abspath $(BUILD)) NVCC=$(NVCC)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib
+	install -m 0755 $(SCHD_BIN) $(PMGR_BIN) tools/launch-backend.py tools/launch-command.py $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(HOOK_LIB) $(DESTDIR)$(PREFIX)/lib/
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,36 @@
+// Socket helpers for the daemons and the hook: loopback TCP by default, Unix sockets when given a path.
+// All file descriptors are created close-on-exec. No function here throws or logs.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace gem::net {
+
+/// Where to listen or connect: "host:port", "port" (host 127.0.0.1), "/abs/path" or "unix:path".
+struct Endpoint {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  std::string unix_path;  // non-empty: a Unix stream socket
+  std::string to_string() const;
+};
+
+/// Parses an endpoint string as above. False with *err on a bad port or an empty string.
+bool parse_endpoint(const std::string& text, Endpoint* out, std::string* err);
+
+/// Listening socket, non-blocking. For TCP sets SO_REUSEADDR; for Unix removes a stale socket file.
+/// Returns the fd or -1 with *err set (e.g. "bind 127.0.0.1:50051: Address already in use").
+int listen_on(const Endpoint& ep, std::string* err);
+
+/// Blocking connect with a timeout in ms; returns a blocking fd with TCP_NODELAY, or -1 with *err.
+int connect_to(const Endpoint& ep, int timeout_ms, std::string* err);
+
+/// Writes all bytes, retrying on EINTR/EAGAIN, waiting at most timeout_ms in total (-1 = no limit).
+/// MSG_NOSIGNAL: a closed peer gives false, never SIGPIPE.
+bool send_all(int fd, const void* data, size_t len, int timeout_ms);
+
+/// Sets O_NONBLOCK on or off. False on failure.
+bool set_nonblocking(int fd, bool on);
+
+}  // namespace gem::net

@@ -1,0 +1,115 @@
+// Wire protocol shared by libgemhook, gem-pmgr and gem-schd.
+//
+// Framing (all integers big-endian, "network order"):
+//   u32 magic 'GEM1' | u16 version | u16 type | u64 request_id | u32 payload_len | payload
+// The header is kHeaderSize bytes; payload_len is at most kMaxPayload. A frame with a wrong magic,
+// an unknown version or type, an oversized or truncated payload, or trailing payload bytes is
+// malformed: the receiver closes that connection and nothing else.
+// Strings are u16 length + bytes, at most kMaxName bytes, printable ASCII only.
+// Shares (request, limit) travel as parts per million (u32) so no floats cross the wire.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace gem::proto {
+
+constexpr uint32_t kMagic = 0x47454D31;  // "GEM1"
+constexpr uint16_t kVersion = 1;
+constexpr size_t kHeaderSize = 20;
+constexpr size_t kMaxPayload = 1024;
+// Client IDs are Kubernetes "namespace/name" (63 + 1 + 253 bytes at most); Gemini allowed 63.
+constexpr size_t kMaxName = 320;
+
+enum class Role : uint8_t { kHook = 1, kPodManager = 2 };
+
+/// First message on every connection (hook -> gem-pmgr, gem-pmgr -> gem-schd).
+struct Hello {
+  Role role = Role::kHook;
+  std::string client;       // resource-config.txt ID
+  std::string device_uuid;  // "GPU-xxxxxxxx-xxxx-..." as nvidia-smi prints it; may be empty
+  uint32_t pid = 0;
+};
+
+/// Reply to Hello and, unsolicited (request_id 0), after a config reload: the client's settings.
+struct ClientSettings {
+  uint32_t request_ppm = 0;  // REQUEST, share of GPU time in parts per million
+  uint32_t limit_ppm = 0;    // LIMIT, share of GPU time in parts per million
+  uint64_t gpu_mem_bytes = 0;  // GPU_MEM; 0 = no limit
+};
+
+/// Ask for the token. last_burst_us: length of the client's last kernel burst (0 = unknown).
+struct TokenRequest {
+  uint64_t last_burst_us = 0;
+};
+
+/// The token is granted for quota_us of GPU time, counted from when the grant is sent.
+struct TokenGrant {
+  uint64_t quota_us = 0;
+};
+
+/// The token is given back. used_us: GPU busy time measured while it was held.
+/// start_us/end_us: CLOCK_MONOTONIC µs of the first launch and of the end of the drain
+/// (the pod manager merges the intervals of several processes); burst_us: measured burst.
+struct TokenRelease {
+  uint64_t used_us = 0;
+  uint64_t burst_us = 0;
+  uint64_t start_us = 0;
+  uint64_t end_us = 0;
+};
+
+enum class ErrorCode : uint16_t {
+  kUnknownClient = 1,      // name not in resource-config.txt
+  kSchedulerUnavailable = 2,  // gem-pmgr cannot reach gem-schd
+  kProtocol = 3,           // malformed or unexpected message
+  kRemoved = 4,            // client dropped from resource-config.txt
+};
+
+struct Error {
+  ErrorCode code = ErrorCode::kProtocol;
+  std::string message;
+};
+
+using Body = std::variant<Hello, ClientSettings, TokenRequest, TokenGrant, TokenRelease, Error>;
+
+struct Message {
+  uint64_t request_id = 0;
+  Body body;
+};
+
+/// Appends the frame for `msg` to `out`. Returns false (and appends nothing) when a string is
+/// longer than kMaxName or the payload would exceed kMaxPayload. Never throws except std::bad_alloc.
+bool encode(const Message& msg, std::vector<uint8_t>* out);
+
+enum class DecodeStatus { kOk, kNeedMore, kMalformed };
+
+struct DecodeResult {
+  DecodeStatus status = DecodeStatus::kNeedMore;
+  size_t consumed = 0;  // bytes of the frame, when kOk
+  Message msg;
+  std::string error;  // why, when kMalformed
+};
+
+/// Decodes the first frame at the front of [data, data+len). Pure; no allocation beyond the message.
+DecodeResult decode(const uint8_t* data, size_t len);
+
+/// Accumulates bytes read from a stream socket and yields whole frames.
+/// Not thread-safe; one per connection.
+class FrameBuffer {
+ public:
+  void append(const uint8_t* data, size_t len);
+  /// kOk fills *msg and drops the frame; kNeedMore waits for bytes; kMalformed: close the connection.
+  DecodeStatus next(Message* msg, std::string* error);
+  size_t buffered() const { return buf_.size() - start_; }
+
+ private:
+  std::vector<uint8_t> buf_;
+  size_t start_ = 0;
+};
+
+const char* type_name(const Body& body);
+
+}  // namespace gem::proto
