@@ -11,7 +11,8 @@ CUDA_PATH ?= /usr/local/cuda
 PREFIX ?= /usr/local
 CXX ?= g++
 NVCC ?= $(CUDA_PATH)/bin/nvcc
-PYTHON ?= python3
+# Debian python3: the tests use Debian packages (python3-jsonpatch, python3-kubernetes).
+PYTHON ?= /usr/bin/python3
 
 ifeq ($(SANITIZE),1)
 BUILD ?= build-san

@@ -26,19 +26,24 @@ constexpr size_t kMaxName = 320;
 
 enum class Role : uint8_t { kHook = 1, kPodManager = 2 };
 
+/// Reply to Hello and, unsolicited (request_id 0), after a config reload: the client's settings.
+struct ClientSettings {
+  uint32_t request_ppm = 0;  // REQUEST, share of GPU time in parts per million
+  uint32_t limit_ppm = 0;    // LIMIT, share of GPU time in parts per million
+  uint64_t gpu_mem_bytes = 0;  // GPU_MEM; 0 = no limit
+};
+
 /// First message on every connection (hook -> gem-pmgr, gem-pmgr -> gem-schd).
 struct Hello {
   Role role = Role::kHook;
   std::string client;       // resource-config.txt ID
   std::string device_uuid;  // "GPU-xxxxxxxx-xxxx-..." as nvidia-smi prints it; may be empty
   uint32_t pid = 0;
-};
-
-/// Reply to Hello and, unsolicited (request_id 0), after a config reload: the client's settings.
-struct ClientSettings {
-  uint32_t request_ppm = 0;  // REQUEST, share of GPU time in parts per million
-  uint32_t limit_ppm = 0;    // LIMIT, share of GPU time in parts per million
-  uint64_t gpu_mem_bytes = 0;  // GPU_MEM; 0 = no limit
+  /// Settings the client declares for itself (gem-pmgr --request/--limit/--gpu_mem, e.g. from pod
+  /// annotations). Used by gem-schd only with --dynamic_clients and only for IDs that
+  /// resource-config.txt does not list.
+  bool has_declared = false;
+  ClientSettings declared;
 };
 
 /// Ask for the token. last_burst_us: length of the client's last kernel burst (0 = unknown).
