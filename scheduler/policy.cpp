@@ -1,0 +1,212 @@
+#include "policy.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace gem::sched {
+
+namespace {
+// A LIMIT this close to 1 means "no limit": a lone client may use the whole GPU.
+constexpr double kFullShare = 1.0 - 1e-9;
+// next_event() looks for the moment a waiting client drops under its LIMIT to this precision.
+constexpr Micros kEventPrecision = 100;
+}  // namespace
+
+Policy::Policy(PolicyOptions opts) : opts_(opts) {
+  if (opts_.min_quota <= 0) opts_.min_quota = 1;
+  if (opts_.base_quota < opts_.min_quota) opts_.base_quota = opts_.min_quota;
+  if (opts_.window <= 0) opts_.window = 1;
+}
+
+std::vector<std::string> Policy::set_clients(const std::vector<ClientShare>& clients, Micros now) {
+  std::map<std::string, Client> next;
+  for (const ClientShare& s : clients) {
+    auto it = clients_.find(s.name);
+    Client c = it != clients_.end() ? it->second : Client{};
+    if (it == clients_.end()) c.active_since = now;
+    c.request = s.request;
+    c.limit = s.limit;
+    next[s.name] = std::move(c);
+  }
+  std::vector<std::string> dropped;
+  for (const auto& [name, c] : clients_) {
+    if (next.count(name) == 0) dropped.push_back(name);
+  }
+  if (!holder_.empty() && next.count(holder_) == 0) holder_.clear();
+  clients_ = std::move(next);
+  return dropped;
+}
+
+bool Policy::has_client(const std::string& name) const { return clients_.count(name) != 0; }
+
+std::vector<std::string> Policy::clients() const {
+  std::vector<std::string> names;
+  for (const auto& kv : clients_) names.push_back(kv.first);
+  return names;
+}
+
+void Policy::request(const std::string& name, Micros last_burst, Micros now) {
+  auto it = clients_.find(name);
+  if (it == clients_.end() || holder_ == name) return;
+  Client& c = it->second;
+  forget_old(c, now);
+  // A client back after a whole idle window starts a fresh share history.
+  if (c.busy.empty() && !c.waiting && now - c.active_since > opts_.window) c.active_since = now;
+  if (last_burst > 0) c.burst = last_burst;
+  if (!c.waiting) {
+    c.waiting = true;
+    c.waiting_since = now;
+  }
+}
+
+void Policy::release(const std::string& name, Micros used, Micros burst, Micros now) {
+  if (holder_.empty() || holder_ != name) return;
+  Client& c = clients_.at(name);
+  charge(c, std::clamp<Micros>(used, 0, std::max<Micros>(now - grant_time_, 0)), now);
+  if (burst > 0) c.burst = burst;
+  holder_.clear();
+}
+
+void Policy::disconnect(const std::string& name, Micros now) {
+  auto it = clients_.find(name);
+  if (it == clients_.end()) return;
+  Client& c = it->second;
+  c.waiting = false;
+  if (holder_ == name) {
+    charge(c, std::max<Micros>(now - grant_time_, 0), now);
+    holder_.clear();
+  }
+}
+
+std::optional<Grant> Policy::schedule(Micros now) {
+  if (!holder_.empty()) {
+    if (now < grant_time_ + grant_quota_ + opts_.lease_grace) return std::nullopt;
+    Client& stuck = clients_.at(holder_);
+    charge(stuck, now - grant_time_, now);
+    holder_.clear();
+  }
+  const std::string* best = nullptr;
+  bool best_under_request = false;
+  double best_key = 0;
+  Micros best_since = 0;
+  for (auto& [name, c] : clients_) {
+    if (!c.waiting) continue;
+    forget_old(c, now);
+    if (!under_limit(c, now)) continue;
+    const double s = share(c, now);
+    const bool under_request = s < c.request;
+    // Larger key wins. Under REQUEST: the deficit the client would still have after one more quota,
+    // relative to its REQUEST (weighted fair queueing's "smallest virtual finish time"); shares move in
+    // steps of quota / window, and comparing plain deficits lets those steps bias the split by up
+    // to half a step. Above REQUEST: the least share above REQUEST ("least usage first" when the
+    // REQUESTs are equal, without favouring a client sitting at its REQUEST over one far above it).
+    const double key = under_request ? 1.0 - (s + projected_step(c, now)) / c.request : c.request - s;
+    bool better;
+    if (best == nullptr) {
+      better = true;
+    } else if (under_request != best_under_request) {
+      better = under_request;
+    } else if (std::abs(key - best_key) > 1e-12) {
+      better = key > best_key;
+    } else if (c.request != clients_.at(*best).request) {
+      // Equal surplus: the larger REQUEST's step is the smaller part of its share.
+      better = c.request > clients_.at(*best).request;
+    } else {
+      better = c.waiting_since < best_since;
+    }
+    if (better) {
+      best = &name;
+      best_under_request = under_request;
+      best_key = key;
+      best_since = c.waiting_since;
+    }
+  }
+  if (best == nullptr) return std::nullopt;
+  Client& c = clients_.at(*best);
+  c.waiting = false;
+  ++c.grants;
+  holder_ = *best;
+  grant_time_ = now;
+  grant_quota_ = quota_for(c);
+  return Grant{holder_, grant_quota_};
+}
+
+Micros Policy::next_event(Micros now) const {
+  if (!holder_.empty()) return grant_time_ + grant_quota_ + opts_.lease_grace;
+  Micros earliest = kNever;
+  for (const auto& [name, c] : clients_) {
+    if (!c.waiting) continue;
+    if (under_limit(c, now)) return now;
+    // While a client waits its usage only slides out of the window and its share only falls, so
+    // the first moment it is back under its LIMIT can be found by bisection.
+    Micros lo = now, hi = now + opts_.window;
+    if (under_limit(c, hi)) {
+      while (hi - lo > kEventPrecision) {
+        const Micros mid = lo + (hi - lo) / 2;
+        (under_limit(c, mid) ? hi : lo) = mid;
+      }
+      earliest = std::min(earliest, hi);
+    }
+  }
+  return earliest;
+}
+
+std::optional<ClientStats> Policy::stats(const std::string& name, Micros now) const {
+  auto it = clients_.find(name);
+  if (it == clients_.end()) return std::nullopt;
+  const Client& c = it->second;
+  ClientStats s;
+  s.request = c.request;
+  s.limit = c.limit;
+  s.share = share(c, now);
+  s.used_total = c.used_total;
+  s.grants = c.grants;
+  s.waiting = c.waiting;
+  s.holding = holder_ == name;
+  return s;
+}
+
+void Policy::charge(Client& c, Micros used, Micros now) {
+  if (used <= 0) return;
+  c.busy.push_back({now - used, now});
+  c.used_total += used;
+  forget_old(c, now);
+}
+
+void Policy::forget_old(Client& c, Micros now) const {
+  while (!c.busy.empty() && c.busy.front().end <= now - opts_.window) c.busy.pop_front();
+}
+
+Micros Policy::usage_in_window(const Client& c, Micros now) const {
+  const Micros from = now - opts_.window;
+  Micros total = 0;
+  for (const Interval& i : c.busy) {
+    const Micros start = std::max(i.start, from);
+    const Micros end = std::min(i.end, now);
+    if (end > start) total += end - start;
+  }
+  return total;
+}
+
+double Policy::share(const Client& c, Micros now) const {
+  return static_cast<double>(usage_in_window(c, now)) / static_cast<double>(span(c, now));
+}
+
+bool Policy::under_limit(const Client& c, Micros now) const {
+  return c.limit >= kFullShare || share(c, now) < c.limit;
+}
+
+double Policy::projected_step(const Client& c, Micros now) const {
+  return static_cast<double>(quota_for(c)) / static_cast<double>(span(c, now));
+}
+
+Micros Policy::span(const Client& c, Micros now) const {
+  return std::min(opts_.window, std::max<Micros>(now - c.active_since, opts_.min_quota));
+}
+
+Micros Policy::quota_for(const Client& c) const {
+  if (c.burst <= 0) return opts_.base_quota;
+  return std::clamp(c.burst, opts_.min_quota, opts_.base_quota);
+}
+
+}  // namespace gem::sched

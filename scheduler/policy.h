@@ -1,0 +1,132 @@
+// The token policy of gem-schd: a pure core with an injected clock, no I/O (like etcd's raft: the
+// daemon feeds it events and carries out the grants it returns).
+//
+// One token per GPU; a client launches kernels only while it holds it (Gemini, Chen et al.,
+// "Gemini: Enabling Multi-Tenant GPU Sharing Based on Kernel Burst Estimation", IEEE TCC 2021).
+// Rules, in this order, among the clients waiting for the token:
+//   1. clients whose share of GPU time is under their REQUEST, largest deficit first (measured
+//      relative to REQUEST after one more quota, as weighted fair queueing does);
+//   2. then clients under their LIMIT, least share above their REQUEST first;
+//   3. never a client at or above its LIMIT (a LIMIT 0.25 client alone on the GPU gets 25% of it).
+// Ties go to the client that has waited longest.
+// Share = measured busy time inside the sliding window [now - window, now] divided by the window, or
+// by the time since the client became active when that is shorter (so a new client is not given a
+// whole window's worth of burst before its LIMIT bites).
+// The quota of a grant follows the client's measured kernel burst, clamped to [min_quota, base_quota].
+//
+// Times are µs on whatever monotonic clock the caller uses. Not thread-safe: one owner.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gem/clock.h"
+
+namespace gem::sched {
+
+constexpr Micros kNever = INT64_MAX;
+
+struct PolicyOptions {
+  Micros base_quota = 250000;  // µs; first quota of a client and the largest quota
+  Micros min_quota = 100000;   // µs; the smallest quota
+  Micros window = 10000000;    // µs; the sliding window over which shares are measured
+  // A holder that has not given the token back by quota + lease_grace is charged up to then and
+  // loses it (the hook drains and releases on its own; this only guards against a stuck client).
+  Micros lease_grace = 5000000;
+};
+
+/// A client's configured share of GPU time, each in [0, 1] with request <= limit.
+struct ClientShare {
+  std::string name;
+  double request = 0;
+  double limit = 1;
+};
+
+struct Grant {
+  std::string client;
+  Micros quota = 0;  // µs of GPU time
+};
+
+struct ClientStats {
+  double request = 0;
+  double limit = 1;
+  double share = 0;       // share of GPU time over the window, now
+  Micros used_total = 0;  // µs charged since the client was added
+  uint64_t grants = 0;
+  bool waiting = false;
+  bool holding = false;
+};
+
+class Policy {
+ public:
+  explicit Policy(PolicyOptions opts);
+
+  /// Replaces the set of known clients. Clients absent from `clients` are dropped (a dropped holder
+  /// loses the token); kept clients keep their usage. Returns the dropped names.
+  std::vector<std::string> set_clients(const std::vector<ClientShare>& clients, Micros now);
+
+  bool has_client(const std::string& name) const;
+
+  /// `name` asks for the token; last_burst (µs, 0 = unknown) steers its next quota. No effect for
+  /// unknown clients or the current holder.
+  void request(const std::string& name, Micros last_burst, Micros now);
+
+  /// The holder gives the token back having used `used` µs of GPU time, its last kernel burst
+  /// lasting `burst` µs. Ignored unless `name` holds the token.
+  void release(const std::string& name, Micros used, Micros burst, Micros now);
+
+  /// The client's connection is gone: it stops waiting, and if it held the token it is charged the
+  /// time since the grant and the token is free at once.
+  void disconnect(const std::string& name, Micros now);
+
+  /// If the token is free (or its lease ran out), picks the next holder by the rules above and
+  /// returns its grant. nullopt when the token stays where it is or nobody may have it now.
+  std::optional<Grant> schedule(Micros now);
+
+  /// The earliest time after `now` at which schedule() may do something it cannot do now
+  /// (a waiting client's share drops under its LIMIT, or the holder's lease runs out); kNever if none.
+  Micros next_event(Micros now) const;
+
+  std::optional<ClientStats> stats(const std::string& name, Micros now) const;
+  std::vector<std::string> clients() const;
+  /// Name of the token holder, or empty.
+  const std::string& holder() const { return holder_; }
+  const PolicyOptions& options() const { return opts_; }
+
+ private:
+  struct Interval {
+    Micros start, end;
+  };
+  struct Client {
+    double request = 0;
+    double limit = 1;
+    Micros active_since = 0;
+    std::deque<Interval> busy;  // charged GPU time, oldest first, inside the window
+    bool waiting = false;
+    Micros waiting_since = 0;
+    Micros burst = 0;  // last measured burst, µs (0 = unknown)
+    Micros used_total = 0;
+    uint64_t grants = 0;
+  };
+
+  void charge(Client& c, Micros used, Micros now);
+  void forget_old(Client& c, Micros now) const;
+  Micros usage_in_window(const Client& c, Micros now) const;
+  double share(const Client& c, Micros now) const;
+  bool under_limit(const Client& c, Micros now) const;
+  Micros quota_for(const Client& c) const;
+  Micros span(const Client& c, Micros now) const;
+  double projected_step(const Client& c, Micros now) const;
+
+  PolicyOptions opts_;
+  std::map<std::string, Client> clients_;
+  std::string holder_;
+  Micros grant_time_ = 0;
+  Micros grant_quota_ = 0;
+};
+
+}  // namespace gem::sched
