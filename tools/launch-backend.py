@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+"""Start Gemini's backend: one gem-schd (scheduler) and one gem-pmgr (pod manager) per client.
+
+Usage as in Gemini:  launch-backend.py [SCHD [PMGR]] [--ip IP] [--port PORT] [--config FILE] ...
+"""
+
+import argparse
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROG = "launch-backend"
+STOP_GRACE_S = 5.0
+
+DESCRIPTION = """\
+Start the GPU-sharing backend: gem-schd (the token scheduler of one GPU) and one
+gem-pmgr (pod manager) per client listed in the resource configuration file.
+
+Client i (0-based, in the order of the file) gets its pod manager on
+IP:(PMGR_BASE_PORT + i), i.e. 50052, 50053, ... by default, as in Gemini.
+Each gem-pmgr is started as
+    gem-pmgr --name ID --ip IP --port 50052+i --scheduler IP:PORT
+and also gets Gemini's environment variables SCHEDULER_IP, SCHEDULER_PORT,
+POD_MANAGER_IP, POD_MANAGER_PORT and POD_NAME with their old meaning.
+
+The script stays in the foreground. Ctrl-C (SIGINT) or SIGTERM stops every daemon
+(SIGTERM, then SIGKILL after 5 s) and exits 0. If a daemon exits on its own, the
+others are stopped too and the exit status is 1.
+"""
+
+EPILOG = """\
+resource configuration file (Gemini's format): the first line is the number N of
+clients, then N lines "ID REQUEST LIMIT GPU_MEM"; '#' starts a comment. gem-schd
+re-reads the file when it changes; the pod managers are started only for the IDs
+present when this script starts.
+
+Run applications under a pod manager with launch-command.py, e.g.
+    launch-command.py --name client1 --port 50052 -- python3 train.py
+
+Binaries: SCHD and PMGR may be given as positional paths (Gemini's usage);
+otherwise gem-schd and gem-pmgr are looked for beside this script (installed
+layout PREFIX/bin), in ../bin, in <repo>/build/bin, then on PATH.
+"""
+
+
+def log(msg):
+    print(f"{PROG}: {msg}", file=sys.stderr, flush=True)
+
+
+def find_binary(name, given):
+    """Resolve a daemon binary: explicit path, then beside/near the script, then PATH."""
+    if given:
+        p = Path(given)
+        if p.is_file() and os.access(p, os.X_OK):
+            return str(p.resolve())
+        raise SystemExit(f"{PROG}: error: {name}: {given} is not an executable file")
+    here = Path(__file__).resolve().parent
+    candidates = [here / name, here.parent / "bin" / name, here.parent / "build" / "bin" / name]
+    build = os.environ.get("GEM_BUILD")
+    if build:
+        candidates.insert(0, Path(build) / "bin" / name)
+    for c in candidates:
+        if c.is_file() and os.access(c, os.X_OK):
+            return str(c)
+    w = shutil.which(name)
+    if w:
+        return w
+    raise SystemExit(f"{PROG}: error: cannot find {name} (looked in "
+                     + ", ".join(str(c.parent) for c in candidates)
+                     + " and PATH); pass its path as a positional argument")
+
+
+def read_client_ids(path):
+    """Just enough of resource-config.txt: first line N, then N IDs in order."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise SystemExit(f"{PROG}: error: cannot read config file {path}: {e.strerror}")
+    lines = []
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            lines.append((lineno, line))
+    if not lines:
+        raise SystemExit(f"{PROG}: error: {path}: empty config (expected the number of clients on the first line)")
+    lineno, first = lines[0]
+    try:
+        n = int(first.split()[0])
+        if n < 0 or len(first.split()) != 1:
+            raise ValueError
+    except ValueError:
+        raise SystemExit(f"{PROG}: error: {path}:{lineno}: expected the number of clients, got {first!r}")
+    entries = lines[1:]
+    if len(entries) != n:
+        raise SystemExit(f"{PROG}: error: {path}: first line says {n} clients but {len(entries)} client lines follow")
+    ids = []
+    for lineno, line in entries:
+        fields = line.split()
+        if len(fields) != 4:
+            raise SystemExit(f"{PROG}: error: {path}:{lineno}: expected 'ID REQUEST LIMIT GPU_MEM', got {line!r}")
+        if fields[0] in ids:
+            raise SystemExit(f"{PROG}: error: {path}:{lineno}: duplicate client ID {fields[0]!r}")
+        ids.append(fields[0])
+    return ids
+
+
+def num(v):
+    """Format a float flag as gem-schd expects it (integers without a decimal point)."""
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def _child_setup():
+    # Own process group: a Ctrl-C in the terminal reaches only this script, which then stops the
+    # daemons in order. PR_SET_PDEATHSIG: if this script is killed outright the daemons get SIGTERM.
+    os.setpgid(0, 0)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def can_connect(host, port, timeout=0.2):
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class Backend:
+    def __init__(self):
+        self.children = []  # (label, Popen)
+        self.stop_signal = None
+
+    def start(self, label, argv, env=None):
+        log(f"starting {label}: {' '.join(argv)}")
+        try:
+            p = subprocess.Popen(argv, env=env, preexec_fn=_child_setup)
+        except OSError as e:
+            raise SystemExit(f"{PROG}: error: cannot start {argv[0]}: {e.strerror}")
+        self.children.append((label, p))
+        return p
+
+    def exited(self):
+        return [(label, p) for label, p in self.children if p.poll() is not None]
+
+    def stop_all(self):
+        alive = [(l, p) for l, p in self.children if p.poll() is None]
+        # Pod managers first, the scheduler last.
+        for label, p in reversed(alive):
+            try:
+                p.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + STOP_GRACE_S
+        for label, p in alive:
+            left = deadline - time.monotonic()
+            try:
+                p.wait(timeout=max(left, 0.01))
+            except subprocess.TimeoutExpired:
+                log(f"{label} (pid {p.pid}) did not stop within {STOP_GRACE_S:.0f} s: SIGKILL")
+                p.kill()
+                p.wait()
+        for label, p in self.children:
+            rc = p.returncode
+            if rc not in (0, -signal.SIGTERM):
+                log(f"{label} (pid {p.pid}) exited with {describe_rc(rc)}")
+
+
+def describe_rc(rc):
+    if rc is None:
+        return "no status"
+    if rc < 0:
+        try:
+            return f"signal {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"signal {-rc}"
+    return f"status {rc}"
+
+
+def build_parser():
+    ap = argparse.ArgumentParser(
+        prog="launch-backend.py", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("schd", metavar="SCHD", nargs="?", help="path to gem-schd (default: found beside this script)")
+    ap.add_argument("pmgr", metavar="PMGR", nargs="?", help="path to gem-pmgr (default: found beside this script)")
+    ap.add_argument("--ip", default="127.0.0.1",
+                    help="address the scheduler and the pod managers listen on (default: %(default)s)")
+    ap.add_argument("--port", type=int, default=50051, help="scheduler port (default: %(default)s)")
+    ap.add_argument("--config", default="./resource-config.txt",
+                    help="resource configuration file (default: %(default)s)")
+    ap.add_argument("--base_quota", type=float, default=250.0,
+                    help="token quota granted to a client, ms (default: %(default)s)")
+    ap.add_argument("--min_quota", type=float, default=100.0,
+                    help="smallest token quota, ms (default: %(default)s)")
+    ap.add_argument("--window", type=float, default=10000.0,
+                    help="sliding window over which shares are measured, ms (default: %(default)s)")
+    ap.add_argument("--pmgr_base_port", type=int, default=50052,
+                    help="port of the first client's pod manager; client i gets this + i (default: %(default)s)")
+    ap.add_argument("--log_level", choices=["error", "warn", "info", "debug"],
+                    help="log level passed to gem-schd and gem-pmgr (default: theirs, info)")
+    ap.add_argument("--stats", metavar="PATH",
+                    help="gem-schd writes its per-client usage JSON here every 500 ms")
+    return ap
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    ids = read_client_ids(args.config)
+    schd = find_binary("gem-schd", args.schd)
+    pmgr = find_binary("gem-pmgr", args.pmgr)
+    for port in [args.port] + [args.pmgr_base_port + i for i in range(len(ids))]:
+        if not 0 < port < 65536:
+            raise SystemExit(f"{PROG}: error: port {port} out of range")
+    if args.port in range(args.pmgr_base_port, args.pmgr_base_port + len(ids)):
+        raise SystemExit(f"{PROG}: error: scheduler port {args.port} collides with the pod manager ports "
+                         f"{args.pmgr_base_port}..{args.pmgr_base_port + len(ids) - 1}")
+
+    backend = Backend()
+
+    def on_signal(signum, frame):
+        if backend.stop_signal is None:
+            backend.stop_signal = signum
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+    status = 0
+    try:
+        cmd = [schd, "--ip", args.ip, "--port", str(args.port), "--config", args.config,
+               "--base_quota", num(args.base_quota), "--min_quota", num(args.min_quota),
+               "--window", num(args.window)]
+        if args.stats:
+            cmd += ["--stats", args.stats]
+        if args.log_level:
+            cmd += ["--log_level", args.log_level]
+        sp = backend.start("gem-schd", cmd)
+        # Wait until the scheduler accepts connections so the pod managers find it at once.
+        deadline = time.monotonic() + 10
+        while not can_connect(args.ip, args.port):
+            if sp.poll() is not None:
+                log(f"gem-schd exited with {describe_rc(sp.returncode)} before listening")
+                return 1
+            if backend.stop_signal is not None:
+                break
+            if time.monotonic() > deadline:
+                log(f"gem-schd does not accept connections on {args.ip}:{args.port} after 10 s")
+                return 1
+            time.sleep(0.05)
+        print(f"gem-schd listening on {args.ip}:{args.port} (pid {sp.pid}, config {args.config})", flush=True)
+
+        for i, cid in enumerate(ids):
+            if backend.stop_signal is not None:
+                break
+            port = args.pmgr_base_port + i
+            env = dict(os.environ, SCHEDULER_IP=args.ip, SCHEDULER_PORT=str(args.port),
+                       POD_MANAGER_IP=args.ip, POD_MANAGER_PORT=str(port), POD_NAME=cid)
+            cmd = [pmgr, "--name", cid, "--ip", args.ip, "--port", str(port),
+                   "--scheduler", f"{args.ip}:{args.port}"]
+            if args.log_level:
+                cmd += ["--log_level", args.log_level]
+            backend.start(f"gem-pmgr[{cid}]", cmd, env=env)
+
+        # Report each pod manager once it listens.
+        pending = {i: cid for i, cid in enumerate(ids)}
+        deadline = time.monotonic() + 10
+        while pending and backend.stop_signal is None and time.monotonic() < deadline:
+            for i, cid in list(pending.items()):
+                port = args.pmgr_base_port + i
+                if can_connect(args.ip, port):
+                    pid = backend.children[i + 1][1].pid
+                    print(f"gem-pmgr for {cid} listening on {args.ip}:{port} (pid {pid})", flush=True)
+                    del pending[i]
+            if backend.exited():
+                break
+            time.sleep(0.05)
+        for i, cid in pending.items():
+            if backend.stop_signal is None and not backend.exited():
+                log(f"warning: gem-pmgr for {cid} does not accept connections on {args.ip}:{args.pmgr_base_port + i} yet")
+        if backend.stop_signal is None and not backend.exited():
+            print(f"backend ready: {len(ids)} client(s); Ctrl-C stops it", flush=True)
+
+        while backend.stop_signal is None:
+            gone = backend.exited()
+            if gone:
+                for label, p in gone:
+                    log(f"{label} (pid {p.pid}) exited unexpectedly with {describe_rc(p.returncode)}; stopping the others")
+                status = 1
+                break
+            time.sleep(0.1)
+        if backend.stop_signal is not None:
+            log(f"got {signal.Signals(backend.stop_signal).name}; stopping")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        backend.stop_all()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
