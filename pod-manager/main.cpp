@@ -1,0 +1,108 @@
+// gem-pmgr: one per client (pod). Every process of the client talks to it; they share one token.
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+
+#include "gem/config.h"
+#include "gem/flags.h"
+#include "gem/log.h"
+#include "gem/net.h"
+#include "manager.h"
+
+namespace {
+
+volatile bool g_stop = false;
+void on_signal(int) { g_stop = true; }
+
+constexpr const char* kUsage = R"(usage: gem-pmgr --name ID [flags]
+  --name ID            client ID, as in resource-config.txt (default: $POD_NAME)
+  --ip ADDR            listen address for the client's processes (default 127.0.0.1)
+  --port N             TCP port (default 50052)
+  --socket PATH        listen on this Unix socket instead of TCP
+  --scheduler ADDR     gem-schd at HOST:PORT or /path.sock (default $SCHEDULER_IP:$SCHEDULER_PORT,
+                       else 127.0.0.1:50051)
+  --scheduler_dir DIR  one gem-schd per GPU at DIR/<GPU-UUID>.sock
+  --request R --limit L --gpu_mem SIZE
+                       settings this client declares (used by a gem-schd run with --dynamic_clients)
+  --log_level LEVEL    error, warn, info (default) or debug
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gem::log::set_program("gem-pmgr");
+  gem::Flags flags({"name", "ip", "port", "socket", "scheduler", "scheduler_dir", "request", "limit",
+                    "gpu_mem", "log_level"},
+                   {"help"});
+  std::string err;
+  int64_t port = 0;
+  double request = 0, limit = 1;
+  if (!flags.parse(argc, argv, &err) || !flags.get_int("port", 50052, 1, 65535, &port, &err) ||
+      !flags.get_double("request", 0, 0, 1, &request, &err) || !flags.get_double("limit", 1, 0, 1, &limit, &err)) {
+    std::fprintf(stderr, "gem-pmgr: %s\n%s", err.c_str(), kUsage);
+    return 2;
+  }
+  if (flags.has("help")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (flags.has("log_level")) {
+    const std::string l = flags.get("log_level", "info");
+    gem::log::set_level(l == "error" ? gem::log::Level::kError
+                        : l == "warn" ? gem::log::Level::kWarn
+                        : l == "debug" ? gem::log::Level::kDebug
+                                       : gem::log::Level::kInfo);
+  }
+  gem::pmgr::ManagerOptions opts;
+  const char* env_name = std::getenv("POD_NAME");
+  opts.client = flags.get("name", env_name ? env_name : "");
+  if (opts.client.empty() || opts.client.size() > gem::proto::kMaxName) {
+    std::fprintf(stderr, "gem-pmgr: --name (or POD_NAME) must be 1 to %zu characters\n%s", gem::proto::kMaxName, kUsage);
+    return 2;
+  }
+  const char* sip = std::getenv("SCHEDULER_IP");
+  const char* sport = std::getenv("SCHEDULER_PORT");
+  const std::string sched = flags.get(
+      "scheduler", std::string(sip ? sip : "127.0.0.1") + ":" + (sport ? sport : "50051"));
+  if (!gem::net::parse_endpoint(sched, &opts.scheduler, &err)) {
+    std::fprintf(stderr, "gem-pmgr: --scheduler: %s\n", err.c_str());
+    return 2;
+  }
+  opts.scheduler_dir = flags.get("scheduler_dir", "");
+  if (flags.has("request") || flags.has("limit") || flags.has("gpu_mem")) {
+    uint64_t mem = 0;
+    if (!gem::parse_size(flags.get("gpu_mem", "0"), &mem)) {
+      std::fprintf(stderr, "gem-pmgr: --gpu_mem: not a size: '%s'\n", flags.get("gpu_mem", "").c_str());
+      return 2;
+    }
+    if (request > limit) {
+      std::fprintf(stderr, "gem-pmgr: --request %g is above --limit %g\n", request, limit);
+      return 2;
+    }
+    opts.has_declared = true;
+    opts.declared = {static_cast<uint32_t>(request * 1e6 + 0.5), static_cast<uint32_t>(limit * 1e6 + 0.5), mem};
+  }
+
+  gem::net::Endpoint ep;
+  ep.host = flags.get("ip", "127.0.0.1");
+  ep.port = static_cast<uint16_t>(port);
+  ep.unix_path = flags.get("socket", "");
+  const int fd = gem::net::listen_on(ep, &err);
+  if (fd < 0) {
+    std::fprintf(stderr, "gem-pmgr: %s\n", err.c_str());
+    return 1;
+  }
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  gem::pmgr::Manager mgr(opts);
+  mgr.start(fd);
+  LOG_INFO("client '%s' listening on %s, scheduler %s%s%s", opts.client.c_str(), ep.to_string().c_str(),
+           opts.scheduler.to_string().c_str(), opts.scheduler_dir.empty() ? "" : ", per-GPU sockets in ",
+           opts.scheduler_dir.c_str());
+  mgr.run(&g_stop);
+  LOG_INFO("stopping");
+  return 0;
+}
