@@ -1,0 +1,69 @@
+// What a pod that opted into GPU sharing gets, as an RFC 6902 patch. Pure: pod JSON in, patch out.
+// The rules (docs/kubernetes.md has the user's view):
+//  - Opt-in: label gemini.gpu-sharing.io/enabled="true". Anything else is left alone.
+//  - A container "uses a GPU" when resources.limits or resources.requests names nvidia.com/gpu with
+//    a quantity other than 0. Such containers (regular and init) get LD_PRELOAD, the hook's
+//    environment and the read-only hook volume. An opted-in pod with no such container is allowed
+//    unchanged, with a warning.
+//  - The pod manager is a native sidecar (initContainers[0], restartPolicy Always), the only
+//    container that mounts the schedulers' socket directory.
+//  - Only missing pieces are added, so a pod that already has them (reinvocation) gets no patch.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "patch.h"
+#include "settings.h"
+
+namespace gemwh {
+
+inline constexpr const char* kLabelEnabled = "gemini.gpu-sharing.io/enabled";
+inline constexpr const char* kAnnMutated = "gemini.gpu-sharing.io/mutated";
+inline constexpr const char* kHookPath = "/gemini/lib/libgemhook.so.1";
+inline constexpr const char* kLibVolume = "gemini-lib";
+inline constexpr const char* kLibHostPath = "/var/lib/gemini/lib";
+inline constexpr const char* kLibMountPath = "/gemini/lib";
+inline constexpr const char* kSchedVolume = "gemini-scheduler";
+inline constexpr const char* kSchedHostPath = "/run/gemini";
+inline constexpr const char* kSidecarName = "gemini-pod-manager";
+inline constexpr const char* kPodManagerIp = "127.0.0.1";
+inline constexpr const char* kPodManagerPort = "50052";
+inline constexpr const char* kGpuResource = "nvidia.com/gpu";
+
+struct MutateOptions {
+  std::string pmgr_image = "ghcr.io/gemini-gpu-sharing/gemini-node:0.1.0";
+  std::string image_pull_policy = "IfNotPresent";
+  SharingSettings defaults;  // for annotations a pod leaves out
+};
+
+enum class Outcome {
+  kNotOptedIn,  // no opt-in label: allowed, no patch
+  kNoGpu,       // opted in, no container uses a GPU: allowed, no patch, a warning
+  kUnchanged,   // opted in and already mutated (reinvocation): allowed, no patch
+  kPatched,     // allowed with `patch`
+  kInvalid,     // opted in but cannot be mutated (bad annotation, malformed or conflicting spec):
+                // the caller applies the failure policy; `message` says why
+};
+
+struct MutateResult {
+  Outcome outcome = Outcome::kNotOptedIn;
+  PatchBuilder patch;
+  std::string message;
+  std::vector<std::string> warnings;
+};
+
+/// Computes the patch for `pod` (a core/v1 Pod as JSON, as found in AdmissionReview request.object).
+/// Never throws for any JSON input; malformed pods give Outcome::kInvalid. Thread-safe (pure).
+MutateResult mutate_pod(const nlohmann::json& pod, const MutateOptions& opts);
+
+/// The environment the hook needs, in dependency order (POD_NAME refers to the two variables before
+/// it through Kubernetes dependent environment variable expansion "$(VAR)").
+nlohmann::json hook_env();
+
+/// The pod manager sidecar container for `settings`.
+nlohmann::json pod_manager_sidecar(const SharingSettings& settings, const MutateOptions& opts);
+
+}  // namespace gemwh
