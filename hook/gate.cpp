@@ -1,0 +1,278 @@
+#include "gate.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "gem/log.h"
+#include "settings.h"
+#include "stats.h"
+#include "symbols.h"
+
+namespace gem::hook {
+
+namespace {
+
+constexpr Micros kRetryPeriod = 1000000;  // unthrottled stretch before the next attempt, µs
+constexpr int kMaxDevices = 64;
+
+std::atomic<Gate*> g_gates[kMaxDevices];
+std::mutex g_gates_mu;
+
+void sleep_us(Micros us) {
+  if (us <= 0) return;
+  timespec ts{static_cast<time_t>(us / 1000000), static_cast<long>((us % 1000000) * 1000)};
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+
+std::string uuid_string(const CUuuid& u) {
+  const auto* b = reinterpret_cast<const unsigned char*>(u.bytes);
+  char s[64];
+  std::snprintf(s, sizeof s,
+                "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+                b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+  return s;
+}
+
+thread_local CUcontext tls_ctx = nullptr;
+thread_local Gate* tls_gate = nullptr;
+
+void after_fork_child() {
+  for (auto& g : g_gates) {
+    if (Gate* gate = g.load()) gate->reset_after_fork();
+  }
+}
+
+}  // namespace
+
+Gate::Gate(CUdevice device) : device_(device) {
+  static const bool atfork = [] { return pthread_atfork(nullptr, nullptr, after_fork_child) == 0; }();
+  (void)atfork;
+}
+
+Gate* current_gate() {
+  if (!settings().enabled || real::cuCtxGetCurrent == nullptr) return nullptr;
+  CUcontext ctx = nullptr;
+  if (real::cuCtxGetCurrent(&ctx) != CUDA_SUCCESS || ctx == nullptr) return nullptr;
+  if (ctx == tls_ctx) return tls_gate;
+  CUdevice dev = 0;
+  if (real::cuCtxGetDevice == nullptr || real::cuCtxGetDevice(&dev) != CUDA_SUCCESS || dev < 0 ||
+      dev >= kMaxDevices) {
+    return nullptr;
+  }
+  Gate* g = g_gates[dev].load(std::memory_order_acquire);
+  if (g == nullptr) {
+    std::lock_guard<std::mutex> lk(g_gates_mu);
+    g = g_gates[dev].load(std::memory_order_relaxed);
+    if (g == nullptr) {
+      g = new Gate(dev);  // lives for the process: launches may come during exit
+      g_gates[dev].store(g, std::memory_order_release);
+    }
+  }
+  tls_ctx = ctx;
+  tls_gate = g;
+  return g;
+}
+
+void Gate::reset_after_fork() {
+  // The worker thread does not exist in the child; its mutex may be held by a thread that is gone.
+  new (&mu_) std::mutex();
+  new (&cv_open_) std::condition_variable();
+  new (&cv_work_) std::condition_variable();
+  open_.store(false);
+  entered_.store(0);
+  exited_.store(0);
+  waiting_ = 0;
+  worker_started_ = false;
+  contexts_.clear();
+  pmgr_.close();
+  start_recorded_ = false;
+}
+
+void Gate::note_context(CUcontext ctx) {
+  if (ctx != nullptr && std::find(contexts_.begin(), contexts_.end(), ctx) == contexts_.end()) {
+    contexts_.push_back(ctx);
+  }
+}
+
+void Gate::wait_open() {
+  std::unique_lock<std::mutex> lk(mu_);
+  note_context(tls_ctx);
+  if (!worker_started_) {
+    worker_started_ = true;
+    std::thread([this] { worker_loop(); }).detach();
+  }
+  ++waiting_;
+  cv_work_.notify_one();
+  cv_open_.wait(lk, [this] { return open_.load(); });
+  --waiting_;
+}
+
+void Gate::worker_loop() {
+  // The drain may run while another thread captures a CUDA graph; relaxed mode keeps our
+  // cuCtxSynchronize from invalidating that capture (CUDA Programming Guide, "Cross-stream
+  // dependencies and events" / cudaStreamCaptureModeRelaxed).
+  if (real::cuThreadExchangeStreamCaptureMode != nullptr) {
+    CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_RELAXED;
+    real::cuThreadExchangeStreamCaptureMode(&mode);
+  }
+  if (real::cuDeviceGetUuid_v2 != nullptr) {
+    CUuuid u;
+    if (real::cuDeviceGetUuid_v2(&u, device_) == CUDA_SUCCESS) uuid_ = uuid_string(u);
+  }
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_work_.wait(lk, [this] { return waiting_ > 0; });
+    }
+    Micros quota = 0;
+    const Outcome o = obtain(&quota);
+    if (o == Outcome::kRetryLater) {
+      sleep_us(kRetryPeriod / 10);
+      continue;
+    }
+    const uint64_t entered_before = entered_.load();
+    slice_start_ = mono_us();
+    record_start();
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      open_.store(true, std::memory_order_seq_cst);
+    }
+    cv_open_.notify_all();
+    if (o == Outcome::kGranted) {
+      counters().tokens.fetch_add(1, std::memory_order_relaxed);
+      hold(slice_start_ + quota, true);
+    } else {
+      hold(slice_start_ + kRetryPeriod, false);
+    }
+    open_.store(false, std::memory_order_seq_cst);
+    Micros used = 0, end = 0;
+    drain_and_measure(&used, &end);
+    if (o == Outcome::kGranted) {
+      const bool idle_release = end - slice_start_ < quota;
+      burst_ += used;
+      if (idle_release || burst_ >= quota) {
+        last_burst_ = burst_;
+        burst_ = 0;
+      }
+      proto::TokenRelease rel{static_cast<uint64_t>(used), static_cast<uint64_t>(last_burst_),
+                              static_cast<uint64_t>(end - used), static_cast<uint64_t>(end)};
+      if (!pmgr_.release_token(rel)) LOG_WARN("could not give the token back: pod manager connection lost");
+    } else {
+      counters().unthrottled_launches.fetch_add(entered_.load() - entered_before, std::memory_order_relaxed);
+    }
+  }
+}
+
+Gate::Outcome Gate::obtain(Micros* quota) {
+  const Settings& s = settings();
+  std::string why;
+  if (!pmgr_.connected()) {
+    const Micros now = mono_us();
+    if (now >= retry_at_ && pmgr_.connect(s.pod_manager, s.client, uuid_, &why)) {
+      if (warned_) LOG_WARN("pod manager %s is back: launches are gated again", s.pod_manager.to_string().c_str());
+      warned_ = false;
+    } else if (!pmgr_.connected()) {
+      if (now >= retry_at_) retry_at_ = now + kRetryPeriod;
+      if (!warned_) {
+        LOG_WARN("pod manager %s unreachable (%s): %s; retrying every second",
+                 s.pod_manager.to_string().c_str(), why.empty() ? "retrying" : why.c_str(),
+                 s.fail_closed ? "launches wait (GEMINI_FAIL_CLOSED=1)" : "running unthrottled");
+        warned_ = true;
+      }
+      return s.fail_closed ? Outcome::kRetryLater : Outcome::kUnthrottled;
+    }
+  }
+  uint64_t q = 0;
+  switch (pmgr_.request_token(static_cast<uint64_t>(last_burst_), &q, &why)) {
+    case PmgrClient::Answer::kGranted:
+      *quota = static_cast<Micros>(q);
+      return Outcome::kGranted;
+    case PmgrClient::Answer::kRefused:
+    case PmgrClient::Answer::kBroken:
+      if (!warned_) {
+        LOG_WARN("no token from pod manager %s (%s): %s; retrying every second",
+                 s.pod_manager.to_string().c_str(), why.c_str(),
+                 s.fail_closed ? "launches wait (GEMINI_FAIL_CLOSED=1)" : "running unthrottled");
+        warned_ = true;
+      }
+      retry_at_ = mono_us() + kRetryPeriod;
+      return s.fail_closed ? Outcome::kRetryLater : Outcome::kUnthrottled;
+  }
+  return Outcome::kUnthrottled;
+}
+
+void Gate::hold(Micros until, bool count_idle) {
+  const Micros idle = static_cast<Micros>(settings().idle_ms) * 1000;
+  uint64_t seen = entered_.load();
+  Micros last_activity = mono_us();
+  for (;;) {
+    const Micros now = mono_us();
+    if (now >= until) return;
+    sleep_us(std::min(until - now, std::max<Micros>(idle / 4, 500)));
+    const uint64_t e = entered_.load();
+    const Micros t = mono_us();
+    if (e != seen || e != exited_.load()) {
+      seen = e;
+      last_activity = t;
+    } else if (count_idle && t - last_activity >= idle) {
+      return;
+    }
+  }
+}
+
+void Gate::record_start() {
+  start_recorded_ = false;
+  std::vector<CUcontext> ctxs;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    ctxs = contexts_;
+  }
+  if (ctxs.empty() || real::cuEventRecord == nullptr) return;
+  if (real::cuCtxPushCurrent_v2(ctxs.front()) != CUDA_SUCCESS) return;
+  if (stream_ == nullptr) {
+    if (real::cuStreamCreate(&stream_, CU_STREAM_NON_BLOCKING) != CUDA_SUCCESS ||
+        real::cuEventCreate(&start_event_, CU_EVENT_DEFAULT) != CUDA_SUCCESS ||
+        real::cuEventCreate(&end_event_, CU_EVENT_DEFAULT) != CUDA_SUCCESS) {
+      stream_ = nullptr;
+    }
+  }
+  if (stream_ != nullptr) start_recorded_ = real::cuEventRecord(start_event_, stream_) == CUDA_SUCCESS;
+  CUcontext popped;
+  real::cuCtxPopCurrent_v2(&popped);
+}
+
+void Gate::drain_and_measure(Micros* used, Micros* end) {
+  // Launches that passed the gate before it shut are still inside the driver: let them finish
+  // queueing, then wait for the GPU.
+  while (entered_.load(std::memory_order_seq_cst) != exited_.load(std::memory_order_seq_cst)) sched_yield();
+  std::vector<CUcontext> ctxs;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    ctxs = contexts_;
+  }
+  for (CUcontext c : ctxs) {
+    if (real::cuCtxPushCurrent_v2(c) != CUDA_SUCCESS) continue;
+    real::cuCtxSynchronize();
+    CUcontext popped;
+    real::cuCtxPopCurrent_v2(&popped);
+  }
+  *end = mono_us();
+  *used = *end - slice_start_;
+  if (start_recorded_ && !ctxs.empty() && real::cuCtxPushCurrent_v2(ctxs.front()) == CUDA_SUCCESS) {
+    float ms = 0;
+    if (real::cuEventRecord(end_event_, stream_) == CUDA_SUCCESS &&
+        real::cuEventSynchronize(end_event_) == CUDA_SUCCESS &&
+        real::cuEventElapsedTime_v2(&ms, start_event_, end_event_) == CUDA_SUCCESS && ms >= 0) {
+      *used = std::min<Micros>(static_cast<Micros>(ms * 1000.0f), *end - slice_start_ + 1000);
+    }
+    CUcontext popped;
+    real::cuCtxPopCurrent_v2(&popped);
+  }
+}
+
+}  // namespace gem::hook

@@ -1,0 +1,93 @@
+// The token gate of one GPU in this process: kernel launches on that GPU pass only while the
+// client holds the GPU's time-slice token.
+//
+// Fast path (token held, quota left): two atomic increments and one atomic load, no system call,
+// no lock. A worker thread per GPU does everything else: it asks the pod manager for the token,
+// opens the gate, closes it when the quota is spent or no launch came for GEMINI_IDLE_MS, waits
+// for launches already inside the driver, drains the GPU (cuCtxSynchronize covers every stream of
+// the context, non-blocking and per-thread ones included), measures the GPU time the slice took
+// with events on a stream of its own, and gives the token back with that time. Launching threads
+// that find the gate shut wait on a condition variable of this gate only, so allocations and
+// queries on other threads never wait for a token.
+// If the pod manager or scheduler cannot be reached the gate stays open ("unthrottled") and the
+// worker retries every second; with GEMINI_FAIL_CLOSED=1 launches wait instead.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "driver_api.h"
+#include "gem/clock.h"
+#include "pmgr_client.h"
+
+namespace gem::hook {
+
+class Gate {
+ public:
+  /// `device`: CUDA device ordinal. Created once per device and never destroyed.
+  explicit Gate(CUdevice device);
+
+  /// Runs `launch` (a call into the real driver) when the token allows. Thread-safe.
+  template <typename F>
+  CUresult run(F&& launch) {
+    for (;;) {
+      entered_.fetch_add(1, std::memory_order_seq_cst);
+      if (open_.load(std::memory_order_seq_cst)) {
+        const CUresult r = launch();
+        exited_.fetch_add(1, std::memory_order_release);
+        return r;
+      }
+      exited_.fetch_add(1, std::memory_order_release);
+      wait_open();
+    }
+  }
+
+  /// Forget threads and connections after fork(): the child starts with a shut gate and no worker.
+  void reset_after_fork();
+
+ private:
+  enum class Outcome { kGranted, kUnthrottled, kRetryLater };
+
+  void wait_open();
+  void worker_loop();
+  Outcome obtain(Micros* quota);
+  void hold(Micros until, bool count_idle);
+  void drain_and_measure(Micros* used, Micros* end);
+  void note_context(CUcontext ctx);
+  void record_start();
+
+  const CUdevice device_;
+  std::atomic<bool> open_{false};
+  std::atomic<uint64_t> entered_{0};
+  std::atomic<uint64_t> exited_{0};
+
+  std::mutex mu_;
+  std::condition_variable cv_open_;  // launching threads wait here
+  std::condition_variable cv_work_;  // the worker waits here for demand
+  int waiting_ = 0;                  // launching threads waiting for the gate (under mu_)
+  bool worker_started_ = false;
+  std::vector<CUcontext> contexts_;  // contexts launched on (under mu_)
+
+  // Worker-thread state.
+  PmgrClient pmgr_;
+  std::string uuid_;
+  Micros retry_at_ = 0;
+  bool warned_ = false;
+  Micros burst_ = 0;       // µs of the burst in progress (slices since the last idle release)
+  Micros last_burst_ = 0;  // µs of the last finished burst
+  CUstream stream_ = nullptr;
+  CUevent start_event_ = nullptr, end_event_ = nullptr;
+  bool start_recorded_ = false;
+  Micros slice_start_ = 0;
+};
+
+/// The gate of the device of the calling thread's current context; nullptr when there is no
+/// current context or gating is off. Thread-safe; cached per thread.
+Gate* current_gate();
+
+}  // namespace gem::hook

@@ -1,0 +1,75 @@
+// The symbols libgemhook.so.1 exports (gemhook.map): dlsym, the driver's look-up functions and the
+// kernel launch paths. Nothing here may throw into the caller or block inside a look-up.
+#include <dlfcn.h>
+
+#include <cstring>
+
+#include "gate.h"
+#include "stats.h"
+#include "symbols.h"
+
+#define GEM_EXPORT __attribute__((visibility("default")))
+
+namespace gem::hook {
+namespace {
+
+// Runs a real launch through the gate of the current device. Any failure of the hook's own
+// machinery lets the launch through: a broken hook must never break the program.
+template <typename F>
+CUresult gated(LaunchId id, F&& launch) {
+  counters().launches[id].fetch_add(1, std::memory_order_relaxed);
+  try {
+    Gate* g = current_gate();
+    if (g != nullptr) return g->run(launch);
+  } catch (...) {
+  }
+  return launch();
+}
+
+void init_once() {
+  static const bool done = [] {
+    install_stats_report();
+    return true;
+  }();
+  (void)done;
+}
+
+}  // namespace
+}  // namespace gem::hook
+
+using namespace gem::hook;
+
+#define GEM_LAUNCH(name, params, args)                                     \
+  extern "C" GEM_EXPORT CUresult name params {                             \
+    if (!resolve(true) || real::name == nullptr) return CUDA_ERROR_NOT_INITIALIZED; \
+    init_once();                                                           \
+    return gated(kId_##name, [&] { return real::name args; });             \
+  }
+#include "cuda_hooks.def"
+
+// CUDA 12+ runtimes and PyTorch find every driver function through these; the hook hands back
+// its wrapper wherever the driver hands back a function it wraps, itself included (NOTES.md).
+extern "C" GEM_EXPORT CUresult cuGetProcAddress_v2(const char* symbol, void** pfn, int cudaVersion,
+                                                   cuuint64_t flags, CUdriverProcAddressQueryResult* symbolStatus) {
+  if (!resolve(true) || real::cuGetProcAddress_v2 == nullptr) return CUDA_ERROR_NOT_INITIALIZED;
+  const CUresult r = real::cuGetProcAddress_v2(symbol, pfn, cudaVersion, flags, symbolStatus);
+  if (r == CUDA_SUCCESS && pfn != nullptr) *pfn = wrap(*pfn);
+  return r;
+}
+
+extern "C" GEM_EXPORT CUresult cuGetProcAddress(const char* symbol, void** pfn, int cudaVersion, cuuint64_t flags) {
+  if (!resolve(true) || real::cuGetProcAddress == nullptr) return CUDA_ERROR_NOT_INITIALIZED;
+  const CUresult r = real::cuGetProcAddress(symbol, pfn, cudaVersion, flags);
+  if (r == CUDA_SUCCESS && pfn != nullptr) *pfn = wrap(*pfn);
+  return r;
+}
+
+// The CUDA runtime dlopen()s libcuda.so.1 and dlsym()s cuGetProcAddress_v2 on that handle, so an
+// exported cuGetProcAddress_v2 alone is never called; PyTorch, cuBLAS and cuDNN dlsym launch
+// functions directly too. Only "cu*" names are looked at, and nothing here blocks.
+extern "C" GEM_EXPORT void* dlsym(void* handle, const char* name) {
+  void* p = real_dlsym(handle, name);
+  // Driver API names are "cu" + an upper-case letter; "cuda*" runtime names are not ours.
+  if (p != nullptr && name[0] == 'c' && name[1] == 'u' && name[2] >= 'A' && name[2] <= 'Z') return wrap(p);
+  return p;
+}

@@ -1,0 +1,47 @@
+#include "settings.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "gem/log.h"
+
+namespace gem::hook {
+
+namespace {
+
+std::string env(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? v : fallback;
+}
+
+Settings load() {
+  Settings s;
+  if (std::getenv("GEMINI_LOG_LEVEL") == nullptr) log::set_level(log::Level::kWarn);
+  log::set_program("gemhook");
+  s.client = env("POD_NAME", "");
+  s.enabled = !s.client.empty();
+  std::string err;
+  const std::string sock = env("POD_MANAGER_SOCKET", "");
+  const std::string addr = sock.empty()
+                               ? env("POD_MANAGER_IP", "127.0.0.1") + ":" + env("POD_MANAGER_PORT", "50052")
+                               : sock;
+  if (!net::parse_endpoint(addr, &s.pod_manager, &err)) {
+    LOG_ERROR("pod manager address '%s': %s; launches run unthrottled", addr.c_str(), err.c_str());
+    s.enabled = false;
+  }
+  s.fail_closed = env("GEMINI_FAIL_CLOSED", "0") == "1";
+  s.idle_ms = std::atoi(env("GEMINI_IDLE_MS", "10").c_str());
+  if (s.idle_ms <= 0) s.idle_ms = 10;
+  s.print_stats = env("GEMINI_STATS", "0") == "1";
+  s.stats_file = env("GEMINI_STATS_FILE", "");
+  return s;
+}
+
+}  // namespace
+
+const Settings& settings() {
+  static const Settings s = load();
+  return s;
+}
+
+}  // namespace gem::hook

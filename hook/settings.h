@@ -1,0 +1,23 @@
+// The hook's settings, read once from the environment (docs/interfaces.md lists them).
+#pragma once
+
+#include <string>
+
+#include "gem/net.h"
+
+namespace gem::hook {
+
+struct Settings {
+  bool enabled = false;        // POD_NAME set: gate launches; else pass everything through
+  std::string client;          // POD_NAME
+  net::Endpoint pod_manager;   // POD_MANAGER_SOCKET, or POD_MANAGER_IP:POD_MANAGER_PORT
+  bool fail_closed = false;    // GEMINI_FAIL_CLOSED=1
+  int idle_ms = 10;            // GEMINI_IDLE_MS
+  bool print_stats = false;    // GEMINI_STATS=1
+  std::string stats_file;      // GEMINI_STATS_FILE
+};
+
+/// Parsed on first use; never changes afterwards. Thread-safe.
+const Settings& settings();
+
+}  // namespace gem::hook

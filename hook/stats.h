@@ -1,0 +1,27 @@
+// Launch counters, per wrapped function: relaxed atomics, one add per launch, no lock.
+// Printed at exit with GEMINI_STATS=1 and/or written as JSON to GEMINI_STATS_FILE.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace gem::hook {
+
+enum LaunchId : int {
+#define GEM_LAUNCH(name, params, args) kId_##name,
+#include "cuda_hooks.def"
+  kLaunchIdCount
+};
+
+struct Counters {
+  std::atomic<uint64_t> launches[kLaunchIdCount];
+  std::atomic<uint64_t> tokens{0};               // grants received
+  std::atomic<uint64_t> unthrottled_launches{0};  // launches made while no daemon answered
+};
+
+Counters& counters();
+
+/// Registers the at-exit report once, if asked for in the environment.
+void install_stats_report();
+
+}  // namespace gem::hook

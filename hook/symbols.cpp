@@ -1,0 +1,86 @@
+#include "symbols.h"
+
+#include <dlfcn.h>
+
+#include <atomic>
+#include <mutex>
+
+
+namespace gem::hook {
+
+namespace real {
+#define GEM_LAUNCH(name, params, args) decltype(&::name) name = nullptr;
+#define GEM_LOOKUP(name) decltype(&::name) name = nullptr;
+#define GEM_USE(name) decltype(&::name) name = nullptr;
+#include "cuda_hooks.def"
+}  // namespace real
+
+namespace {
+
+using DlsymFn = void* (*)(void*, const char*);
+
+DlsymFn find_real_dlsym() {
+  // glibc >= 2.34 versions dlsym GLIBC_2.34; older ones GLIBC_2.2.5 (x86-64).
+  void* p = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
+  if (p == nullptr) p = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5");
+  return reinterpret_cast<DlsymFn>(p);
+}
+
+struct Pair {
+  void* real;
+  void* wrapper;
+};
+
+constexpr int kWrapped = 0
+#define GEM_LAUNCH(name, params, args) +1
+#define GEM_LOOKUP(name) +1
+#include "cuda_hooks.def"
+    ;
+
+Pair g_pairs[kWrapped];
+std::atomic<bool> g_resolved{false};
+std::mutex g_resolve_mu;
+
+template <typename T>
+void load(void* lib, T* slot, const char* name) {
+  *slot = reinterpret_cast<T>(real_dlsym(lib, name));
+}
+
+}  // namespace
+
+void* real_dlsym(void* handle, const char* name) {
+  static DlsymFn fn = find_real_dlsym();
+  return fn == nullptr ? nullptr : fn(handle, name);
+}
+
+bool resolve(bool may_load) {
+  if (g_resolved.load(std::memory_order_acquire)) return true;
+  std::lock_guard<std::mutex> lk(g_resolve_mu);
+  if (g_resolved.load(std::memory_order_relaxed)) return true;
+  void* lib = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_NOLOAD);
+  if (lib == nullptr && may_load) lib = dlopen("libcuda.so.1", RTLD_LAZY);
+  if (lib == nullptr) return false;
+  int i = 0;
+#define GEM_LAUNCH(name, params, args)                                             \
+  load(lib, &real::name, #name);                                                   \
+  g_pairs[i++] = {reinterpret_cast<void*>(real::name), reinterpret_cast<void*>(&::name)};
+#define GEM_LOOKUP(name) GEM_LAUNCH(name, , )
+#define GEM_USE(name) load(lib, &real::name, #name);
+#include "cuda_hooks.def"
+  if (real::cuEventElapsedTime_v2 == nullptr) {  // drivers before CUDA 12.8 have only the first version
+    real::cuEventElapsedTime_v2 =
+        reinterpret_cast<decltype(real::cuEventElapsedTime_v2)>(real_dlsym(lib, "cuEventElapsedTime"));
+  }
+  g_resolved.store(true, std::memory_order_release);
+  return true;
+}
+
+void* wrap(void* fn) {
+  if (fn == nullptr || !resolve(false)) return fn;
+  for (const Pair& p : g_pairs) {
+    if (fn == p.real || fn == p.wrapper) return p.real == nullptr ? fn : p.wrapper;
+  }
+  return fn;
+}
+
+}  // namespace gem::hook
