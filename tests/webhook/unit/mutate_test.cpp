@@ -1,0 +1,298 @@
+// Unit tests: what mutate_pod adds, checked by applying the patch with nlohmann's RFC 6902 code.
+#include <gtest/gtest.h>
+
+#include "mutate.h"
+
+using nlohmann::json;
+using namespace gemwh;
+
+namespace {
+
+json gpu_container(const std::string& name) {
+  return {{"name", name}, {"image", "cuda:13"}, {"resources", {{"limits", {{"nvidia.com/gpu", "1"}}}}}};
+}
+
+json shared_pod() {
+  return {{"apiVersion", "v1"},
+          {"kind", "Pod"},
+          {"metadata", {{"generateName", "job-"}, {"labels", {{kLabelEnabled, "true"}}}}},
+          {"spec", {{"containers", json::array({gpu_container("main")})}}}};
+}
+
+json apply_patch(const json& pod, const MutateResult& r) { return pod.patch(r.patch.ops()); }
+
+const json* find_env(const json& c, const std::string& name, int* count = nullptr) {
+  const json* found = nullptr;
+  int n = 0;
+  if (c.contains("env")) {
+    for (const auto& e : c["env"]) {
+      if (e["name"] == name) {
+        found = &e;
+        ++n;
+      }
+    }
+  }
+  if (count) *count = n;
+  return found;
+}
+
+// Mimics API server defaulting between webhook invocations (fieldRef.apiVersion, pull policy...).
+json defaulted(json pod) {
+  for (const char* list : {"containers", "initContainers"}) {
+    if (!pod["spec"].contains(list)) continue;
+    for (auto& c : pod["spec"][list]) {
+      c["terminationMessagePath"] = "/dev/termination-log";
+      if (!c.contains("imagePullPolicy")) c["imagePullPolicy"] = "IfNotPresent";
+      if (c.contains("env")) {
+        for (auto& e : c["env"]) {
+          if (e.contains("valueFrom") && e["valueFrom"].contains("fieldRef")) {
+            e["valueFrom"]["fieldRef"]["apiVersion"] = "v1";
+          }
+        }
+      }
+    }
+  }
+  return pod;
+}
+
+void expect_shared_container(const json& c) {
+  const json* pn = find_env(c, "POD_NAME");
+  ASSERT_NE(pn, nullptr) << c.dump();
+  EXPECT_EQ((*pn)["value"], "$(GEMINI_POD_NAMESPACE)/$(GEMINI_POD_NAME_ONLY)");
+  ASSERT_NE(find_env(c, "GEMINI_POD_NAMESPACE"), nullptr);
+  EXPECT_EQ((*find_env(c, "GEMINI_POD_NAMESPACE"))["valueFrom"]["fieldRef"]["fieldPath"], "metadata.namespace");
+  EXPECT_EQ((*find_env(c, "GEMINI_POD_NAME_ONLY"))["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
+  EXPECT_EQ((*find_env(c, "POD_MANAGER_IP"))["value"], "127.0.0.1");
+  EXPECT_EQ((*find_env(c, "POD_MANAGER_PORT"))["value"], "50052");
+  // Dependent expansion needs the referenced variables first.
+  size_t i_ns = 0, i_name = 0, i_pod = 0;
+  for (size_t i = 0; i < c["env"].size(); ++i) {
+    if (c["env"][i]["name"] == "GEMINI_POD_NAMESPACE") i_ns = i;
+    if (c["env"][i]["name"] == "GEMINI_POD_NAME_ONLY") i_name = i;
+    if (c["env"][i]["name"] == "POD_NAME") i_pod = i;
+  }
+  EXPECT_LT(i_ns, i_pod);
+  EXPECT_LT(i_name, i_pod);
+  bool mounted = false;
+  for (const auto& m : c["volumeMounts"]) {
+    if (m["mountPath"] == kLibMountPath) {
+      EXPECT_EQ(m["name"], kLibVolume);
+      EXPECT_EQ(m["readOnly"], true);
+      mounted = true;
+    }
+  }
+  EXPECT_TRUE(mounted);
+}
+
+}  // namespace
+
+TEST(Mutate, NotOptedInIsUntouched) {
+  json pod = shared_pod();
+  pod["metadata"]["labels"][kLabelEnabled] = "false";
+  MutateResult r = mutate_pod(pod, MutateOptions());
+  EXPECT_EQ(r.outcome, Outcome::kNotOptedIn);
+  EXPECT_TRUE(r.patch.empty());
+  pod["metadata"].erase("labels");
+  pod["metadata"]["annotations"] = {{kLabelEnabled, "true"}};  // an annotation is not the opt-in
+  EXPECT_EQ(mutate_pod(pod, MutateOptions()).outcome, Outcome::kNotOptedIn);
+}
+
+TEST(Mutate, OptedInWithoutGpuGetsWarningNoPatch) {
+  json pod = shared_pod();
+  pod["spec"]["containers"][0].erase("resources");
+  MutateResult r = mutate_pod(pod, MutateOptions());
+  EXPECT_EQ(r.outcome, Outcome::kNoGpu);
+  EXPECT_TRUE(r.patch.empty());
+  ASSERT_EQ(r.warnings.size(), 1u);
+  pod["spec"]["containers"][0]["resources"] = {{"limits", {{"nvidia.com/gpu", "0"}}}};
+  EXPECT_EQ(mutate_pod(pod, MutateOptions()).outcome, Outcome::kNoGpu);
+}
+
+TEST(Mutate, GenerateNamePodGetsEverything) {
+  json pod = shared_pod();
+  pod["metadata"]["annotations"] = {{kAnnRequest, "0.3"}, {kAnnLimit, "0.6"}, {kAnnGpuMemory, "4GiB"}};
+  MutateOptions opts;
+  opts.pmgr_image = "registry.example/gemini-node:test";
+  MutateResult r = mutate_pod(pod, opts);
+  ASSERT_EQ(r.outcome, Outcome::kPatched) << r.message;
+  json out = apply_patch(pod, r);
+  EXPECT_EQ(out["metadata"]["annotations"][kAnnMutated], "true");
+  EXPECT_EQ(out["metadata"]["annotations"][kAnnRequest], "0.3");  // kept: single-key add
+  for (const auto& op : r.patch.ops()) EXPECT_NE(op["path"], "/metadata/annotations") << op.dump();
+  const json& c = out["spec"]["containers"][0];
+  expect_shared_container(c);
+  EXPECT_EQ((*find_env(c, "LD_PRELOAD"))["value"], kHookPath);
+  ASSERT_EQ(out["spec"]["initContainers"].size(), 1u);
+  const json& sc = out["spec"]["initContainers"][0];
+  EXPECT_EQ(sc["name"], kSidecarName);
+  EXPECT_EQ(sc["restartPolicy"], "Always");
+  EXPECT_EQ(sc["image"], "registry.example/gemini-node:test");
+  EXPECT_EQ(sc["args"], json({"--name", "$(POD_NAME)", "--ip", "127.0.0.1", "--port", "50052",
+                              "--scheduler_dir", "/run/gemini", "--request", "0.3", "--limit", "0.6",
+                              "--gpu_mem", "4GiB"}));
+  EXPECT_EQ(sc["volumeMounts"][0]["mountPath"], "/run/gemini");
+  // Only the sidecar mounts the schedulers' sockets.
+  for (const auto& m : c["volumeMounts"]) EXPECT_NE(m["name"], kSchedVolume);
+  ASSERT_EQ(out["spec"]["volumes"].size(), 2u);
+  EXPECT_EQ(out["spec"]["volumes"][0]["hostPath"]["path"], kLibHostPath);
+  EXPECT_EQ(out["spec"]["volumes"][1]["hostPath"]["path"], kSchedHostPath);
+}
+
+TEST(Mutate, KeepsUserEnvVolumesAndPrependsLdPreload) {
+  json pod = shared_pod();
+  json& c = pod["spec"]["containers"][0];
+  c["env"] = json::array({{{"name", "A"}, {"value", "1"}}, {{"name", "LD_PRELOAD"}, {"value", "/opt/libx.so"}}});
+  c["volumeMounts"] = json::array({{{"name", "data"}, {"mountPath", "/data"}}});
+  pod["spec"]["volumes"] = json::array({{{"name", "data"}, {"emptyDir", json::object()}}});
+  MutateResult r = mutate_pod(pod, MutateOptions());
+  ASSERT_EQ(r.outcome, Outcome::kPatched) << r.message;
+  bool tested = false;
+  for (const auto& op : r.patch.ops()) {
+    EXPECT_NE(op["path"], "/spec/containers/0/env");
+    EXPECT_NE(op["path"], "/spec/volumes");
+    EXPECT_NE(op["path"], "/spec/containers/0/volumeMounts");
+    if (op["op"] == "test" && op["path"] == "/spec/containers/0/env/1/value") tested = true;
+  }
+  EXPECT_TRUE(tested);
+  json out = apply_patch(pod, r);
+  const json& oc = out["spec"]["containers"][0];
+  EXPECT_EQ(oc["env"][0], (json{{"name", "A"}, {"value", "1"}}));
+  int n = 0;
+  EXPECT_EQ((*find_env(oc, "LD_PRELOAD", &n))["value"], std::string(kHookPath) + ":/opt/libx.so");
+  EXPECT_EQ(n, 1);
+  EXPECT_EQ(oc["volumeMounts"][0]["name"], "data");
+  EXPECT_EQ(out["spec"]["volumes"][0]["name"], "data");
+  EXPECT_EQ(out["spec"]["volumes"].size(), 3u);
+  expect_shared_container(oc);
+}
+
+TEST(Mutate, LdPreloadFromValueFromIsChained) {
+  json pod = shared_pod();
+  pod["spec"]["containers"][0]["env"] = json::array(
+      {{{"name", "LD_PRELOAD"}, {"valueFrom", {{"configMapKeyRef", {{"name", "cm"}, {"key", "pre"}}}}}}});
+  MutateResult r = mutate_pod(pod, MutateOptions());
+  ASSERT_EQ(r.outcome, Outcome::kPatched) << r.message;
+  json out = apply_patch(pod, r);
+  const json& env = out["spec"]["containers"][0]["env"];
+  EXPECT_TRUE(env[0].contains("valueFrom"));
+  EXPECT_EQ(env.back(), (json{{"name", "LD_PRELOAD"}, {"value", std::string(kHookPath) + ":$(LD_PRELOAD)"}}));
+  EXPECT_EQ(mutate_pod(defaulted(out), MutateOptions()).outcome, Outcome::kUnchanged);
+}
+
+TEST(Mutate, ReservedEnvIsReplacedNotDuplicated) {
+  json pod = shared_pod();
+  pod["spec"]["containers"][0]["env"] = json::array({{{"name", "POD_NAME"}, {"value", "other/pod"}},
+                                                     {{"name", "POD_MANAGER_SOCKET"}, {"value", "/tmp/x"}},
+                                                     {{"name", "KEEP"}, {"value", "$(POD_NAME)"}}});
+  MutateResult r = mutate_pod(pod, MutateOptions());
+  ASSERT_EQ(r.outcome, Outcome::kPatched) << r.message;
+  json out = apply_patch(pod, r);
+  const json& c = out["spec"]["containers"][0];
+  int n = 0;
+  find_env(c, "POD_NAME", &n);
+  EXPECT_EQ(n, 1);
+  EXPECT_EQ(find_env(c, "POD_MANAGER_SOCKET"), nullptr);
+  EXPECT_NE(find_env(c, "KEEP"), nullptr);
+  expect_shared_container(c);
+}
+
+TEST(Mutate, SeveralContainersAndInitContainers) {
+  json pod = shared_pod();
+  pod["spec"]["containers"].push_back({{"name", "sidecar-log"}, {"image", "busybox"}});
+  pod["spec"]["containers"].push_back(
+      {{"name", "second"}, {"image", "cuda"}, {"resources", {{"requests", {{"nvidia.com/gpu", 1}}}}}});
+  pod["spec"]["initContainers"] =
+      json::array({{{"name", "fetch"}, {"image", "busybox"}}, gpu_container("warmup")});
+  MutateResult r = mutate_pod(pod, MutateOptions());
+  ASSERT_EQ(r.outcome, Outcome::kPatched) << r.message;
+  json out = apply_patch(pod, r);
+  const json& inits = out["spec"]["initContainers"];
+  ASSERT_EQ(inits.size(), 3u);
+  EXPECT_EQ(inits[0]["name"], kSidecarName);  // before every init container that may use the GPU
+  EXPECT_EQ(inits[1]["name"], "fetch");
+  EXPECT_FALSE(inits[1].contains("env"));
+  EXPECT_EQ(inits[2]["name"], "warmup");
+  expect_shared_container(inits[2]);
+  expect_shared_container(out["spec"]["containers"][0]);
+  EXPECT_FALSE(out["spec"]["containers"][1].contains("env"));
+  EXPECT_FALSE(out["spec"]["containers"][1].contains("volumeMounts"));
+  expect_shared_container(out["spec"]["containers"][2]);
+}
+
+TEST(Mutate, IdempotentOnReinvocation) {
+  json pod = shared_pod();
+  pod["metadata"]["annotations"] = {{"team", "a"}};
+  pod["spec"]["containers"][0]["env"] = json::array({{{"name", "LD_PRELOAD"}, {"value", "/x.so"}}});
+  pod["spec"]["initContainers"] = json::array({gpu_container("warmup")});
+  MutateResult r = mutate_pod(pod, MutateOptions());
+  ASSERT_EQ(r.outcome, Outcome::kPatched);
+  json once = apply_patch(pod, r);
+  MutateResult again = mutate_pod(once, MutateOptions());
+  EXPECT_EQ(again.outcome, Outcome::kUnchanged) << again.patch.ops().dump();
+  EXPECT_TRUE(again.patch.empty());
+  EXPECT_EQ(mutate_pod(defaulted(once), MutateOptions()).outcome, Outcome::kUnchanged);
+}
+
+TEST(Mutate, ReinvocationAfterAnotherWebhookAddedAGpuContainer) {
+  json pod = shared_pod();
+  json once = apply_patch(pod, mutate_pod(pod, MutateOptions()));
+  once["spec"]["containers"].push_back(gpu_container("added-later"));
+  MutateResult r = mutate_pod(once, MutateOptions());
+  ASSERT_EQ(r.outcome, Outcome::kPatched);
+  for (const auto& op : r.patch.ops()) {
+    EXPECT_EQ(op["path"].get<std::string>().rfind("/spec/containers/1/", 0), 0u) << op.dump();
+  }
+  json twice = apply_patch(once, r);
+  expect_shared_container(twice["spec"]["containers"][1]);
+  EXPECT_EQ(twice["spec"]["initContainers"].size(), 1u);
+}
+
+TEST(Mutate, InvalidInputsNeverThrow) {
+  const json bad_pods[] = {
+      json::array(),
+      json("pod"),
+      {{"metadata", {{"labels", {{kLabelEnabled, "true"}}}}}},
+      {{"metadata", {{"labels", {{kLabelEnabled, "true"}}}}}, {"spec", {{"containers", "main"}}}},
+      {{"metadata", {{"labels", {{kLabelEnabled, "true"}}}}}, {"spec", {{"containers", json::array()}}}},
+      {{"metadata", {{"labels", {{kLabelEnabled, "true"}}}}}, {"spec", {{"containers", {1, 2}}}}},
+      {{"metadata", {{"labels", {{kLabelEnabled, "true"}}}, {"annotations", "x"}}},
+       {"spec", {{"containers", json::array({gpu_container("a")})}}}},
+  };
+  for (const auto& pod : bad_pods) {
+    MutateResult r = mutate_pod(pod, MutateOptions());
+    EXPECT_EQ(r.outcome, Outcome::kInvalid) << pod.dump();
+    EXPECT_FALSE(r.message.empty());
+    EXPECT_TRUE(r.patch.empty());
+  }
+  json pod = shared_pod();
+  pod["spec"]["containers"][0]["env"] = "A=1";
+  EXPECT_EQ(mutate_pod(pod, MutateOptions()).outcome, Outcome::kInvalid);
+  pod = shared_pod();
+  pod["spec"]["containers"][0]["env"] = json::array({{{"name", "LD_PRELOAD"}, {"value", 5}}});
+  EXPECT_EQ(mutate_pod(pod, MutateOptions()).outcome, Outcome::kInvalid);
+  pod = shared_pod();
+  pod["spec"]["containers"][0]["resources"] = {{"limits", "lots"}};  // not a map: no GPU
+  EXPECT_EQ(mutate_pod(pod, MutateOptions()).outcome, Outcome::kNoGpu);
+}
+
+TEST(Mutate, ConflictsAreInvalid) {
+  json pod = shared_pod();
+  pod["spec"]["volumes"] = json::array({{{"name", kLibVolume}, {"emptyDir", json::object()}}});
+  MutateResult r = mutate_pod(pod, MutateOptions());
+  EXPECT_EQ(r.outcome, Outcome::kInvalid);
+  EXPECT_NE(r.message.find("reserved"), std::string::npos);
+
+  pod = shared_pod();
+  pod["spec"]["containers"][0]["volumeMounts"] = json::array({{{"name", "x"}, {"mountPath", "/gemini/lib/"}}});
+  EXPECT_EQ(mutate_pod(pod, MutateOptions()).outcome, Outcome::kInvalid);
+
+  pod = shared_pod();
+  pod["spec"]["containers"].push_back({{"name", kSidecarName}, {"image", "x"}});
+  EXPECT_EQ(mutate_pod(pod, MutateOptions()).outcome, Outcome::kInvalid);
+
+  pod = shared_pod();
+  pod["metadata"]["annotations"] = {{kAnnRequest, "0.9"}, {kAnnLimit, "0.5"}};
+  r = mutate_pod(pod, MutateOptions());
+  EXPECT_EQ(r.outcome, Outcome::kInvalid);
+  EXPECT_NE(r.message.find(kAnnRequest), std::string::npos);
+}

@@ -1,0 +1,118 @@
+// Unit tests: RFC 6901 escaping, the patch builder, base64 (RFC 4648 test vectors), settings.
+#include <gtest/gtest.h>
+
+#include "base64.h"
+#include "patch.h"
+#include "settings.h"
+
+using nlohmann::json;
+using namespace gemwh;
+
+TEST(Pointer, EscapesTildeBeforeSlash) {
+  EXPECT_EQ(escape_pointer_token("gemini.gpu-sharing.io/request"), "gemini.gpu-sharing.io~1request");
+  EXPECT_EQ(escape_pointer_token("a~b"), "a~0b");
+  EXPECT_EQ(escape_pointer_token("~1"), "~01");  // not "~1" -> "/"
+  EXPECT_EQ(escape_pointer_token("/~/"), "~1~0~1");
+  EXPECT_EQ(escape_pointer_token(""), "");
+}
+
+TEST(Pointer, EscapedKeyAddsExactlyThatKey) {
+  json doc = {{"m", {{"x", 1}}}};
+  PatchBuilder p;
+  p.add("/m/" + escape_pointer_token("a/b~c"), "v");
+  json out = doc.patch(p.ops());  // nlohmann's own RFC 6902 application
+  EXPECT_EQ(out["m"]["a/b~c"], "v");
+  EXPECT_EQ(out["m"]["x"], 1);
+  EXPECT_EQ(out["m"].size(), 2u);
+}
+
+TEST(PatchBuilder, OperationsInOrder) {
+  PatchBuilder p;
+  EXPECT_TRUE(p.empty());
+  p.test("/a", 1);
+  p.replace("/a", 2);
+  p.add("/b/-", "x");
+  p.remove("/c");
+  ASSERT_EQ(p.size(), 4u);
+  EXPECT_EQ(p.ops()[0], (json{{"op", "test"}, {"path", "/a"}, {"value", 1}}));
+  EXPECT_EQ(p.ops()[1]["op"], "replace");
+  EXPECT_EQ(p.ops()[2]["path"], "/b/-");
+  EXPECT_EQ(p.ops()[3], (json{{"op", "remove"}, {"path", "/c"}}));
+  json doc = {{"a", 1}, {"b", json::array()}, {"c", true}};
+  EXPECT_EQ(doc.patch(p.ops()), (json{{"a", 2}, {"b", {"x"}}}));
+}
+
+TEST(Base64, Rfc4648Vectors) {
+  const std::pair<const char*, const char*> v[] = {{"", ""},         {"f", "Zg=="},
+                                                    {"fo", "Zm8="},   {"foo", "Zm9v"},
+                                                    {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="},
+                                                    {"foobar", "Zm9vYmFy"}};
+  for (auto& [plain, enc] : v) {
+    EXPECT_EQ(base64_encode(plain), enc);
+    std::string back;
+    ASSERT_TRUE(base64_decode(enc, &back)) << enc;
+    EXPECT_EQ(back, plain);
+  }
+}
+
+TEST(Base64, BinaryRoundTripAndRejects) {
+  std::string bytes;
+  for (int i = 0; i < 256; ++i) bytes += char(i);
+  std::string back;
+  ASSERT_TRUE(base64_decode(base64_encode(bytes), &back));
+  EXPECT_EQ(back, bytes);
+  EXPECT_FALSE(base64_decode("Zm9", &back));
+  EXPECT_FALSE(base64_decode("Zm9v!A==", &back));
+  EXPECT_FALSE(base64_decode("Zg==Zg==", &back));
+  EXPECT_FALSE(base64_decode("Z===", &back));
+}
+
+TEST(Settings, Shares) {
+  double v = -1;
+  EXPECT_TRUE(parse_share("0.25", &v));
+  EXPECT_DOUBLE_EQ(v, 0.25);
+  EXPECT_TRUE(parse_share("1", &v));
+  EXPECT_TRUE(parse_share(".5", &v));
+  EXPECT_TRUE(parse_share("0", &v));
+  for (const char* bad : {"", ".", "1.5", "-0.1", "0.1.2", "1e-1", " 0.5", "0.5 ", "abc", "nan", "inf"}) {
+    EXPECT_FALSE(parse_share(bad, &v)) << bad;
+  }
+}
+
+TEST(Settings, Sizes) {
+  for (const char* good : {"0", "1024", "4GiB", "512MiB", "2G", "3TB", "18446744073709551615", "16777215TiB"}) {
+    EXPECT_TRUE(valid_size(good)) << good;
+  }
+  for (const char* bad : {"", "G", "4 GiB", "4gib", "-1", "1.5G", "18446744073709551616", "16777216TiB", "4Gi"}) {
+    EXPECT_FALSE(valid_size(bad)) << bad;
+  }
+}
+
+TEST(Settings, FromAnnotations) {
+  SharingSettings d, s;
+  std::string err;
+  ASSERT_TRUE(settings_from_annotations(json(), d, &s, &err));
+  EXPECT_EQ(s.request, "0");
+  EXPECT_EQ(s.limit, "1");
+  EXPECT_EQ(s.gpu_memory, "0");
+  json a = {{kAnnRequest, "0.3"}, {kAnnLimit, "0.6"}, {kAnnGpuMemory, "4GiB"}, {"other", 5}};
+  ASSERT_TRUE(settings_from_annotations(a, d, &s, &err)) << err;
+  EXPECT_EQ(s.request, "0.3");
+  EXPECT_EQ(s.limit, "0.6");
+  EXPECT_EQ(s.gpu_memory, "4GiB");
+
+  a = {{kAnnRequest, "0.7"}, {kAnnLimit, "0.6"}};
+  EXPECT_FALSE(settings_from_annotations(a, d, &s, &err));
+  EXPECT_NE(err.find("exceeds"), std::string::npos) << err;
+  a = {{kAnnRequest, "half"}};
+  EXPECT_FALSE(settings_from_annotations(a, d, &s, &err));
+  EXPECT_NE(err.find(kAnnRequest), std::string::npos) << err;
+  a = {{kAnnGpuMemory, "lots"}};
+  EXPECT_FALSE(settings_from_annotations(a, d, &s, &err));
+  EXPECT_NE(err.find(kAnnGpuMemory), std::string::npos) << err;
+  a = {{kAnnLimit, 0.5}};  // a number, not a string
+  EXPECT_FALSE(settings_from_annotations(a, d, &s, &err));
+  SharingSettings bad_default;
+  bad_default.limit = "2";
+  EXPECT_FALSE(settings_from_annotations(json(), bad_default, &s, &err));
+}
