@@ -27,7 +27,7 @@ CUresult destroy_ctx(CUcontext ctx) {
     return CUDA_ERROR_INVALID_CONTEXT;
   }
   // Other threads may still hold it as current; their calls then fail on the handle check
-  // rather than touching freed memory (the object is leaked).
+  // rather than touching freed memory (the object is retired, not freed).
   auto& s = fakecuda::ctx_stack();
   s.erase(std::remove(s.begin(), s.end(), ctx), s.end());
   return CUDA_SUCCESS;

@@ -25,7 +25,7 @@ CUresult create_stream(CUstream* ph, unsigned int flags, int priority) {
 
 CUresult destroy_stream(CUstream s) {
   if (CUresult r = fakecuda::check_init()) return r;
-  // Queued work still runs (as on a real device); the object is leaked, see CUctx_st.
+  // Queued work still runs (as on a real device); the object is retired, see CUctx_st.
   return Driver::get().remove_handle(s, HandleKind::kStream) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
 }
 

@@ -26,7 +26,7 @@
 #define FAKE_ALIAS_DECL(name) extern "C" __attribute__((visibility("hidden"))) decltype(name) fake_##name;
 
 // The opaque handle types of cuda.h, completed here. Handles are never freed (destroy only
-// unregisters them), so a stale handle held by another thread cannot become a dangling pointer.
+// retires them, see Driver), so a stale handle held by another thread cannot dangle.
 struct CUctx_st {
   int device;
   bool primary;
@@ -104,6 +104,7 @@ class Driver {
   std::vector<CUcontext> primaries_;
   std::vector<int> primary_refs_;
   std::unordered_map<const void*, HandleKind> handles_;
+  std::vector<const void*> retired_;  // destroyed handles, never freed
   struct Alloc {
     int device;
     size_t bytes;

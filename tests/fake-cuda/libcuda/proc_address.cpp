@@ -21,7 +21,8 @@
   X(cuLaunchCooperativeKernel) X(cuLaunchCooperativeKernel_ptsz) X(cuGraphCreate) X(cuGraphAddKernelNode)        \
   X(cuGraphAddKernelNode_v2) X(cuGraphInstantiate) X(cuGraphInstantiate_v2) X(cuGraphInstantiateWithFlags)       \
   X(cuGraphLaunch) X(cuGraphLaunch_ptsz) X(cuGraphExecDestroy) X(cuGraphDestroy) X(cuMemAlloc) X(cuMemAlloc_v2)  \
-  X(cuMemFree) X(cuMemFree_v2) X(cuMemGetInfo) X(cuMemGetInfo_v2) X(cuGetErrorString) X(cuGetErrorName)          \
+  X(cuMemFree) X(cuMemFree_v2) X(cuMemGetInfo) X(cuMemGetInfo_v2) X(cuMemAllocManaged) X(cuMemAllocPitch_v2)         \
+  X(cuMemAllocAsync) X(cuMemAllocAsync_ptsz) X(cuMemFreeAsync) X(cuMemFreeAsync_ptsz) X(cuGetErrorString) X(cuGetErrorName)          \
   X(cuGetExportTable) X(cuGetProcAddress) X(cuGetProcAddress_v2)
 
 FAKE_ENTRY_POINTS(FAKE_ALIAS_DECL)
@@ -100,6 +101,10 @@ const Entry kEntries[] = {
     {"cuMemFree", 3020, FN(cuMemFree_v2), nullptr},
     {"cuMemGetInfo", 2000, FN(cuMemGetInfo), nullptr},
     {"cuMemGetInfo", 3020, FN(cuMemGetInfo_v2), nullptr},
+    {"cuMemAllocManaged", 6000, FN(cuMemAllocManaged), nullptr},
+    {"cuMemAllocPitch", 3020, FN(cuMemAllocPitch_v2), nullptr},
+    {"cuMemAllocAsync", 11020, FN(cuMemAllocAsync), FN(cuMemAllocAsync_ptsz)},
+    {"cuMemFreeAsync", 11020, FN(cuMemFreeAsync), FN(cuMemFreeAsync_ptsz)},
     {"cuGetErrorString", 6000, FN(cuGetErrorString), nullptr},
     {"cuGetErrorName", 6000, FN(cuGetErrorName), nullptr},
     {"cuGetExportTable", 3000, FN(cuGetExportTable), nullptr},
