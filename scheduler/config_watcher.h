@@ -48,11 +48,13 @@ class ConfigWatcher {
 
   /// Drains pending inotify events (never blocks) and re-reads the file. Returns true with the
   /// file's contents in *new_text when they differ from the last contents read (the first
-  /// successful read after start() always counts as a change). Returns false when they are the
-  /// same, or when the file cannot be read or is empty; the last contents are kept then, and
-  /// last_error() says why. (An empty file is never a valid config, and it is what a reader sees
-  /// between the truncate and the write of an in-place update, so it is not reported.) Call it when fd() is readable and also on a timer (about once a second) as a
-  /// fallback for file systems without inotify (NFS, some FUSE) and for watches that broke.
+  /// successful read always counts as a change). Returns false when they are the same, or when
+  /// the file cannot be read or is empty; the last contents are kept then, and last_error() says
+  /// why. (An empty file is never a valid config, and it is what a reader sees between the
+  /// truncate and the write of an in-place update, so it is not reported.)
+  /// Call it when fd() is readable and also on a timer (about once a second) as a fallback for
+  /// file systems without inotify (NFS, some FUSE) and for watches that broke. Cost: a realpath()
+  /// and one read of the file per call.
   bool check(std::string* new_text);
 
   /// Why the last check() could not read the file; empty when it could. Log it when it changes,

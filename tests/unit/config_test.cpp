@@ -1,5 +1,7 @@
 // resource-config.txt parser: accepted files, one test per error class with its exact message,
 // and parse_size edge cases.
+#include "gem/config.h"
+
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -7,7 +9,6 @@
 #include <sstream>
 #include <string>
 
-#include "gem/config.h"
 #include "gem/protocol.h"
 
 namespace gem {
@@ -125,10 +126,12 @@ TEST(ConfigErrors, CountMismatch) {
 }
 
 TEST(ConfigErrors, Shares) {
-  EXPECT_EQ(parse_err("1\na 0.5 1.5 0\n"), "resource-config.txt:2: LIMIT 1.5 is not between 0 and 1");
+  EXPECT_EQ(parse_err("1\na 0.5 1.5 0\n"),
+            "resource-config.txt:2: LIMIT 1.5 is not between 0 and 1");
   EXPECT_EQ(parse_err("1\na -0.1 1 0\n"),
             "resource-config.txt:2: REQUEST -0.1 is not between 0 and 1");
-  EXPECT_EQ(parse_err("1\na 0.5abc 1 0\n"), "resource-config.txt:2: REQUEST '0.5abc' is not a number");
+  EXPECT_EQ(parse_err("1\na 0.5abc 1 0\n"),
+            "resource-config.txt:2: REQUEST '0.5abc' is not a number");
   EXPECT_EQ(parse_err("1\na nan 1 0\n"), "resource-config.txt:2: REQUEST 'nan' is not a number");
   EXPECT_EQ(parse_err("1\na 0 inf 0\n"), "resource-config.txt:2: LIMIT 'inf' is not a number");
   EXPECT_EQ(parse_err("1\na 0 0x1 0\n"), "resource-config.txt:2: LIMIT '0x1' is not a number");
@@ -147,13 +150,16 @@ TEST(ConfigErrors, DuplicateId) {
 }
 
 TEST(ConfigErrors, BadIdCharacters) {
-  EXPECT_EQ(parse_err("1\nclient$1 0.1 1 0\n"),
-            "resource-config.txt:2: ID 'client$1' contains '$'; allowed are A-Z a-z 0-9 and . _ / : -");
-  EXPECT_EQ(parse_err("1\nc\x01 0.1 1 0\n"),
-            "resource-config.txt:2: ID 'c\\x01' contains '\\x01'; allowed are A-Z a-z 0-9 and . _ / : -");
-  EXPECT_EQ(parse_err("1\nclient\xc3\xa9 0.1 1 0\n"),
-            "resource-config.txt:2: ID 'client\\xc3\\xa9' contains '\\xc3'; allowed are A-Z a-z 0-9 and "
-            ". _ / : -");
+  EXPECT_EQ(
+      parse_err("1\nclient$1 0.1 1 0\n"),
+      "resource-config.txt:2: ID 'client$1' contains '$'; allowed are A-Z a-z 0-9 and . _ / : -");
+  EXPECT_EQ(
+      parse_err("1\nc\x01 0.1 1 0\n"),
+      "resource-config.txt:2: ID 'c\\x01' contains '\\x01'; allowed are A-Z a-z 0-9 and . _ / : -");
+  EXPECT_EQ(
+      parse_err("1\nclient\xc3\xa9 0.1 1 0\n"),
+      "resource-config.txt:2: ID 'client\\xc3\\xa9' contains '\\xc3'; allowed are A-Z a-z 0-9 and "
+      ". _ / : -");
 }
 
 TEST(ConfigErrors, MissingAndExtraFields) {
@@ -172,7 +178,8 @@ TEST(ConfigErrors, MissingAndExtraFields) {
 
 TEST(ConfigErrors, GpuMemJunk) {
   const std::string why =
-      " is not a size: bytes, or a number with K/M/G/T, KB/MB/GB/TB or KiB/MiB/GiB/TiB (0 = no limit)";
+      " is not a size: bytes, or a number with K/M/G/T, KB/MB/GB/TB or KiB/MiB/GiB/TiB (0 = no "
+      "limit)";
   EXPECT_EQ(parse_err("1\na 0 1 4XB\n"), "resource-config.txt:2: GPU_MEM '4XB'" + why);
   EXPECT_EQ(parse_err("1\na 0 1 -1\n"), "resource-config.txt:2: GPU_MEM '-1'" + why);
   EXPECT_EQ(parse_err("1\na 0 1 99999999999TiB\n"),
@@ -263,9 +270,9 @@ TEST(ParseSize, Overflow) {
 }
 
 TEST(ParseSize, Junk) {
-  for (const char* s : {"", "-1", "+1", "-0", " 1", "1 ", "1 GiB", "GiB", "1e9", "1_000", "0x10",
-                        "1GiBB", "1iB", "1Gix", "1bB", "1P", "1PiB", "nan", "inf", "1..5G", "1.5.G",
-                        "4XB", "1KiB!"}) {
+  for (const char* s : {"",     "-1",    "+1",   "-0",    " 1",    "1 ",   "1 GiB", "GiB",
+                        "1e9",  "1_000", "0x10", "1GiBB", "1iB",   "1Gix", "1bB",   "1P",
+                        "1PiB", "nan",   "inf",  "1..5G", "1.5.G", "4XB",  "1KiB!"}) {
     EXPECT_TRUE(size_rejected(s)) << "'" << s << "'";
   }
 }

@@ -4,6 +4,7 @@
 #include "../../scheduler/config_watcher.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -12,8 +13,6 @@
 #include <chrono>
 #include <filesystem>
 #include <string>
-
-#include <gtest/gtest.h>
 
 namespace gem::sched {
 namespace {
@@ -114,7 +113,8 @@ TEST_F(ConfigWatcherTest, RenameOver) {
   TempDir other;
   ASSERT_FALSE(other.path().empty());
   write_in_place(other / "new", "four\n");
-  if (rename((other / "new").c_str(), path.c_str()) != 0) GTEST_SKIP() << "temp dirs on two file systems";
+  if (rename((other / "new").c_str(), path.c_str()) != 0)
+    GTEST_SKIP() << "temp dirs on two file systems";
   ASSERT_TRUE(wait_change(w, &text));
   EXPECT_EQ(text, "four\n");
 }
