@@ -155,7 +155,8 @@ def main():
         if not app.is_file() or not (fake_dir / "libcuda.so.1").is_file():
             raise SystemExit(f"demo: no GPU found ({what}) and no stand-in driver in {fake_dir} (run `make demo`)")
         say(f"no GPU found ({what}): running against the stand-in driver ({fake_dir}/libcuda.so.1)")
-        client = [str(app)]
+        # Synchronise every 4 kernels (8 ms in flight at most), as the GPU workload does.
+        client = [str(app), "--sync_every", "4"]
         env_base["LD_LIBRARY_PATH"] = str(fake_dir) + (":" + env_base["LD_LIBRARY_PATH"]
                                                        if env_base.get("LD_LIBRARY_PATH") else "")
         shared_s = args.seconds or 8
