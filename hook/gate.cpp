@@ -47,9 +47,15 @@ void after_fork_child() {
   }
 }
 
+uint64_t pace_mask_for(int max_inflight) {
+  uint64_t round = 1;
+  while (round * 2 < static_cast<uint64_t>(std::max(max_inflight / 2, 1))) round *= 2;
+  return round - 1;
+}
+
 }  // namespace
 
-Gate::Gate(CUdevice device) : device_(device) {
+Gate::Gate(CUdevice device) : device_(device), pace_mask_(pace_mask_for(settings().max_inflight)) {
   static const bool atfork = [] { return pthread_atfork(nullptr, nullptr, after_fork_child) == 0; }();
   (void)atfork;
 }
@@ -91,6 +97,31 @@ void Gate::reset_after_fork() {
   contexts_.clear();
   pmgr_.close();
   start_recorded_ = false;
+  new (&pace_mu_) std::mutex();
+  pace_pending_[0] = pace_pending_[1] = false;
+}
+
+void Gate::pace(CUstream stream, bool ptsz) {
+  // Recording into a stream that is being captured would add a node to the user's graph.
+  CUstreamCaptureStatus capturing = CU_STREAM_CAPTURE_STATUS_NONE;
+  auto is_capturing = ptsz ? real::cuStreamIsCapturing_ptsz : real::cuStreamIsCapturing;
+  auto record = ptsz ? real::cuEventRecord_ptsz : real::cuEventRecord;
+  if (is_capturing == nullptr || record == nullptr || real::cuEventSynchronize == nullptr ||
+      is_capturing(stream, &capturing) != CUDA_SUCCESS || capturing != CU_STREAM_CAPTURE_STATUS_NONE) {
+    return;
+  }
+  std::lock_guard<std::mutex> lk(pace_mu_);
+  if (pace_ctx_ == nullptr) {
+    pace_ctx_ = tls_ctx;
+    for (CUevent& e : pace_events_) {
+      if (real::cuEventCreate(&e, CU_EVENT_DISABLE_TIMING) != CUDA_SUCCESS) e = nullptr;
+    }
+  }
+  CUevent e = pace_events_[pace_next_];
+  if (pace_ctx_ != tls_ctx || e == nullptr) return;
+  if (pace_pending_[pace_next_]) real::cuEventSynchronize(e);
+  pace_pending_[pace_next_] = record(e, stream) == CUDA_SUCCESS;
+  pace_next_ ^= 1;
 }
 
 void Gate::note_context(CUcontext ctx) {

@@ -32,14 +32,16 @@ class Gate {
   /// `device`: CUDA device ordinal. Created once per device and never destroyed.
   explicit Gate(CUdevice device);
 
-  /// Runs `launch` (a call into the real driver) when the token allows. Thread-safe.
+  /// Runs `launch` (a call into the real driver) when the token allows; `stream` is the stream it
+  /// launches onto (`ptsz`: stream 0 is the per-thread default stream). Thread-safe.
   template <typename F>
-  CUresult run(F&& launch) {
+  CUresult run(CUstream stream, bool ptsz, F&& launch) {
     for (;;) {
-      entered_.fetch_add(1, std::memory_order_seq_cst);
+      const uint64_t n = entered_.fetch_add(1, std::memory_order_seq_cst);
       if (open_.load(std::memory_order_seq_cst)) {
         const CUresult r = launch();
         exited_.fetch_add(1, std::memory_order_release);
+        if ((n & pace_mask_) == pace_mask_) pace(stream, ptsz);
         return r;
       }
       exited_.fetch_add(1, std::memory_order_release);
@@ -54,6 +56,7 @@ class Gate {
   enum class Outcome { kGranted, kUnthrottled, kRetryLater };
 
   void wait_open();
+  void pace(CUstream stream, bool ptsz);
   void worker_loop();
   Outcome obtain(Micros* quota);
   void hold(Micros until, bool count_idle);
@@ -62,6 +65,15 @@ class Gate {
   void record_start();
 
   const CUdevice device_;
+  // Every pace_mask_ + 1 launches the launching thread records an event on its stream and waits for
+  // the one recorded two rounds before, so at most about 2 * (pace_mask_ + 1) launches of a stream
+  // are queued on the GPU: that is the most the drain at the end of a slice can take.
+  const uint64_t pace_mask_;
+  std::mutex pace_mu_;
+  CUcontext pace_ctx_ = nullptr;
+  CUevent pace_events_[2] = {nullptr, nullptr};
+  bool pace_pending_[2] = {false, false};
+  int pace_next_ = 0;
   std::atomic<bool> open_{false};
   std::atomic<uint64_t> entered_{0};
   std::atomic<uint64_t> exited_{0};

@@ -16,11 +16,11 @@ namespace {
 // Runs a real launch through the gate of the current device. Any failure of the hook's own
 // machinery lets the launch through: a broken hook must never break the program.
 template <typename F>
-CUresult gated(LaunchId id, F&& launch) {
+CUresult gated(LaunchId id, CUstream stream, bool ptsz, F&& launch) {
   counters().launches[id].fetch_add(1, std::memory_order_relaxed);
   try {
     Gate* g = current_gate();
-    if (g != nullptr) return g->run(launch);
+    if (g != nullptr) return g->run(stream, ptsz, launch);
   } catch (...) {
   }
   return launch();
@@ -39,11 +39,11 @@ void init_once() {
 
 using namespace gem::hook;
 
-#define GEM_LAUNCH(name, params, args)                                     \
-  extern "C" GEM_EXPORT CUresult name params {                             \
-    if (!resolve(true) || real::name == nullptr) return CUDA_ERROR_NOT_INITIALIZED; \
-    init_once();                                                           \
-    return gated(kId_##name, [&] { return real::name args; });             \
+#define GEM_LAUNCH(name, params, args, stream, ptsz)                                 \
+  extern "C" GEM_EXPORT CUresult name params {                                       \
+    if (!resolve(true) || real::name == nullptr) return CUDA_ERROR_NOT_INITIALIZED;  \
+    init_once();                                                                     \
+    return gated(kId_##name, stream, ptsz, [&] { return real::name args; });         \
   }
 #include "cuda_hooks.def"
 

@@ -32,6 +32,8 @@ Settings load() {
   s.fail_closed = env("GEMINI_FAIL_CLOSED", "0") == "1";
   s.idle_ms = std::atoi(env("GEMINI_IDLE_MS", "10").c_str());
   if (s.idle_ms <= 0) s.idle_ms = 10;
+  s.max_inflight = std::atoi(env("GEMINI_MAX_INFLIGHT", "128").c_str());
+  if (s.max_inflight < 2) s.max_inflight = 128;
   s.print_stats = env("GEMINI_STATS", "0") == "1";
   s.stats_file = env("GEMINI_STATS_FILE", "");
   return s;

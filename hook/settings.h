@@ -13,6 +13,7 @@ struct Settings {
   net::Endpoint pod_manager;   // POD_MANAGER_SOCKET, or POD_MANAGER_IP:POD_MANAGER_PORT
   bool fail_closed = false;    // GEMINI_FAIL_CLOSED=1
   int idle_ms = 10;            // GEMINI_IDLE_MS
+  int max_inflight = 128;      // GEMINI_MAX_INFLIGHT: launches queued on the GPU at most (about)
   bool print_stats = false;    // GEMINI_STATS=1
   std::string stats_file;      // GEMINI_STATS_FILE
 };

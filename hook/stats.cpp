@@ -13,7 +13,7 @@ namespace gem::hook {
 namespace {
 
 const char* const kNames[] = {
-#define GEM_LAUNCH(name, params, args) #name,
+#define GEM_LAUNCH(name, params, args, stream, ptsz) #name,
 #include "cuda_hooks.def"
 };
 

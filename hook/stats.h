@@ -8,7 +8,7 @@
 namespace gem::hook {
 
 enum LaunchId : int {
-#define GEM_LAUNCH(name, params, args) kId_##name,
+#define GEM_LAUNCH(name, params, args, stream, ptsz) kId_##name,
 #include "cuda_hooks.def"
   kLaunchIdCount
 };

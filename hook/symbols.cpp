@@ -9,7 +9,7 @@
 namespace gem::hook {
 
 namespace real {
-#define GEM_LAUNCH(name, params, args) decltype(&::name) name = nullptr;
+#define GEM_LAUNCH(name, params, args, stream, ptsz) decltype(&::name) name = nullptr;
 #define GEM_LOOKUP(name) decltype(&::name) name = nullptr;
 #define GEM_USE(name) decltype(&::name) name = nullptr;
 #include "cuda_hooks.def"
@@ -32,7 +32,7 @@ struct Pair {
 };
 
 constexpr int kWrapped = 0
-#define GEM_LAUNCH(name, params, args) +1
+#define GEM_LAUNCH(name, params, args, stream, ptsz) +1
 #define GEM_LOOKUP(name) +1
 #include "cuda_hooks.def"
     ;
@@ -55,16 +55,23 @@ void* real_dlsym(void* handle, const char* name) {
 
 bool resolve(bool may_load) {
   if (g_resolved.load(std::memory_order_acquire)) return true;
+  // Loading libcuda runs its constructors, which may call dlsym and come back here.
+  static thread_local bool resolving = false;
+  if (resolving) return false;
   std::lock_guard<std::mutex> lk(g_resolve_mu);
+  resolving = true;
+  struct Done {
+    ~Done() { resolving = false; }
+  } done;
   if (g_resolved.load(std::memory_order_relaxed)) return true;
   void* lib = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_NOLOAD);
   if (lib == nullptr && may_load) lib = dlopen("libcuda.so.1", RTLD_LAZY);
   if (lib == nullptr) return false;
   int i = 0;
-#define GEM_LAUNCH(name, params, args)                                             \
+#define GEM_LAUNCH(name, params, args, stream, ptsz)                                             \
   load(lib, &real::name, #name);                                                   \
   g_pairs[i++] = {reinterpret_cast<void*>(real::name), reinterpret_cast<void*>(&::name)};
-#define GEM_LOOKUP(name) GEM_LAUNCH(name, , )
+#define GEM_LOOKUP(name) GEM_LAUNCH(name, , , , )
 #define GEM_USE(name) load(lib, &real::name, #name);
 #include "cuda_hooks.def"
   if (real::cuEventElapsedTime_v2 == nullptr) {  // drivers before CUDA 12.8 have only the first version
