@@ -19,6 +19,7 @@ struct RequestState {
   std::chrono::steady_clock::time_point start{};
   bool started = false;
   bool has_review = false;
+  size_t body_bytes = 0;  // /mutate reads its body itself: req.body is empty there
   AdmissionResult review;
 };
 thread_local RequestState t_state;
@@ -68,19 +69,48 @@ int run_server(const ServerConfig& cfg) {
   });
 
   const AdmissionOptions admission = cfg.admission;
-  server.Post("/mutate", [&admission](const httplib::Request& req, httplib::Response& res) {
-    std::string ctype = req.get_header_value("Content-Type");
-    if (!ctype.empty() && ctype.rfind("application/json", 0) != 0) {
+  // The body is read here, not by httplib: httplib 0.11 enforces payload_max_length only for
+  // Content-Length bodies, so a chunked body is capped while it arrives.
+  const size_t max_body = cfg.max_body_bytes;
+  server.Post("/mutate", [&admission, max_body](const httplib::Request& req, httplib::Response& res,
+                                                 const httplib::ContentReader& content_reader) {
+    auto reject = [&](int status, std::string why) {
       t_state.has_review = true;
       t_state.review = AdmissionResult();
       t_state.review.decision = "bad_request";
-      t_state.review.reason = "Content-Type " + ctype + " is not application/json";
-      res.status = 415;
-      res.set_content(nlohmann::json{{"error", t_state.review.reason}}.dump(), "application/json");
-      return;
+      t_state.review.reason = why;
+      res.status = status;
+      res.set_content(nlohmann::json{{"error", std::move(why)}}.dump(), "application/json");
+    };
+    std::string body;
+    bool too_big = false;
+    bool complete = content_reader([&](const char* data, size_t n) {
+      if (body.size() + n > max_body) {
+        too_big = true;
+        return false;
+      }
+      body.append(data, n);
+      return true;
+    });
+    if (too_big) {
+      res.set_header("Connection", "close");  // the rest of the body is still on the wire
+      return reject(413, "body larger than --max_body_bytes");
     }
-    t_state.review = review(req.body, admission);
+    if (!complete && res.status == 413) {
+      // A Content-Length over the limit: httplib skipped the body, the connection stays usable.
+      return reject(413, "body larger than --max_body_bytes");
+    }
+    if (!complete) {
+      res.set_header("Connection", "close");
+      return reject(400, "incomplete body");
+    }
+    std::string ctype = req.get_header_value("Content-Type");
+    if (!ctype.empty() && ctype.rfind("application/json", 0) != 0) {
+      return reject(415, "Content-Type " + ctype + " is not application/json");
+    }
+    t_state.review = review(body, admission);
     t_state.has_review = true;
+    t_state.body_bytes = body.size();
     res.status = t_state.review.http_status;
     res.set_content(t_state.review.body, "application/json");
   });
@@ -110,7 +140,7 @@ int run_server(const ServerConfig& cfg) {
       rec.method = req.method;
       rec.path = req.path;
       rec.status = res.status;
-      rec.bytes_in = req.body.size();
+      rec.bytes_in = t_state.body_bytes ? t_state.body_bytes : req.body.size();
       rec.bytes_out = res.body.size();
       if (t_state.started) {
         rec.dur_us = std::chrono::duration_cast<std::chrono::microseconds>(
@@ -122,6 +152,7 @@ int run_server(const ServerConfig& cfg) {
     }
     t_state.started = false;
     t_state.has_review = false;
+    t_state.body_bytes = 0;
   });
 
   if (!server.bind_to_port(cfg.bind.c_str(), cfg.port)) {
