@@ -72,10 +72,14 @@ $(SCHD_A): $(call obj,$(SCHD_SRCS))
 $(PMGR_A): $(call obj,$(PMGR_SRCS))
 	ar rcs $@ $^
 
-$(HOOK_LIB): $(call obj,$(HOOK_SRCS)) $(COMMON_A) hook/gemhook.map
+$(BUILD)/obj/hook/gemhook.map: hook/gemhook.map.in hook/cuda_hooks.def
+	@mkdir -p $(dir $@)
+	$(CXX) -E -P -x c -Ihook $< -o $@
+
+$(HOOK_LIB): $(call obj,$(HOOK_SRCS)) $(COMMON_A) $(BUILD)/obj/hook/gemhook.map
 	@mkdir -p $(dir $@)
 	$(CXX) -shared $(SANFLAGS) -o $@ $(call obj,$(HOOK_SRCS)) $(COMMON_A) \
-	  -Wl,--version-script=hook/gemhook.map -Wl,-soname,libgemhook.so.1 -Wl,--no-undefined \
+	  -Wl,--version-script=$(BUILD)/obj/hook/gemhook.map -Wl,-soname,libgemhook.so.1 -Wl,--no-undefined \
 	  -static-libstdc++ -static-libgcc $(LDLIBS)
 
 $(SCHD_BIN): $(call obj,scheduler/main.cpp) $(SCHD_A) $(COMMON_A)

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
 #include "gem/log.h"
 #include "settings.h"
@@ -20,6 +21,7 @@ constexpr Micros kRetryPeriod = 1000000;  // unthrottled stretch before the next
 constexpr int kMaxDevices = 64;
 
 std::atomic<Gate*> g_gates[kMaxDevices];
+std::atomic<bool> g_exiting{false};
 std::mutex g_gates_mu;
 
 void sleep_us(Micros us) {
@@ -56,8 +58,12 @@ uint64_t pace_mask_for(int max_inflight) {
 }  // namespace
 
 Gate::Gate(CUdevice device) : device_(device), pace_mask_(pace_mask_for(settings().max_inflight)) {
-  static const bool atfork = [] { return pthread_atfork(nullptr, nullptr, after_fork_child) == 0; }();
-  (void)atfork;
+  // Registered after the driver's own exit handlers, so it runs before them.
+  static const bool once = [] {
+    std::atexit(stop_gates_at_exit);
+    return pthread_atfork(nullptr, nullptr, after_fork_child) == 0;
+  }();
+  (void)once;
 }
 
 Gate* current_gate() {
@@ -122,6 +128,42 @@ void Gate::pace(CUstream stream, bool ptsz) {
   if (pace_pending_[pace_next_]) real::cuEventSynchronize(e);
   pace_pending_[pace_next_] = record(e, stream) == CUDA_SUCCESS;
   pace_next_ ^= 1;
+}
+
+void forget_contexts(CUdevice device, CUcontext ctx) {
+  for (int d = 0; d < kMaxDevices; ++d) {
+    if (device >= 0 && d != device) continue;
+    if (Gate* g = g_gates[d].load(std::memory_order_acquire)) g->forget_context(ctx);
+  }
+}
+
+void stop_gates_at_exit() {
+  g_exiting.store(true);
+  // Wait for a drain in progress; afterwards the workers see g_exiting and leave the driver alone.
+  for (auto& slot : g_gates) {
+    if (Gate* g = slot.load()) g->wait_driver_idle();
+  }
+}
+
+void Gate::forget_context(CUcontext ctx) {
+  std::lock_guard<std::mutex> dlk(driver_mu_);
+  std::lock_guard<std::mutex> lk(mu_);
+  const bool all = ctx == nullptr;
+  const bool had_first = !contexts_.empty() && (all || contexts_.front() == ctx);
+  contexts_.erase(std::remove_if(contexts_.begin(), contexts_.end(),
+                                 [&](CUcontext c) { return all || c == ctx; }),
+                  contexts_.end());
+  if (had_first) {  // the hook's stream and events lived in that context
+    stream_ = nullptr;
+    start_event_ = end_event_ = nullptr;
+    start_recorded_ = false;
+  }
+  std::lock_guard<std::mutex> plk(pace_mu_);
+  if (all || pace_ctx_ == ctx) {
+    pace_ctx_ = nullptr;
+    pace_events_[0] = pace_events_[1] = nullptr;
+    pace_pending_[0] = pace_pending_[1] = false;
+  }
 }
 
 void Gate::note_context(CUcontext ctx) {
@@ -257,7 +299,9 @@ void Gate::hold(Micros until, bool count_idle) {
 }
 
 void Gate::record_start() {
+  std::lock_guard<std::mutex> dlk(driver_mu_);
   start_recorded_ = false;
+  if (g_exiting.load()) return;
   std::vector<CUcontext> ctxs;
   {
     std::lock_guard<std::mutex> lk(mu_);
@@ -281,6 +325,10 @@ void Gate::drain_and_measure(Micros* used, Micros* end) {
   // Launches that passed the gate before it shut are still inside the driver: let them finish
   // queueing, then wait for the GPU.
   while (entered_.load(std::memory_order_seq_cst) != exited_.load(std::memory_order_seq_cst)) sched_yield();
+  std::lock_guard<std::mutex> dlk(driver_mu_);
+  *end = mono_us();
+  *used = *end - slice_start_;
+  if (g_exiting.load()) return;
   std::vector<CUcontext> ctxs;
   {
     std::lock_guard<std::mutex> lk(mu_);

@@ -52,6 +52,13 @@ class Gate {
   /// Forget threads and connections after fork(): the child starts with a shut gate and no worker.
   void reset_after_fork();
 
+  /// The context `ctx` (nullptr: every context of this device) is about to be destroyed: waits for
+  /// a drain in progress, then drops it and the hook's own stream and events in it. Thread-safe.
+  void forget_context(CUcontext ctx);
+
+  /// Returns once no drain is in progress (the worker holds driver_mu_ while it drains).
+  void wait_driver_idle() { std::lock_guard<std::mutex> lk(driver_mu_); }
+
  private:
   enum class Outcome { kGranted, kUnthrottled, kRetryLater };
 
@@ -84,6 +91,8 @@ class Gate {
   int waiting_ = 0;                  // launching threads waiting for the gate (under mu_)
   bool worker_started_ = false;
   std::vector<CUcontext> contexts_;  // contexts launched on (under mu_)
+  // Held by the worker while it uses contexts_ in the driver, and by forget_context().
+  std::mutex driver_mu_;
 
   // Worker-thread state.
   PmgrClient pmgr_;
@@ -97,6 +106,12 @@ class Gate {
   bool start_recorded_ = false;
   Micros slice_start_ = 0;
 };
+
+/// Calls forget_context on the gate of `device` (-1: every gate). Thread-safe.
+void forget_contexts(CUdevice device, CUcontext ctx);
+
+/// From the process's exit on, gates stop calling into the driver (it is being torn down).
+void stop_gates_at_exit();
 
 /// The gate of the device of the calling thread's current context; nullptr when there is no
 /// current context or gating is off. Thread-safe; cached per thread.

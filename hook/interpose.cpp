@@ -47,6 +47,15 @@ using namespace gem::hook;
   }
 #include "cuda_hooks.def"
 
+// A context about to be destroyed must not be in a gate's hands: the worker could be draining it.
+#define GEM_CTX_END(name, params, args, device, ctx)                                 \
+  extern "C" GEM_EXPORT CUresult name params {                                       \
+    if (!resolve(true) || real::name == nullptr) return CUDA_ERROR_NOT_INITIALIZED;  \
+    forget_contexts(device, ctx);                                                    \
+    return real::name args;                                                          \
+  }
+#include "cuda_hooks.def"
+
 // CUDA 12+ runtimes and PyTorch find every driver function through these; the hook hands back
 // its wrapper wherever the driver hands back a function it wraps, itself included (NOTES.md).
 extern "C" GEM_EXPORT CUresult cuGetProcAddress_v2(const char* symbol, void** pfn, int cudaVersion,

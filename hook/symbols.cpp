@@ -11,6 +11,7 @@ namespace gem::hook {
 namespace real {
 #define GEM_LAUNCH(name, params, args, stream, ptsz) decltype(&::name) name = nullptr;
 #define GEM_LOOKUP(name) decltype(&::name) name = nullptr;
+#define GEM_CTX_END(name, params, args, device, ctx) decltype(&::name) name = nullptr;
 #define GEM_USE(name) decltype(&::name) name = nullptr;
 #include "cuda_hooks.def"
 }  // namespace real
@@ -34,6 +35,7 @@ struct Pair {
 constexpr int kWrapped = 0
 #define GEM_LAUNCH(name, params, args, stream, ptsz) +1
 #define GEM_LOOKUP(name) +1
+#define GEM_CTX_END(name, params, args, device, ctx) +1
 #include "cuda_hooks.def"
     ;
 
@@ -72,6 +74,7 @@ bool resolve(bool may_load) {
   load(lib, &real::name, #name);                                                   \
   g_pairs[i++] = {reinterpret_cast<void*>(real::name), reinterpret_cast<void*>(&::name)};
 #define GEM_LOOKUP(name) GEM_LAUNCH(name, , , , )
+#define GEM_CTX_END(name, params, args, device, ctx) GEM_LAUNCH(name, , , , )
 #define GEM_USE(name) load(lib, &real::name, #name);
 #include "cuda_hooks.def"
   if (real::cuEventElapsedTime_v2 == nullptr) {  // drivers before CUDA 12.8 have only the first version
