@@ -3,9 +3,9 @@ launch-command.py runs of the stand-in's fake-cuda-app under libgemhook.so.1 at 
 
 Each client's share of the kernel time logged by the stand-in driver, over the period where both
 ran, must be within 5 points of its REQUEST (the C++ integration tests hold the scheduler to 2 points;
-this test checks that the launchers wire everything up). The app synchronises every 4 kernels
-(8 ms of work in flight at most), as real training loops do, so the share reflects the scheduler's
-decisions rather than how deep the stand-in's launch queue gets within one 30 ms quota."""
+this test checks that the launchers wire everything up). GEMINI_MAX_INFLIGHT=8 keeps at most ~8
+kernels (16 ms) queued, under the 30 ms quota: with the hook's default (128 in flight, 256 ms of 2 ms
+kernels) each grant overshoots its quota ~8x and a 3 s run holds too few grants for a 5-point check."""
 
 import json
 import os
@@ -79,12 +79,13 @@ class TestEndToEnd(unittest.TestCase):
         runs = {}
         for i, (name, _) in enumerate(clients):
             env = dict(os.environ, LD_LIBRARY_PATH=str(fake_dir), FAKE_CUDA_LOG=str(self.tmp / f"{name}.log"),
+                       GEMINI_MAX_INFLIGHT="8",
                        GEMINI_STATS_FILE=str(self.tmp / f"{name}.hook.json"))
             out = open(self.tmp / f"{name}.out", "w")
             err = open(self.tmp / f"{name}.err", "w")
             p = subprocess.Popen(
                 [U.PY, str(U.COMMAND), "--hook", str(U.hook_lib()), "--name", name, "--port", str(base + 1 + i),
-                 "--timeout", "60", "--", str(app), "--seconds", "3", "--kernel_us", "2000", "--sync_every", "4"],
+                 "--timeout", "60", "--", str(app), "--seconds", "3", "--kernel_us", "2000"],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
             self.procs.append(p)
             runs[name] = (p, out, err)
