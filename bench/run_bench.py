@@ -10,10 +10,10 @@ On a GPU (nvidia-smi -L lists one):
                    at LIMIT 1.0 (token held, uncontended). Target: hook < 0.1 us (100 ns) per launch.
   ResNet-50        bench/resnet_throughput.py: training images/s with and without the hook.
                    Target: < 1% of throughput.
-Without a GPU (or with --cpu): the stand-in driver's fake-cuda-app with --kernel_us 0 for 3 s, with and
-without the hook. This measures launches per second through the stand-in, whose own per-launch cost
-(a queue to an executor thread) dominates: the difference bounds the hook's fast-path CPU cost per
-launch (token held, no GPU) and is noisy on small machines. It says nothing about GPU launch latency.
+Without a GPU nothing is measured by default: through the stand-in driver a launch costs ~9 us (its queue
+to an executor thread), with run-to-run noise of +-2 us on a 2-core machine, which swamps the hook's
+< 0.1 us target. --cpu runs that comparison anyway (fake-cuda-app --kernel_us 0 for 3 s, 3 runs with and
+3 without the hook): it shows the hook adds no gross cost on its fast path, nothing finer.
 Writes DIR/bench.json and DIR/bench.txt."""
 import argparse
 import json
@@ -124,8 +124,12 @@ def main():
                 lines.append(f"ResNet-50 training images/s: plain {rt['plain_images_per_s']}, with hook "
                              f"{rt['hooked_images_per_s']}, cost {rt['cost_percent']}% (target < 1%)")
                 verdicts[f"hook costs {rt['cost_percent']}% < 1% of ResNet-50 throughput"] = {"ok": rt["ok"]}
+    elif not args.cpu:
+        lines.append("no GPU found: GPU benchmarks skipped. The stand-in driver's own per-launch cost (~9 us, "
+                     "+-2 us noise) swamps the hook's (< 0.1 us target), so no CPU-only figure is reported "
+                     "(run_bench.py --cpu runs that comparison anyway).")
     else:
-        G.log("no GPU: launch rate through the stand-in driver, with and without the hook ...")
+        G.log("launch rate through the stand-in driver, with and without the hook ...")
         sd = launch_overhead_standin(build, out)
         res["standin_launch"] = sd
         lines.append(f"stand-in driver (no GPU), fake-cuda-app --kernel_us 0: plain {sd['plain_ns']} ns/launch, "
