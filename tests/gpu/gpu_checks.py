@@ -152,7 +152,7 @@ def part_shares(p, build, bindir):
         rc = procs[name].returncode
         res[name] = G.read_json(p.dir / f"{name}.json")
         p.check(f"{name}: trainer finished", rc == 0 and res[name],
-                f"rc {rc}; {G.tail(p.dir / (name + '.err'), 600)}")
+                "" if rc == 0 and res[name] else f"rc {rc}; {G.tail(p.dir / (name + '.err'), 600)}")
     if not all(res.values()):
         return
     a = max(r["t_start"] for r in res.values()) + 3.0  # both past warm-up, +3 s
@@ -163,6 +163,8 @@ def part_shares(p, build, bindir):
                    f"span {span / 1e6:.1f} s, clients {list(used)}"):
         return
     tot = sum(used.values())
+    if not p.check("clients used GPU time during the overlap", tot > 0, f"used {used}"):
+        return
     p.results["gpu_time_fraction_used"] = round(tot / span, 4)
     for name, req, lim in clients:
         share = used[name] / tot
