@@ -1,0 +1,246 @@
+"""webhook/deploy manifests: every YAML parses (python3-yaml), names API versions a current
+cluster serves, and the pieces refer to each other consistently; the example pod goes through the
+real webhook; the Dockerfiles and the node entrypoint match what the manifests and
+docs/interfaces.md say."""
+
+import glob
+import json
+import os
+import re
+import subprocess
+import unittest
+
+import yaml
+
+from webhook_server import REPO, WebhookServer, apply_response, to_v1pod
+
+DEPLOY = os.path.join(REPO, "webhook", "deploy")
+DOCKER = os.path.join(REPO, "webhook", "docker")
+NS = "gemini-system"
+
+# (apiVersion, kind) pairs served by current Kubernetes (1.29+) and cert-manager v1.
+SERVED = {
+    ("v1", "Namespace"), ("v1", "ServiceAccount"), ("v1", "Service"), ("v1", "ConfigMap"), ("v1", "Pod"),
+    ("apps/v1", "Deployment"), ("apps/v1", "DaemonSet"),
+    ("rbac.authorization.k8s.io/v1", "Role"), ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"), ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
+    ("cert-manager.io/v1", "Certificate"), ("cert-manager.io/v1", "Issuer"),
+    ("cert-manager.io/v1", "ClusterIssuer"),
+}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration",
+                  "ClusterIssuer"}
+
+
+def load_all():
+    docs = []
+    files = sorted(glob.glob(os.path.join(DEPLOY, "**", "*.yaml"), recursive=True))
+    for path in files:
+        with open(path) as f:
+            for doc in yaml.safe_load_all(f):
+                if doc is not None:
+                    docs.append((os.path.relpath(path, REPO), doc))
+    return files, docs
+
+
+def selector_matches(selector, labels):
+    """metav1.LabelSelector semantics (matchLabels AND matchExpressions)."""
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e["key"], e["operator"], e.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+class Manifests(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.files, cls.docs = load_all()
+        cls.by_kind = {}
+        for path, d in cls.docs:
+            cls.by_kind.setdefault(d["kind"], []).append(d)
+
+    def one(self, kind, name=None):
+        items = [d for d in self.by_kind.get(kind, []) if name is None or d["metadata"].get("name") == name]
+        self.assertEqual(len(items), 1, f"{kind} {name}: {len(items)} found")
+        return items[0]
+
+    def test_every_file_parses_with_served_versions(self):
+        self.assertGreaterEqual(len(self.files), 7)
+        for path, d in self.docs:
+            with self.subTest(path=path, kind=d.get("kind")):
+                self.assertIsInstance(d, dict)
+                self.assertIn((d.get("apiVersion"), d.get("kind")), SERVED)
+                self.assertTrue(d["metadata"].get("name") or d["metadata"].get("generateName"))
+                if d["kind"] not in CLUSTER_SCOPED and "examples" not in path:
+                    self.assertEqual(d["metadata"].get("namespace"), NS)
+
+    def test_required_objects_exist(self):
+        for kind in ("Namespace", "ServiceAccount", "Deployment", "Service", "MutatingWebhookConfiguration",
+                     "Certificate", "DaemonSet", "ConfigMap", "Pod", "Role"):
+            self.assertIn(kind, self.by_kind)
+        self.one("Namespace", NS)
+
+    def test_webhook_configuration(self):
+        mwc = self.one("MutatingWebhookConfiguration")
+        svc = self.one("Service", "gem-webhook")
+        self.assertEqual(len(mwc["webhooks"]), 1)
+        wh = mwc["webhooks"][0]
+        self.assertEqual(wh["sideEffects"], "None")
+        self.assertEqual(wh["admissionReviewVersions"], ["v1"])
+        self.assertTrue(1 <= wh["timeoutSeconds"] <= 30)
+        self.assertIn(wh["failurePolicy"], ("Fail", "Ignore"))
+        with open(os.path.join(REPO, "docs", "kubernetes.md")) as f:
+            doc = f.read()
+        self.assertIn(f"failurePolicy: {wh['failurePolicy']}", doc)
+        self.assertEqual(wh["reinvocationPolicy"], "IfNeeded")  # our patch is idempotent
+        ref = wh["clientConfig"]["service"]
+        self.assertEqual((ref["name"], ref["namespace"], ref["path"]), ("gem-webhook", NS, "/mutate"))
+        self.assertIn(ref.get("port", 443), [p["port"] for p in svc["spec"]["ports"]])
+        self.assertEqual(wh["rules"], [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                                        "resources": ["pods"], "scope": "Namespaced"}])
+        # Never the system's own namespace (nor kube-system); other namespaces do match.
+        for ns in (NS, "kube-system"):
+            self.assertFalse(selector_matches(wh["namespaceSelector"], {"kubernetes.io/metadata.name": ns}))
+        self.assertTrue(selector_matches(wh["namespaceSelector"], {"kubernetes.io/metadata.name": "team-a"}))
+        self.assertTrue(selector_matches(wh["objectSelector"], {"gemini.gpu-sharing.io/enabled": "true"}))
+        self.assertFalse(selector_matches(wh["objectSelector"], {"app": "x"}))
+        self.assertFalse(selector_matches(wh["objectSelector"], {"gemini.gpu-sharing.io/enabled": "false"}))
+        # The webhook's own pods and the node DaemonSet's never carry the opt-in label.
+        for kind in ("Deployment", "DaemonSet"):
+            for d in self.by_kind[kind]:
+                labels = d["spec"]["template"]["metadata"]["labels"]
+                self.assertFalse(selector_matches(wh["objectSelector"], labels))
+
+    def test_certificate_wiring(self):
+        mwc = self.one("MutatingWebhookConfiguration")
+        ca_from = mwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
+        ns, name = ca_from.split("/")
+        cert = self.one("Certificate", name)
+        self.assertEqual(cert["metadata"]["namespace"], ns)
+        self.assertIn(f"gem-webhook.{NS}.svc", cert["spec"]["dnsNames"])
+        issuer = cert["spec"]["issuerRef"]
+        self.one(issuer.get("kind", "Issuer"), issuer["name"])
+        dep = self.one("Deployment", "gem-webhook")
+        pod = dep["spec"]["template"]["spec"]
+        vols = {v["name"]: v for v in pod["volumes"]}
+        c = pod["containers"][0]
+        args = dict(a.split("=", 1) for a in c["args"])
+        for flag in ("--cert", "--key"):
+            mount = [m for m in c["volumeMounts"] if args[flag].startswith(m["mountPath"] + "/")]
+            self.assertEqual(len(mount), 1, flag)
+            self.assertEqual(vols[mount[0]["name"]]["secret"]["secretName"], cert["spec"]["secretName"])
+        port = int(args["--port"])
+        named = {p["name"]: p["containerPort"] for p in c["ports"]}
+        svc = self.one("Service", "gem-webhook")
+        target = svc["spec"]["ports"][0]["targetPort"]
+        self.assertEqual(named[target] if isinstance(target, str) else target, port)
+        self.assertTrue(selector_matches({"matchLabels": svc["spec"]["selector"]},
+                                         dep["spec"]["template"]["metadata"]["labels"]))
+        self.assertEqual(c["readinessProbe"]["httpGet"]["scheme"], "HTTPS")
+        self.assertEqual(c["readinessProbe"]["httpGet"]["path"], "/healthz")
+        self.assertEqual(args["--failure_policy"], "Fail")
+
+    def test_least_privilege(self):
+        for sa in self.by_kind["ServiceAccount"]:
+            self.assertIs(sa.get("automountServiceAccountToken"), False, sa["metadata"]["name"])
+        for kind in ("Role", "ClusterRole"):
+            for r in self.by_kind.get(kind, []):
+                for rule in r["rules"]:
+                    for field in ("verbs", "resources", "apiGroups"):
+                        self.assertNotIn("*", rule.get(field, []))
+        self.assertNotIn("ClusterRoleBinding", self.by_kind)
+        for kind in ("Deployment", "DaemonSet"):
+            for d in self.by_kind[kind]:
+                for c in d["spec"]["template"]["spec"]["containers"]:
+                    sc = c["securityContext"]
+                    self.assertIs(sc["allowPrivilegeEscalation"], False)
+                    self.assertIn("ALL", sc["capabilities"]["drop"])
+                    self.assertNotIn("privileged", sc)
+
+    def test_node_daemonset(self):
+        ds = self.one("DaemonSet", "gemini-node")
+        pod = ds["spec"]["template"]["spec"]
+        vols = {v["name"]: v for v in pod["volumes"]}
+        c = pod["containers"][0]
+        by_path = {m["mountPath"]: m for m in c["volumeMounts"]}
+        self.assertEqual(vols[by_path["/run/gemini"]["name"]]["hostPath"]["path"], "/run/gemini")
+        self.assertEqual(vols[by_path["/var/lib/gemini/lib"]["name"]]["hostPath"]["path"], "/var/lib/gemini/lib")
+        cfg = by_path["/etc/gemini"]
+        self.assertNotIn("subPath", cfg)  # subPath mounts never see ConfigMap updates
+        cm = self.one("ConfigMap", vols[cfg["name"]]["configMap"]["name"])
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        self.assertEqual(env["GEMINI_CONFIG"], "/etc/gemini/resource-config.txt")
+        text = cm["data"]["resource-config.txt"]
+        lines = [l.split("#")[0].strip() for l in text.splitlines()]
+        lines = [l for l in lines if l]
+        self.assertEqual(int(lines[0]), len(lines) - 1)
+        # Same image for the DaemonSet and the gem-pmgr sidecar the webhook adds.
+        dep = self.one("Deployment", "gem-webhook")
+        args = dict(a.split("=", 1) for a in dep["spec"]["template"]["spec"]["containers"][0]["args"])
+        self.assertEqual(args["--pmgr_image"], c["image"])
+
+    def test_entrypoint_uses_documented_flags(self):
+        script = os.path.join(DOCKER, "gemini-node-entrypoint.sh")
+        subprocess.run(["bash", "-n", script], check=True)
+        with open(script) as f:
+            text = f.read()
+        with open(os.path.join(REPO, "docs", "interfaces.md")) as f:
+            interfaces = f.read()
+        schd_usage = interfaces.split("## gem-schd")[1].split("##")[0]
+        for flag in ("--socket", "--gpu", "--config", "--dynamic_clients"):
+            self.assertIn(flag, text)
+            self.assertIn(f"[{flag}", schd_usage)
+        self.assertIn("nvidia-smi --query-gpu=uuid --format=csv,noheader", text)
+
+    def test_dockerfiles_exist_and_copy_real_paths(self):
+        images = set()
+        for kind in ("Deployment", "DaemonSet"):
+            for d in self.by_kind[kind]:
+                for c in d["spec"]["template"]["spec"]["containers"]:
+                    images.add(c["image"].rsplit("/", 1)[-1].split(":")[0])
+        self.assertEqual(images, {"gem-webhook", "gemini-node"})
+        for image in images:
+            path = os.path.join(DOCKER, f"{image}.Dockerfile")
+            with open(path) as f:
+                text = f.read()
+            self.assertRegex(text, r"(?m)^FROM ")
+            for m in re.finditer(r"(?m)^COPY (?!--from)(.+)$", text):
+                for src in m.group(1).split()[:-1]:
+                    self.assertTrue(os.path.exists(os.path.join(REPO, src)), f"{image}: COPY {src}")
+
+    def test_example_pod_through_the_webhook(self):
+        pod = self.one("Pod")
+        self.assertEqual(pod["metadata"]["labels"]["gemini.gpu-sharing.io/enabled"], "true")
+        review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                  "request": {"uid": "example-1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                              "resource": {"group": "", "version": "v1", "resource": "pods"},
+                              "namespace": pod["metadata"]["namespace"], "operation": "CREATE",
+                              "userInfo": {"username": "alice"}, "object": pod}}
+        with WebhookServer() as server:
+            resp = server.review(review)["response"]
+        self.assertIs(resp["allowed"], True)
+        out = to_v1pod(apply_response(pod, resp))
+        sc = out.spec.init_containers[0]
+        self.assertEqual(sc.name, "gemini-pod-manager")
+        opts = dict(zip(sc.args[0::2], sc.args[1::2]))
+        self.assertEqual((opts["--request"], opts["--limit"], opts["--gpu_mem"]), ("0.3", "0.6", "8GiB"))
+        with open(os.path.join(REPO, "docs", "interfaces.md")) as f:
+            pmgr_usage = f.read().split("## gem-pmgr")[1].split("##")[0]
+        for flag in sc.args[0::2]:
+            self.assertIn(flag, pmgr_usage)
+        env = {e.name: e.value for e in out.spec.containers[0].env}
+        self.assertEqual(env["LD_PRELOAD"], "/gemini/lib/libgemhook.so.1")
+
+
+if __name__ == "__main__":
+    unittest.main()

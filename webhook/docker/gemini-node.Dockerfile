@@ -1,0 +1,29 @@
+# gemini-node image: gem-schd (DaemonSet, one per GPU), gem-pmgr (the per-pod sidecar) and
+# libgemhook.so.1 (copied to the node for shared pods). Build from the repository root:
+#   docker build -f webhook/docker/gemini-node.Dockerfile -t ghcr.io/gemini-gpu-sharing/gemini-node:0.1.0 .
+# Built on Ubuntu 22.04 (glibc 2.35) so the hook loads into user images with glibc >= 2.35's symbol
+# versions it uses; the CUDA image only provides headers (the hook never links libcuda).
+FROM nvidia/cuda:13.0.0-devel-ubuntu22.04 AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends make g++ \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Makefile ./
+COPY include include
+COPY common common
+COPY hook hook
+COPY scheduler scheduler
+COPY pod-manager pod-manager
+RUN make BUILD=/out CUDA_PATH=/usr/local/cuda -j"$(nproc)" all
+
+FROM ubuntu:22.04
+# bash: the entrypoint and the sidecar's startup probe (exec 3<>/dev/tcp/127.0.0.1/50052).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends bash \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/bin/gem-schd /out/bin/gem-pmgr /usr/local/bin/
+COPY --from=build /out/lib/libgemhook.so.1 /opt/gemini/lib/libgemhook.so.1
+COPY webhook/docker/gemini-node-entrypoint.sh /usr/local/bin/gemini-node-entrypoint
+RUN chmod 0755 /usr/local/bin/gemini-node-entrypoint
+# gem-pmgr is the sidecar's command (set by the webhook); the DaemonSet runs the entrypoint.
+CMD ["/usr/local/bin/gemini-node-entrypoint"]
