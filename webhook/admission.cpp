@@ -49,7 +49,34 @@ std::string str_at(const json& obj, const char* key) {
   return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+const json* find_sidecar(const json& pod) {
+  if (!pod.is_object()) return nullptr;
+  auto spec = pod.find("spec");
+  if (spec == pod.end() || !spec->is_object()) return nullptr;
+  auto inits = spec->find("initContainers");
+  if (inits == spec->end() || !inits->is_array()) return nullptr;
+  for (const auto& c : *inits) {
+    if (str_at(c, "name") == kSidecarName) return &c;
+  }
+  return nullptr;
+}
+
 }  // namespace
+
+bool sidecar_unchanged(const json& old_pod, const json& new_pod, std::string* why) {
+  const json* before = find_sidecar(old_pod);
+  if (!before) return true;
+  const json* after = find_sidecar(new_pod);
+  if (!after) {
+    *why = std::string("the ") + kSidecarName + " sidecar cannot be removed";
+    return false;
+  }
+  if (*before != *after) {
+    *why = std::string("the ") + kSidecarName + " sidecar cannot be changed";
+    return false;
+  }
+  return true;
+}
 
 AdmissionResult review(std::string_view body, const AdmissionOptions& opts) {
   AdmissionResult r;
@@ -102,7 +129,24 @@ AdmissionResult review(std::string_view body, const AdmissionOptions& opts) {
 
     bool is_pod = str_at(gvk, "group").empty() && str_at(gvk, "version") == "v1" && r.kind == "Pod" &&
                   str_at(gvr, "resource") == "pods" && str_at(req, "subResource").empty();
-    if (!is_pod || r.operation != "CREATE") return answer("skipped");
+    if (!is_pod) return answer("skipped");
+    if (r.operation == "UPDATE") {
+      // Containers' images are the one mutable part of a pod's containers: the sidecar's must stay
+      // (it alone mounts the schedulers' sockets). Everything else about updates is allowed.
+      auto old_it = req.find("oldObject");
+      auto new_it = req.find("object");
+      if (old_it != req.end() && new_it != req.end()) {
+        std::string why;
+        if (!sidecar_unchanged(*old_it, *new_it, &why)) {
+          r.reason = why;
+          response["allowed"] = false;
+          response["status"] = {{"code", 403}, {"reason", "Forbidden"}, {"message", "gemini: " + why}};
+          return answer("rejected");
+        }
+      }
+      return answer("skipped");
+    }
+    if (r.operation != "CREATE") return answer("skipped");
 
     auto obj_it = req.find("object");
     if (obj_it == req.end() || !obj_it->is_object()) {

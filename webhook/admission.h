@@ -6,7 +6,8 @@
 //    without request.uid: HTTP 400 with {"error": "..."}; there is no uid to answer to, and the API
 //    server then applies the MutatingWebhookConfiguration's failurePolicy.
 //  - Otherwise HTTP 200 and an AdmissionReview whose response echoes request.uid:
-//    objects other than CREATE of core/v1 pods, and pods that did not opt in: allowed, no patch;
+//    objects other than core/v1 pods, and pods that did not opt in: allowed, no patch;
+//    UPDATE of a pod that changes or drops the gemini-pod-manager sidecar: allowed=false, 403;
 //    opted-in pods: allowed with patchType JSONPatch and a base64 RFC 6902 patch (or no patch when
 //    nothing is missing); opted-in pods that cannot be mutated: the --failure_policy (below).
 #pragma once
@@ -43,6 +44,11 @@ struct AdmissionResult {
 
 /// Reviews one AdmissionReview request body (bytes as received). Never throws.
 AdmissionResult review(std::string_view body, const AdmissionOptions& opts);
+
+/// UPDATE rule: the gemini-pod-manager sidecar (the only container that mounts the schedulers'
+/// sockets) must be identical in `new_pod` when `old_pod` has it; a pod update may otherwise change
+/// container images. Returns false with the reason in *why. Pure.
+bool sidecar_unchanged(const nlohmann::json& old_pod, const nlohmann::json& new_pod, std::string* why);
 
 /// Largest nesting depth of arrays/objects in `text`, scanning at most until it exceeds `limit`
 /// (strings and escapes are skipped). O(n), no allocation; guards the parser against deep nesting.

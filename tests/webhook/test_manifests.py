@@ -106,7 +106,7 @@ class Manifests(unittest.TestCase):
         ref = wh["clientConfig"]["service"]
         self.assertEqual((ref["name"], ref["namespace"], ref["path"]), ("gem-webhook", NS, "/mutate"))
         self.assertIn(ref.get("port", 443), [p["port"] for p in svc["spec"]["ports"]])
-        self.assertEqual(wh["rules"], [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+        self.assertEqual(wh["rules"], [{"operations": ["CREATE", "UPDATE"], "apiGroups": [""], "apiVersions": ["v1"],
                                         "resources": ["pods"], "scope": "Namespaced"}])
         # Never the system's own namespace (nor kube-system); other namespaces do match.
         for ns in (NS, "kube-system"):

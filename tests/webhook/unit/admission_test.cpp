@@ -72,7 +72,7 @@ TEST(Admission, NotOptedInNoPatch) {
 }
 
 TEST(Admission, OtherKindsAndOperationsSkipped) {
-  json rv = review_of(shared_pod(), "UPDATE");
+  json rv = review_of(shared_pod(), "DELETE");
   AdmissionResult r = review(rv.dump(), AdmissionOptions());
   EXPECT_FALSE(response_of(r).contains("patch"));
   EXPECT_EQ(r.decision, "skipped");
@@ -85,6 +85,32 @@ TEST(Admission, OtherKindsAndOperationsSkipped) {
   rv = review_of(shared_pod());
   rv["request"]["subResource"] = "ephemeralcontainers";
   EXPECT_EQ(review(rv.dump(), AdmissionOptions()).decision, "skipped");
+}
+
+TEST(Admission, UpdateMayNotTouchTheSidecar) {
+  json pod = shared_pod();
+  std::string raw;
+  json resp = response_of(review(review_of(pod).dump(), AdmissionOptions()));
+  ASSERT_TRUE(base64_decode(resp["patch"].get<std::string>(), &raw));
+  json mutated = pod.patch(json::parse(raw));
+
+  json rv = review_of(mutated, "UPDATE");
+  rv["request"]["oldObject"] = mutated;
+  rv["request"]["object"]["metadata"]["labels"]["extra"] = "x";  // other updates are fine
+  AdmissionResult r = review(rv.dump(), AdmissionOptions());
+  EXPECT_EQ(response_of(r)["allowed"], true);
+  EXPECT_FALSE(response_of(r).contains("patch"));
+
+  rv["request"]["object"]["spec"]["initContainers"][0]["image"] = "evil/impersonator:1";
+  r = review(rv.dump(), AdmissionOptions());
+  resp = response_of(r);
+  EXPECT_EQ(resp["allowed"], false);
+  EXPECT_EQ(resp["status"]["code"], 403);
+  EXPECT_EQ(r.decision, "rejected");
+
+  rv["request"]["object"]["spec"]["containers"][0]["image"] = "new/image:2";  // user containers: fine
+  rv["request"]["object"]["spec"]["initContainers"][0] = mutated["spec"]["initContainers"][0];
+  EXPECT_EQ(response_of(review(rv.dump(), AdmissionOptions()))["allowed"], true);
 }
 
 TEST(Admission, MalformedEnvelopesAre400) {
