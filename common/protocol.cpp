@@ -87,6 +87,7 @@ bool encode_body(const TokenRelease& m, std::vector<uint8_t>* out) {
   put_u64(out, m.burst_us);
   put_u64(out, m.start_us);
   put_u64(out, m.end_us);
+  out->push_back(m.again ? 1 : 0);
   return true;
 }
 bool encode_body(const Error& m, std::vector<uint8_t>* out) {
@@ -177,11 +178,17 @@ bool decode_body(Reader* r, TokenGrant* m, std::string*) {
   m->quota_us = r->u64();
   return true;
 }
-bool decode_body(Reader* r, TokenRelease* m, std::string*) {
+bool decode_body(Reader* r, TokenRelease* m, std::string* err) {
   m->used_us = r->u64();
   m->burst_us = r->u64();
   m->start_us = r->u64();
   m->end_us = r->u64();
+  const uint8_t again = r->u8();
+  if (r->ok() && again > 1) {
+    *err = "again must be 0 or 1";
+    return false;
+  }
+  m->again = again == 1;
   return true;
 }
 // Unknown error codes are kept as they are: the code only informs the log line on the receiver.

@@ -197,13 +197,19 @@ void Gate::worker_loop() {
     CUuuid u;
     if (real::cuDeviceGetUuid_v2(&u, device_) == CUDA_SUCCESS) uuid_ = uuid_string(u);
   }
+  Micros quota = 0;
+  bool have_answer = false;  // a release asked for the token again and its answer is in `next`
+  Outcome next = Outcome::kRetryLater;
   for (;;) {
-    {
-      std::unique_lock<std::mutex> lk(mu_);
-      cv_work_.wait(lk, [this] { return waiting_ > 0; });
+    if (!have_answer) {
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_work_.wait(lk, [this] { return waiting_ > 0; });
+      }
+      next = obtain(&quota);
     }
-    Micros quota = 0;
-    const Outcome o = obtain(&quota);
+    have_answer = false;
+    const Outcome o = next;
     if (o == Outcome::kRetryLater) {
       sleep_us(kRetryPeriod / 10);
       continue;
@@ -216,27 +222,36 @@ void Gate::worker_loop() {
       open_.store(true, std::memory_order_seq_cst);
     }
     cv_open_.notify_all();
-    if (o == Outcome::kGranted) {
-      counters().tokens.fetch_add(1, std::memory_order_relaxed);
-      hold(slice_start_ + quota, true);
-    } else {
-      hold(slice_start_ + kRetryPeriod, false);
-    }
+    const bool idle_release = !hold(slice_start_ + (o == Outcome::kGranted ? quota : kRetryPeriod),
+                                    o == Outcome::kGranted);
     open_.store(false, std::memory_order_seq_cst);
     Micros used = 0, end = 0;
     drain_and_measure(&used, &end);
-    if (o == Outcome::kGranted) {
-      const bool idle_release = end - slice_start_ < quota;
-      burst_ += used;
-      if (idle_release || burst_ >= quota) {
-        last_burst_ = burst_;
-        burst_ = 0;
-      }
-      proto::TokenRelease rel{static_cast<uint64_t>(used), static_cast<uint64_t>(last_burst_),
-                              static_cast<uint64_t>(end - used), static_cast<uint64_t>(end)};
-      if (!pmgr_.release_token(rel)) LOG_WARN("could not give the token back: pod manager connection lost");
-    } else {
+    if (o != Outcome::kGranted) {
       counters().unthrottled_launches.fetch_add(entered_.load() - entered_before, std::memory_order_relaxed);
+      continue;
+    }
+    counters().tokens.fetch_add(1, std::memory_order_relaxed);
+    // A burst is the GPU time of back-to-back slices up to an idle release (Gemini's kernel burst).
+    burst_ += used;
+    if (idle_release) {
+      last_burst_ = burst_;
+      burst_ = 0;
+    }
+    bool again;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      again = waiting_ > 0;
+    }
+    proto::TokenRelease rel{static_cast<uint64_t>(used),
+                            static_cast<uint64_t>(idle_release ? last_burst_ : std::max(burst_, last_burst_)),
+                            static_cast<uint64_t>(end - used), static_cast<uint64_t>(end), again};
+    if (again) {
+      uint64_t q = 0;
+      next = answer(pmgr_.release_and_request(rel, &q, &why_), static_cast<Micros>(q), &quota);
+      have_answer = true;
+    } else if (!pmgr_.release_token(rel)) {
+      LOG_WARN("could not give the token back: pod manager connection lost");
     }
   }
 }
@@ -261,40 +276,65 @@ Gate::Outcome Gate::obtain(Micros* quota) {
     }
   }
   uint64_t q = 0;
-  switch (pmgr_.request_token(static_cast<uint64_t>(last_burst_), &q, &why)) {
-    case PmgrClient::Answer::kGranted:
-      *quota = static_cast<Micros>(q);
-      return Outcome::kGranted;
-    case PmgrClient::Answer::kRefused:
-    case PmgrClient::Answer::kBroken:
-      if (!warned_) {
-        LOG_WARN("no token from pod manager %s (%s): %s; retrying every second",
-                 s.pod_manager.to_string().c_str(), why.c_str(),
-                 s.fail_closed ? "launches wait (GEMINI_FAIL_CLOSED=1)" : "running unthrottled");
-        warned_ = true;
-      }
-      retry_at_ = mono_us() + kRetryPeriod;
-      return s.fail_closed ? Outcome::kRetryLater : Outcome::kUnthrottled;
-  }
-  return Outcome::kUnthrottled;
+  const PmgrClient::Answer a = pmgr_.request_token(static_cast<uint64_t>(last_burst_), &q, &why_);
+  return answer(a, static_cast<Micros>(q), quota);
 }
 
-void Gate::hold(Micros until, bool count_idle) {
+Gate::Outcome Gate::answer(PmgrClient::Answer a, Micros granted, Micros* quota) {
+  const Settings& s = settings();
+  if (a == PmgrClient::Answer::kGranted) {
+    *quota = granted;
+    return Outcome::kGranted;
+  }
+  if (!warned_) {
+    LOG_WARN("no token from pod manager %s (%s): %s; retrying every second", s.pod_manager.to_string().c_str(),
+             why_.c_str(), s.fail_closed ? "launches wait (GEMINI_FAIL_CLOSED=1)" : "running unthrottled");
+    warned_ = true;
+  }
+  retry_at_ = mono_us() + kRetryPeriod;
+  return s.fail_closed ? Outcome::kRetryLater : Outcome::kUnthrottled;
+}
+
+bool Gate::hold(Micros until, bool count_idle) {
   const Micros idle = static_cast<Micros>(settings().idle_ms) * 1000;
   uint64_t seen = entered_.load();
   Micros last_activity = mono_us();
+  bool gpu_checked = false;
   for (;;) {
     const Micros now = mono_us();
-    if (now >= until) return;
+    if (now >= until) return true;
     sleep_us(std::min(until - now, std::max<Micros>(idle / 4, 500)));
     const uint64_t e = entered_.load();
     const Micros t = mono_us();
     if (e != seen || e != exited_.load()) {
       seen = e;
       last_activity = t;
+      gpu_checked = false;
     } else if (count_idle && t - last_activity >= idle) {
-      return;
+      if (gpu_checked) return false;
+      // No launch for a while may only mean the program waits for the GPU (a synchronise after
+      // each step): wait for its work too, and call it idle only if no launch follows within
+      // GEMINI_IDLE_MS of the GPU going quiet.
+      sync_contexts();
+      gpu_checked = true;
+      last_activity = mono_us();
     }
+  }
+}
+
+void Gate::sync_contexts() {
+  std::lock_guard<std::mutex> dlk(driver_mu_);
+  if (g_exiting.load()) return;
+  std::vector<CUcontext> ctxs;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    ctxs = contexts_;
+  }
+  for (CUcontext c : ctxs) {
+    if (real::cuCtxPushCurrent_v2(c) != CUDA_SUCCESS) continue;
+    real::cuCtxSynchronize();
+    CUcontext popped;
+    real::cuCtxPopCurrent_v2(&popped);
   }
 }
 
@@ -325,6 +365,7 @@ void Gate::drain_and_measure(Micros* used, Micros* end) {
   // Launches that passed the gate before it shut are still inside the driver: let them finish
   // queueing, then wait for the GPU.
   while (entered_.load(std::memory_order_seq_cst) != exited_.load(std::memory_order_seq_cst)) sched_yield();
+  sync_contexts();
   std::lock_guard<std::mutex> dlk(driver_mu_);
   *end = mono_us();
   *used = *end - slice_start_;
@@ -334,13 +375,6 @@ void Gate::drain_and_measure(Micros* used, Micros* end) {
     std::lock_guard<std::mutex> lk(mu_);
     ctxs = contexts_;
   }
-  for (CUcontext c : ctxs) {
-    if (real::cuCtxPushCurrent_v2(c) != CUDA_SUCCESS) continue;
-    real::cuCtxSynchronize();
-    CUcontext popped;
-    real::cuCtxPopCurrent_v2(&popped);
-  }
-  *end = mono_us();
   *used = *end - slice_start_;
   if (start_recorded_ && !ctxs.empty() && real::cuCtxPushCurrent_v2(ctxs.front()) == CUDA_SUCCESS) {
     float ms = 0;

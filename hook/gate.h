@@ -66,7 +66,10 @@ class Gate {
   void pace(CUstream stream, bool ptsz);
   void worker_loop();
   Outcome obtain(Micros* quota);
-  void hold(Micros until, bool count_idle);
+  Outcome answer(PmgrClient::Answer a, Micros granted, Micros* quota);
+  /// Keeps the gate open until `until` (true) or, with count_idle, until the client is idle (false).
+  bool hold(Micros until, bool count_idle);
+  void sync_contexts();
   void drain_and_measure(Micros* used, Micros* end);
   void note_context(CUcontext ctx);
   void record_start();
@@ -99,6 +102,7 @@ class Gate {
   std::string uuid_;
   Micros retry_at_ = 0;
   bool warned_ = false;
+  std::string why_;  // why the last request got no token
   Micros burst_ = 0;       // µs of the burst in progress (slices since the last idle release)
   Micros last_burst_ = 0;  // µs of the last finished burst
   CUstream stream_ = nullptr;

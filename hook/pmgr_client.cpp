@@ -53,6 +53,19 @@ PmgrClient::Answer PmgrClient::request_token(uint64_t last_burst_us, uint64_t* q
     *why = "pod manager connection lost";
     return Answer::kBroken;
   }
+  return await_answer(quota_us, why);
+}
+
+PmgrClient::Answer PmgrClient::release_and_request(proto::TokenRelease rel, uint64_t* quota_us, std::string* why) {
+  rel.again = true;
+  if (!send({next_id_++, rel})) {
+    *why = "pod manager connection lost";
+    return Answer::kBroken;
+  }
+  return await_answer(quota_us, why);
+}
+
+PmgrClient::Answer PmgrClient::await_answer(uint64_t* quota_us, std::string* why) {
   for (;;) {
     proto::Message m;
     if (!receive(&m, -1, why)) return Answer::kBroken;

@@ -26,12 +26,16 @@ class PmgrClient {
   Answer request_token(uint64_t last_burst_us, uint64_t* quota_us, std::string* why);
   /// Gives the token back. False when the connection broke (then closed).
   bool release_token(const proto::TokenRelease& rel);
+  /// Gives the token back and asks for it again in the same message (rel.again is set here);
+  /// blocks for the answer like request_token.
+  Answer release_and_request(proto::TokenRelease rel, uint64_t* quota_us, std::string* why);
 
   /// The client's settings as the scheduler last sent them.
   const proto::ClientSettings& client_settings() const { return settings_; }
 
  private:
   bool send(const proto::Message& m);
+  Answer await_answer(uint64_t* quota_us, std::string* why);
   /// Next message, waiting up to timeout_ms (-1: no limit). False on timeout or a broken connection.
   bool receive(proto::Message* m, int timeout_ms, std::string* why);
 

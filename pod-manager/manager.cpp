@@ -165,10 +165,17 @@ void Manager::on_hook_message(int fd, const proto::Message& m) {
     auto it = routes_.find(h.uuid);
     if (it == routes_.end()) return;
     Route& r = it->second;
-    if (r.token.give_back(fd, static_cast<Micros>(rel->used_us), static_cast<Micros>(rel->end_us),
-                          static_cast<Micros>(rel->burst_us))) {
-      return_token(r);
+    const bool last = r.token.give_back(fd, static_cast<Micros>(rel->used_us), static_cast<Micros>(rel->end_us),
+                                        static_cast<Micros>(rel->burst_us));
+    if (rel->again) {
+      if (!last && r.token.valid(now)) {  // other processes still hold a valid token: rejoin them
+        r.token.take(fd);
+        h.peer->send({m.request_id, proto::TokenGrant{static_cast<uint64_t>(r.token.remaining(now))}});
+        return;
+      }
+      r.waiters.push_back({fd, m.request_id});
     }
+    if (last) return_token(r);
   } else {
     drop_hook(fd, std::string("unexpected ") + proto::type_name(m.body));
   }
@@ -266,15 +273,13 @@ void Manager::serve_waiters(Route& r) {
 
 void Manager::return_token(Route& r) {
   const TokenShare::Report rep = r.token.finish();
-  if (r.sched && !r.sched->send({0, proto::TokenRelease{static_cast<uint64_t>(rep.used),
-                                                        static_cast<uint64_t>(rep.burst), 0, 0}})) {
-    LOG_WARN("could not return the token to %s", r.endpoint.to_string().c_str());
-  }
+  // Processes that asked while the token was out want it back: say so in the release itself.
+  const bool again = !r.waiters.empty();
+  const bool sent = r.sched && r.sched->send({0, proto::TokenRelease{static_cast<uint64_t>(rep.used),
+                                                                     static_cast<uint64_t>(rep.burst), 0, 0, again}});
+  if (!sent) LOG_WARN("could not return the token to %s", r.endpoint.to_string().c_str());
   if (rep.burst > 0) r.last_burst = rep.burst;
-  // Processes that asked while the token was out wait for the next grant.
-  if (!r.waiters.empty() && r.sched) {
-    r.requested = r.sched->send({0, proto::TokenRequest{static_cast<uint64_t>(r.last_burst)}});
-  }
+  r.requested = again && sent;
 }
 
 void Manager::drop_sched(const std::string& uuid, const std::string& why) {

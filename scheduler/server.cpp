@@ -134,6 +134,10 @@ void Server::on_message(int fd, Conn& c, const proto::Message& m) {
     LOG_DEBUG("%s released: used %llu us, burst %llu us", c.client.c_str(),
               static_cast<unsigned long long>(r->used_us), static_cast<unsigned long long>(r->burst_us));
     policy_.release(c.client, static_cast<Micros>(r->used_us), static_cast<Micros>(r->burst_us), now);
+    if (r->again) {
+      c.pending_request = m.request_id;
+      policy_.request(c.client, static_cast<Micros>(r->burst_us), now);
+    }
   } else {
     drop(fd, std::string("unexpected ") + proto::type_name(m.body));
   }

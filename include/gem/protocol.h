@@ -59,11 +59,15 @@ struct TokenGrant {
 /// The token is given back. used_us: GPU busy time measured while it was held.
 /// start_us/end_us: CLOCK_MONOTONIC µs of the first launch and of the end of the drain
 /// (the pod manager merges the intervals of several processes); burst_us: measured burst.
+/// again: the sender wants the token back at once (its launches are waiting). It is one message,
+/// not a release and a request, so the scheduler never picks the next holder in between without
+/// counting the releasing client as waiting; the answer is a TokenGrant with this request id.
 struct TokenRelease {
   uint64_t used_us = 0;
   uint64_t burst_us = 0;
   uint64_t start_us = 0;
   uint64_t end_us = 0;
+  bool again = false;
 };
 
 enum class ErrorCode : uint16_t {

@@ -121,6 +121,8 @@ TEST(Protocol, OtherTypesRoundTrip) {
   EXPECT_EQ(rel.burst_us, 2u);
   EXPECT_EQ(rel.start_us, 3u);
   EXPECT_EQ(rel.end_us, big);
+  EXPECT_FALSE(rel.again);
+  EXPECT_TRUE(std::get<TokenRelease>(roundtrip(Message{3, TokenRelease{1, 2, 3, 4, true}}).body).again);
   Error e{ErrorCode::kRemoved, std::string(kMaxName, 'x')};
   auto eo = std::get<Error>(roundtrip(Message{4, e}).body);
   EXPECT_EQ(eo.code, ErrorCode::kRemoved);
@@ -169,7 +171,10 @@ TEST(Protocol, MaxPayloadLengthWaits) {
 TEST(Protocol, PayloadErrors) {
   EXPECT_EQ(malformed(raw(4, std::vector<uint8_t>(10))), "2 trailing bytes after TokenGrant");
   EXPECT_EQ(malformed(raw(4, std::vector<uint8_t>(7))), "truncated TokenGrant payload");
-  EXPECT_EQ(malformed(raw(5, std::vector<uint8_t>(33))), "1 trailing bytes after TokenRelease");
+  EXPECT_EQ(malformed(raw(5, std::vector<uint8_t>(34))), "1 trailing bytes after TokenRelease");
+  std::vector<uint8_t> again2(33);
+  again2[32] = 2;
+  EXPECT_EQ(malformed(raw(5, again2)), "again must be 0 or 1");
   EXPECT_EQ(malformed(raw(2, std::vector<uint8_t>(15))), "truncated ClientSettings payload");
   EXPECT_EQ(malformed(raw(3, {})), "truncated TokenRequest payload");
   EXPECT_EQ(malformed(raw(1, {})), "truncated Hello payload");
