@@ -1,0 +1,383 @@
+#include "harness.h"
+
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace gemtest {
+
+bool sanitized() {
+  const char* s = std::getenv("SANITIZE");
+  return s != nullptr && std::string(s) == "1";
+}
+
+double slack() { return sanitized() ? 2.0 : 1.0; }
+
+void sleep_ms(int ms) {
+  timespec ts{ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  // In place: truncate and rewrite the same inode.
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) throw std::runtime_error("cannot write " + path);
+  std::fwrite(text.data(), 1, text.size(), f);
+  std::fclose(f);
+}
+
+void write_text_rename(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  write_text(tmp, text);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename onto " + path);
+}
+
+std::string tail(const std::string& path, int n) {
+  const std::string text = read_text(path);
+  std::deque<std::string> lines;
+  std::istringstream in(text);
+  std::string l;
+  while (std::getline(in, l)) {
+    lines.push_back(l);
+    if (static_cast<int>(lines.size()) > n) lines.pop_front();
+  }
+  std::string out;
+  for (const auto& x : lines) out += "    " + x + "\n";
+  return out;
+}
+
+bool can_connect_unix(const std::string& path) {
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  close(fd);
+  return ok;
+}
+
+// ---- kernel log ----
+
+std::vector<Kernel> read_kernels(const std::string& path) {
+  std::vector<Kernel> out;
+  std::istringstream in(read_text(path));
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    Kernel k;
+    if (ls >> k.pid >> k.device >> k.start >> k.end >> k.api) out.push_back(k);
+  }
+  return out;
+}
+
+std::vector<Kernel> kernels_of(const std::vector<Kernel>& all, int pid) {
+  std::vector<Kernel> out;
+  for (const Kernel& k : all) {
+    if (k.pid == pid) out.push_back(k);
+  }
+  return out;
+}
+
+Micros union_length(std::vector<Interval> iv, Micros from, Micros to) {
+  std::sort(iv.begin(), iv.end(), [](const Interval& a, const Interval& b) { return a.start < b.start; });
+  Micros total = 0, cur_s = 0, cur_e = INT64_MIN;
+  for (Interval i : iv) {
+    i.start = std::max(i.start, from);
+    i.end = std::min(i.end, to);
+    if (i.end <= i.start) continue;
+    if (i.start > cur_e) {
+      if (cur_e != INT64_MIN) total += cur_e - cur_s;
+      cur_s = i.start;
+      cur_e = i.end;
+    } else {
+      cur_e = std::max(cur_e, i.end);
+    }
+  }
+  if (cur_e != INT64_MIN) total += cur_e - cur_s;
+  return total;
+}
+
+std::string ShareReport::describe() const {
+  std::string s = "over " + std::to_string((t1 - t0) / 1000) + " ms:";
+  for (const auto& [name, v] : share) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, " %s=%.4f (%lld ms)", name.c_str(), v, static_cast<long long>(busy.at(name) / 1000));
+    s += buf;
+  }
+  return s;
+}
+
+ShareReport period_shares(const std::vector<Kernel>& all,
+                          const std::map<std::string, std::vector<int>>& pids_of_client, Micros from, Micros to) {
+  ShareReport r;
+  r.t0 = from;
+  r.t1 = to;
+  Micros total = 0;
+  for (const auto& [name, pids] : pids_of_client) {
+    std::vector<Interval> iv;
+    for (const Kernel& k : all) {
+      if (std::find(pids.begin(), pids.end(), k.pid) != pids.end()) iv.push_back({k.start, k.end});
+    }
+    r.busy[name] = to > from ? union_length(iv, from, to) : 0;
+    total += r.busy[name];
+  }
+  for (const auto& [name, b] : r.busy) r.share[name] = total > 0 ? static_cast<double>(b) / total : 0;
+  return r;
+}
+
+ShareReport common_period_shares(const std::vector<Kernel>& all,
+                                 const std::map<std::string, std::vector<int>>& pids_of_client) {
+  Micros t0 = INT64_MIN, t1 = INT64_MAX;
+  for (const auto& [name, pids] : pids_of_client) {
+    Micros first = INT64_MAX, last = INT64_MIN;
+    for (const Kernel& k : all) {
+      if (std::find(pids.begin(), pids.end(), k.pid) == pids.end()) continue;
+      first = std::min(first, k.start);
+      last = std::max(last, k.end);
+    }
+    t0 = std::max(t0, first);
+    t1 = std::min(t1, last);
+  }
+  return period_shares(all, pids_of_client, t0, t1);
+}
+
+int count_cross_overlaps(const std::vector<Kernel>& all, const std::map<int, std::string>& group_of_pid,
+                         std::string* examples) {
+  std::vector<Kernel> ks = all;
+  std::sort(ks.begin(), ks.end(), [](const Kernel& a, const Kernel& b) { return a.start < b.start; });
+  auto group = [&](int pid) {
+    auto it = group_of_pid.find(pid);
+    return it == group_of_pid.end() ? "pid" + std::to_string(pid) : it->second;
+  };
+  int n = 0;
+  for (size_t i = 0; i < ks.size(); ++i) {
+    for (size_t j = i + 1; j < ks.size() && ks[j].start < ks[i].end; ++j) {
+      if (group(ks[i].pid) == group(ks[j].pid)) continue;
+      if (++n <= 5 && examples != nullptr) {
+        *examples += "  " + group(ks[i].pid) + " [" + std::to_string(ks[i].start) + ", " + std::to_string(ks[i].end) +
+                     "] vs " + group(ks[j].pid) + " [" + std::to_string(ks[j].start) + ", " +
+                     std::to_string(ks[j].end) + "]\n";
+      }
+    }
+  }
+  return n;
+}
+
+// ---- App ----
+
+namespace {
+nlohmann::json parse_json_or_empty(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  return j.is_discarded() ? nlohmann::json::object() : j;
+}
+}  // namespace
+
+nlohmann::json App::result() const {
+  std::istringstream in(read_text(out_path));
+  std::string line, last;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line[0] == '{') last = line;
+  }
+  return parse_json_or_empty(last);
+}
+
+nlohmann::json App::hook_stats() const { return parse_json_or_empty(read_text(stats_path)); }
+
+// ---- fixture ----
+
+void GemTest::SetUp() {
+  const char* b = std::getenv("GEM_BUILD");
+  build_ = b != nullptr && *b != '\0' ? b : "build";
+  build_ = std::filesystem::absolute(build_).string();
+  for (const char* rel : {"bin/gem-schd", "bin/gem-pmgr", "lib/libgemhook.so.1", "fake-cuda/libcuda.so.1",
+                          "fake-cuda/fake-cuda-app"}) {
+    ASSERT_EQ(access(bin(rel).c_str(), R_OK), 0) << bin(rel) << " missing: build it or set GEM_BUILD";
+  }
+  char tmpl[] = "/tmp/gem-integ-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr) << std::strerror(errno);
+  dir_ = tmpl;
+}
+
+void GemTest::TearDown() {
+  apps_.clear();  // stops whatever still runs
+  pmgrs_.clear();
+  schd_.reset();
+  if (HasFailure()) {
+    std::string logs;
+    for (const char* name : {"schd.log"}) logs += std::string("  ") + name + ":\n" + tail(path(name), 25);
+    for (const auto& e : std::filesystem::directory_iterator(dir_)) {
+      const std::string f = e.path().filename().string();
+      if (f.rfind("pmgr-", 0) == 0 && f.size() > 4 && f.substr(f.size() - 4) == ".log") {
+        logs += "  " + f + ":\n" + tail(e.path().string(), 15);
+      }
+      if (f.size() > 4 && f.substr(f.size() - 4) == ".err" && std::filesystem::file_size(e.path()) > 0) {
+        logs += "  " + f + ":\n" + tail(e.path().string(), 10);
+      }
+    }
+    std::fprintf(stderr, "[ logs of %s ]\n%s", dir_.c_str(), logs.c_str());
+  }
+  if (!dir_.empty() && std::getenv("GEM_KEEP_TMP") == nullptr) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  } else if (!dir_.empty()) {
+    std::fprintf(stderr, "kept %s\n", dir_.c_str());
+  }
+}
+
+std::string GemTest::config_text(const std::vector<ClientConfig>& clients) {
+  std::string s = "# written by the integration tests\n" + std::to_string(clients.size()) + "\n";
+  for (const auto& c : clients) {
+    char line[256];
+    std::snprintf(line, sizeof line, "%s %g %g 0\n", c.name.c_str(), c.request, c.limit);
+    s += line;
+  }
+  return s;
+}
+
+void GemTest::write_config(const std::vector<ClientConfig>& clients) {
+  write_text(path("resource-config.txt"), config_text(clients));
+}
+
+namespace {
+// Environment every child gets under SANITIZE=1: the hook is preloaded into an ASan program, and
+// the ASan runtime would otherwise refuse it for not coming first.
+std::map<std::string, std::string> sanitizer_env() {
+  std::map<std::string, std::string> env;
+  if (sanitized()) {
+    const char* prev = std::getenv("ASAN_OPTIONS");
+    std::string opts = prev != nullptr ? std::string(prev) + ":" : "";
+    env["ASAN_OPTIONS"] = opts + "verify_asan_link_order=0";
+  }
+  return env;
+}
+}  // namespace
+
+Process& GemTest::start_scheduler(int base_quota, int min_quota, int window, std::vector<std::string> extra) {
+  SpawnOptions o;
+  o.argv = {bin("bin/gem-schd"), "--socket", path("schd.sock"), "--config", path("resource-config.txt"),
+            "--base_quota", std::to_string(base_quota), "--min_quota", std::to_string(min_quota),
+            "--window", std::to_string(window), "--stats", path("stats.json")};
+  o.argv.insert(o.argv.end(), extra.begin(), extra.end());
+  o.env = sanitizer_env();
+  o.stderr_path = path("schd.log");
+  o.stdout_path = path("schd.log");
+  schd_ = std::make_unique<Process>(o);
+  const bool up = wait_until(10 * slack(), [&] { return can_connect_unix(path("schd.sock")) || !schd_->alive(); });
+  EXPECT_TRUE(up && schd_->alive()) << "gem-schd did not start:\n" << tail(path("schd.log"));
+  return *schd_;
+}
+
+Process& GemTest::start_pod_manager(const std::string& client) {
+  SpawnOptions o;
+  o.argv = {bin("bin/gem-pmgr"), "--name", client, "--socket", pmgr_socket(client), "--scheduler", path("schd.sock")};
+  o.env = sanitizer_env();
+  o.stderr_path = path("pmgr-" + client + ".log");
+  o.stdout_path = o.stderr_path;
+  auto& p = pmgrs_[client];
+  p = std::make_unique<Process>(o);
+  const bool up = wait_until(10 * slack(), [&] { return can_connect_unix(pmgr_socket(client)) || !p->alive(); });
+  EXPECT_TRUE(up && p->alive()) << "gem-pmgr " << client << " did not start:\n" << tail(o.stderr_path);
+  return *p;
+}
+
+App& GemTest::start_app(const AppOptions& a) {
+  const int n = app_seq_++;
+  auto app = std::make_unique<App>();
+  app->client = a.client;
+  const std::string base = path("app" + std::to_string(n) + (a.client.empty() ? "" : "-" + a.client));
+  app->out_path = base + ".out";
+  app->err_path = base + ".err";
+  app->stats_path = base + ".hook.json";
+  SpawnOptions o;
+  o.argv = {bin("fake-cuda/fake-cuda-app"), "--seconds", std::to_string(a.seconds), "--kernel_us",
+            std::to_string(a.kernel_us), "--threads", std::to_string(a.threads)};
+  if (!a.api.empty()) {
+    o.argv.push_back("--api");
+    o.argv.push_back(a.api);
+  }
+  if (a.ptsz) o.argv.push_back("--ptsz");
+  if (a.sync_every > 0) {
+    o.argv.push_back("--sync_every");
+    o.argv.push_back(std::to_string(a.sync_every));
+  }
+  o.env = sanitizer_env();
+  o.env["LD_LIBRARY_PATH"] = bin("fake-cuda");
+  o.env["LD_PRELOAD"] = bin("lib/libgemhook.so.1");
+  o.env["FAKE_CUDA_LOG"] = path("kernels.log");
+  o.env["GEMINI_MAX_INFLIGHT"] = "8";
+  o.env["GEMINI_STATS_FILE"] = app->stats_path;
+  o.unset_env = {"POD_NAME", "POD_MANAGER_SOCKET", "POD_MANAGER_IP", "POD_MANAGER_PORT", "GEMINI_FAIL_CLOSED",
+                 "GEMINI_IDLE_MS", "GEMINI_LOG_LEVEL", "FAKE_CUDA_DEVICES"};
+  if (!a.client.empty()) {
+    o.env["POD_NAME"] = a.client;
+    o.env["POD_MANAGER_SOCKET"] = a.pmgr_socket.empty() ? pmgr_socket(a.client) : a.pmgr_socket;
+  }
+  for (const auto& [k, v] : a.env) o.env[k] = v;
+  o.stdout_path = app->out_path;
+  o.stderr_path = app->err_path;
+  app->started_us = mono_us();
+  app->proc = std::make_unique<Process>(o);
+  apps_.push_back(std::move(app));
+  return *apps_.back();
+}
+
+void GemTest::wait_apps(double seconds) {
+  for (auto& a : apps_) {
+    if (a->proc->status()) continue;
+    auto st = a->proc->wait_for(seconds);
+    ASSERT_TRUE(st.has_value()) << "fake-cuda-app (" << a->client << ") still running after " << seconds << " s";
+    EXPECT_TRUE(exited_ok(*st)) << "fake-cuda-app (" << a->client << "): " << describe_status(*st) << "\n"
+                                << tail(a->err_path);
+  }
+}
+
+nlohmann::json GemTest::stats() const { return parse_json_or_empty(read_text(path("stats.json"))); }
+
+std::map<std::string, std::vector<int>> GemTest::pids_by_client() const {
+  std::map<std::string, std::vector<int>> m;
+  for (const auto& a : apps_) m[a->client].push_back(a->proc->pid());
+  return m;
+}
+
+std::map<int, std::string> GemTest::client_by_pid() const {
+  std::map<int, std::string> m;
+  for (const auto& a : apps_) m[a->proc->pid()] = a->client;
+  return m;
+}
+
+void GemTest::stop_daemons_expect_clean() {
+  for (auto& [name, p] : pmgrs_) {
+    EXPECT_TRUE(p->alive()) << "gem-pmgr " << name << " died: " << describe_status(*p->status());
+    const int st = p->stop();
+    EXPECT_TRUE(exited_ok(st)) << "gem-pmgr " << name << " on SIGTERM: " << describe_status(st) << "\n"
+                               << tail(path("pmgr-" + name + ".log"));
+  }
+  if (schd_) {
+    EXPECT_TRUE(schd_->alive()) << "gem-schd died: " << describe_status(*schd_->status());
+    const int st = schd_->stop();
+    EXPECT_TRUE(exited_ok(st)) << "gem-schd on SIGTERM: " << describe_status(st) << "\n" << tail(path("schd.log"));
+  }
+}
+
+}  // namespace gemtest

@@ -1,0 +1,160 @@
+// Shared pieces of the integration tests: a temp dir per test, the real gem-schd and gem-pmgr
+// started on Unix sockets in it, fake-cuda-app run under the real libgemhook.so.1 against the
+// stand-in driver, and readers for the stand-in's kernel log, the scheduler's stats and the hook's
+// counters. Binaries come from $GEM_BUILD (default ./build).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "gem/clock.h"
+#include "process.h"
+
+namespace gemtest {
+
+using gem::Micros;
+using gem::mono_us;
+
+/// True when the test binary runs under AddressSanitizer (make SANITIZE=1 integration-test).
+bool sanitized();
+/// Time-to-react bounds are multiplied by this (2 under SANITIZE=1, else 1).
+double slack();
+
+void sleep_ms(int ms);
+std::string read_text(const std::string& path);
+void write_text(const std::string& path, const std::string& text);
+/// Writes to path.tmp and renames it over path.
+void write_text_rename(const std::string& path, const std::string& text);
+/// The last `n` lines of a file, for failure messages.
+std::string tail(const std::string& path, int n = 30);
+
+/// Polls `pred` every 5 ms until it is true or `seconds` pass; returns its last value.
+template <typename F>
+bool wait_until(double seconds, F&& pred) {
+  const Micros deadline = mono_us() + static_cast<Micros>(seconds * 1e6);
+  for (;;) {
+    if (pred()) return true;
+    if (mono_us() >= deadline) return false;
+    sleep_ms(5);
+  }
+}
+
+/// True if a stream connection to the Unix socket `path` succeeds (closed at once).
+bool can_connect_unix(const std::string& path);
+
+// ---- The stand-in driver's kernel log ----
+struct Kernel {
+  int pid = 0;
+  int device = 0;
+  Micros start = 0, end = 0;
+  std::string api;
+};
+std::vector<Kernel> read_kernels(const std::string& path);
+std::vector<Kernel> kernels_of(const std::vector<Kernel>& all, int pid);
+
+struct Interval {
+  Micros start, end;
+};
+/// Total length of the union of the intervals, clipped to [from, to].
+Micros union_length(std::vector<Interval> iv, Micros from, Micros to);
+
+/// Shares of GPU time over the period in which every group ran: [latest first-kernel start,
+/// earliest last-kernel end]. A group is a client (one or more pids); its busy time is the union of
+/// its processes' kernels inside the period.
+struct ShareReport {
+  Micros t0 = 0, t1 = 0;
+  std::map<std::string, Micros> busy;
+  std::map<std::string, double> share;
+  std::string describe() const;
+};
+ShareReport common_period_shares(const std::vector<Kernel>& all,
+                                 const std::map<std::string, std::vector<int>>& pids_of_client);
+/// Shares over a fixed period [from, to] (busy time of each group / total busy time).
+ShareReport period_shares(const std::vector<Kernel>& all,
+                          const std::map<std::string, std::vector<int>>& pids_of_client, Micros from, Micros to);
+
+/// Pairs of kernels of different groups (pid sets) that overlap in time; `examples` gets a few.
+int count_cross_overlaps(const std::vector<Kernel>& all, const std::map<int, std::string>& group_of_pid,
+                         std::string* examples);
+
+// ---- The test fixture ----
+struct ClientConfig {
+  std::string name;
+  double request = 0;
+  double limit = 1;
+};
+
+struct AppOptions {
+  double seconds = 8;
+  int kernel_us = 1000;
+  int threads = 1;
+  std::string api;  // empty: the app's default (launch)
+  bool ptsz = false;
+  int sync_every = 0;
+  std::string client;  // POD_NAME; empty: unset (the hook passes everything through)
+  std::map<std::string, std::string> env;  // extra environment
+  std::string pmgr_socket;                 // default: the pod manager of `client`
+};
+
+struct App {
+  std::unique_ptr<Process> proc;
+  std::string client;
+  std::string out_path, err_path, stats_path;
+  Micros started_us = 0;
+  /// The JSON line the app prints at the end ("launches", "pid", ...); empty object if none.
+  nlohmann::json result() const;
+  /// The hook's counters file (GEMINI_STATS_FILE); empty object if none.
+  nlohmann::json hook_stats() const;
+};
+
+class GemTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  std::string path(const std::string& name) const { return dir_ + "/" + name; }
+  std::string bin(const std::string& rel) const { return build_ + "/" + rel; }
+
+  static std::string config_text(const std::vector<ClientConfig>& clients);
+  void write_config(const std::vector<ClientConfig>& clients);
+
+  /// gem-schd on path("schd.sock") with config path("resource-config.txt"), stats path("stats.json"),
+  /// stderr path("schd.log"). Waits until it accepts connections.
+  Process& start_scheduler(int base_quota = 30, int min_quota = 10, int window = 2000,
+                           std::vector<std::string> extra = {});
+  /// gem-pmgr --name `client` on path("pmgr-<client>.sock"), scheduler at path("schd.sock").
+  Process& start_pod_manager(const std::string& client);
+  std::string pmgr_socket(const std::string& client) const { return path("pmgr-" + client + ".sock"); }
+
+  /// fake-cuda-app under the hook, FAKE_CUDA_LOG = path("kernels.log"), GEMINI_MAX_INFLIGHT=8.
+  App& start_app(const AppOptions& o);
+  /// Waits for every app (each up to `seconds`) and expects exit 0.
+  void wait_apps(double seconds);
+
+  std::vector<Kernel> kernels() const { return read_kernels(path("kernels.log")); }
+  nlohmann::json stats() const;  // the scheduler's --stats file; empty object if unreadable
+  /// pids of each client's apps.
+  std::map<std::string, std::vector<int>> pids_by_client() const;
+  std::map<int, std::string> client_by_pid() const;
+
+  /// Asserts that the daemons are still running, then stops them and expects exit 0.
+  void stop_daemons_expect_clean();
+
+  std::string dir_;
+  std::string build_;
+  std::unique_ptr<Process> schd_;
+  std::map<std::string, std::unique_ptr<Process>> pmgrs_;
+  std::vector<std::unique_ptr<App>> apps_;
+  int app_seq_ = 0;
+};
+
+}  // namespace gemtest

@@ -1,0 +1,185 @@
+// REQUEST shares, LIMITs, no overlap between clients, and processes of one client sharing its token:
+// real gem-schd + gem-pmgr, fake-cuda-app under the real hook, the stand-in driver's kernel log.
+#include <cmath>
+#include <cstdlib>
+
+#include "harness.h"
+
+namespace gemtest {
+namespace {
+
+constexpr double kShareTolerance = 0.02;  // 2 percentage points
+constexpr double kRunSeconds = 9;
+
+class SharesTest : public GemTest {
+ protected:
+  /// Starts gem-schd with `clients`, one gem-pmgr per client and `procs` saturating apps per client,
+  /// all in parallel; waits for them. Returns the shares over the common run period.
+  ShareReport run_saturating(const std::vector<ClientConfig>& clients, double seconds, int procs = 1,
+                             int window = 2000) {
+    write_config(clients);
+    if (const char* w = std::getenv("GEM_INTEG_WINDOW")) window = std::atoi(w);  // for experiments
+    start_scheduler(30, 10, window);
+    for (const auto& c : clients) start_pod_manager(c.name);
+    for (int p = 0; p < procs; ++p) {
+      for (const auto& c : clients) {
+        AppOptions a;
+        a.client = c.name;
+        a.seconds = seconds;
+        start_app(a);
+      }
+    }
+    wait_apps(seconds + 10 * slack());
+    return common_period_shares(kernels(), pids_by_client());
+  }
+
+  void expect_shares(const std::vector<ClientConfig>& clients, const ShareReport& r) {
+    EXPECT_GT(r.t1 - r.t0, static_cast<Micros>((kRunSeconds - 2) * 1e6)) << "clients ran together too briefly";
+    for (const auto& c : clients) {
+      EXPECT_NEAR(r.share.at(c.name), c.request, kShareTolerance) << c.name << " " << r.describe();
+    }
+    std::printf("    shares %s\n", r.describe().c_str());
+  }
+
+  void expect_no_overlap() {
+    std::string ex;
+    const std::vector<Kernel> ks = kernels();
+    const int n = count_cross_overlaps(ks, client_by_pid(), &ex);
+    EXPECT_EQ(n, 0) << "kernels of different clients overlapped:\n" << ex;
+    std::printf("    %zu kernels, %d overlapping pairs of different clients\n", ks.size(), n);
+  }
+};
+
+TEST_F(SharesTest, TwoClients30_70) {
+  const std::vector<ClientConfig> clients = {{"client1", 0.3, 1.0}, {"client2", 0.7, 1.0}};
+  expect_shares(clients, run_saturating(clients, kRunSeconds));
+  expect_no_overlap();
+  stop_daemons_expect_clean();
+}
+
+TEST_F(SharesTest, ThreeClients20_30_50) {
+  const std::vector<ClientConfig> clients = {{"a", 0.2, 1.0}, {"b", 0.3, 1.0}, {"c", 0.5, 1.0}};
+  expect_shares(clients, run_saturating(clients, kRunSeconds));
+  expect_no_overlap();
+  stop_daemons_expect_clean();
+}
+
+TEST_F(SharesTest, FourClients10_20_30_40) {
+  const std::vector<ClientConfig> clients = {{"a", 0.1, 1.0}, {"b", 0.2, 1.0}, {"c", 0.3, 1.0}, {"d", 0.4, 1.0}};
+  expect_shares(clients, run_saturating(clients, kRunSeconds));
+  expect_no_overlap();
+  stop_daemons_expect_clean();
+}
+
+// Many launching threads per process, per-thread default streams and every launch path at once:
+// still no kernel of one client runs while another client's does.
+TEST_F(SharesTest, NoOverlapBetweenClientsWithManyThreads) {
+  write_config({{"a", 0.3, 1.0}, {"b", 0.3, 1.0}, {"c", 0.4, 1.0}});
+  start_scheduler();
+  for (const char* c : {"a", "b", "c"}) start_pod_manager(c);
+  const char* apis[] = {"launch", "ex", "graph"};
+  for (int i = 0; i < 3; ++i) {
+    AppOptions a;
+    a.client = std::string(1, static_cast<char>('a' + i));
+    a.seconds = 4;
+    a.threads = 3;
+    a.api = apis[i];
+    a.ptsz = i == 1;
+    a.kernel_us = 500 + 500 * i;
+    start_app(a);
+  }
+  wait_apps(4 + 10 * slack());
+  const auto ks = kernels();
+  for (const auto& [client, pids] : pids_by_client()) {
+    EXPECT_GT(kernels_of(ks, pids[0]).size(), 100u) << client << " barely ran";
+  }
+  expect_no_overlap();
+  stop_daemons_expect_clean();
+}
+
+// A LIMIT 0.25 client alone on the GPU gets a quarter of the wall time, not more.
+TEST_F(SharesTest, LimitAlone) {
+  write_config({{"capped", 0.0, 0.25}});
+  start_scheduler();
+  start_pod_manager("capped");
+  AppOptions a;
+  a.client = "capped";
+  a.seconds = 8;
+  start_app(a);
+  wait_apps(8 + 10 * slack());
+  const auto ks = kernels();
+  ASSERT_FALSE(ks.empty());
+  Micros first = INT64_MAX, last = 0;
+  std::vector<Interval> iv;
+  for (const Kernel& k : ks) {
+    first = std::min(first, k.start);
+    last = std::max(last, k.end);
+    iv.push_back({k.start, k.end});
+  }
+  const double share = static_cast<double>(union_length(iv, first, last)) / (last - first);
+  std::printf("    LIMIT 0.25 alone: %.4f of %lld ms\n", share, static_cast<long long>((last - first) / 1000));
+  EXPECT_NEAR(share, 0.25, kShareTolerance);
+  // Never above the LIMIT for long either: in each 2 s window (the scheduler's window) after the first.
+  double worst = 0;
+  for (Micros t = first + 2000000; t + 2000000 <= last; t += 1000000) {
+    worst = std::max(worst, static_cast<double>(union_length(iv, t, t + 2000000)) / 2e6);
+  }
+  std::printf("    largest share in a 2 s window: %.4f\n", worst);
+  EXPECT_LE(worst, 0.25 + kShareTolerance);
+  stop_daemons_expect_clean();
+}
+
+// A (REQUEST 0.2, LIMIT 0.4) next to B (0.2, 1.0): both want everything, A stops at 0.4.
+TEST_F(SharesTest, LimitWithTwoClients) {
+  const std::vector<ClientConfig> clients = {{"A", 0.2, 0.4}, {"B", 0.2, 1.0}};
+  const ShareReport r = run_saturating(clients, 8);
+  std::printf("    shares %s\n", r.describe().c_str());
+  EXPECT_LE(r.share.at("A"), 0.4 + kShareTolerance) << r.describe();
+  EXPECT_GE(r.share.at("A"), 0.4 - 0.05) << "A should get up to its LIMIT when B only requests 0.2: " << r.describe();
+  // In every 2 s window after the first one.
+  const auto ks = kernels();
+  const auto pids = pids_by_client();
+  double worst = 0;
+  for (Micros t = r.t0 + 2000000; t + 2000000 <= r.t1; t += 1000000) {
+    const ShareReport w = period_shares(ks, pids, t, t + 2000000);
+    worst = std::max(worst, static_cast<double>(w.busy.at("A")) / 2e6);
+  }
+  std::printf("    A's largest share of the wall time in a 2 s window: %.4f\n", worst);
+  EXPECT_LE(worst, 0.4 + kShareTolerance);
+  expect_no_overlap();
+  stop_daemons_expect_clean();
+}
+
+// Two processes of one client (one gem-pmgr) share its token: together they get its share.
+TEST_F(SharesTest, TwoProcessesOfOneClientShareItsToken) {
+  const std::vector<ClientConfig> clients = {{"duo", 0.3, 1.0}, {"solo", 0.7, 1.0}};
+  write_config(clients);
+  start_scheduler();
+  start_pod_manager("duo");
+  start_pod_manager("solo");
+  AppOptions a;
+  a.seconds = kRunSeconds;
+  a.client = "duo";
+  App& d1 = start_app(a);
+  App& d2 = start_app(a);
+  a.client = "solo";
+  start_app(a);
+  wait_apps(kRunSeconds + 10 * slack());
+  const auto ks = kernels();
+  const ShareReport r = common_period_shares(ks, pids_by_client());
+  std::printf("    shares %s\n", r.describe().c_str());
+  EXPECT_NEAR(r.share.at("duo"), 0.3, kShareTolerance) << r.describe();
+  // Both processes of "duo" got GPU time.
+  for (const App* p : {&d1, &d2}) {
+    std::vector<Interval> iv;
+    for (const Kernel& k : kernels_of(ks, p->proc->pid())) iv.push_back({k.start, k.end});
+    const double part = static_cast<double>(union_length(iv, r.t0, r.t1)) / (r.t1 - r.t0);
+    std::printf("    duo process %d: %.4f of the period\n", p->proc->pid(), part);
+    EXPECT_GT(part, 0.05) << "process " << p->proc->pid() << " of duo barely ran";
+  }
+  expect_no_overlap();
+  stop_daemons_expect_clean();
+}
+
+}  // namespace
+}  // namespace gemtest
