@@ -248,7 +248,8 @@ void Gate::worker_loop() {
                             static_cast<uint64_t>(end - used), static_cast<uint64_t>(end), again};
     if (again) {
       uint64_t q = 0;
-      next = answer(pmgr_.release_and_request(rel, &q, &why_), static_cast<Micros>(q), &quota);
+      const PmgrClient::Answer a = pmgr_.release_and_request(rel, &q, &why_);
+      next = answer(a, static_cast<Micros>(q), &quota);
       have_answer = true;
     } else if (!pmgr_.release_token(rel)) {
       LOG_WARN("could not give the token back: pod manager connection lost");
