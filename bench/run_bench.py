@@ -52,7 +52,7 @@ def launch_overhead_gpu(build, bindir, out):
     r = {}
     for key in ("median_total_ns", "median_issue_ns"):
         p, h = summarize(runs["plain"], key), summarize(runs["hooked"], key)
-        r[key.replace("median_", "")] = {"plain_ns": round(p, 1), "hooked_ns": round(h, 1), "hook_cost_ns": round(h - p, 1)}
+        r[key[len("median_"):-len("_ns")]] = {"plain_ns": round(p, 1), "hooked_ns": round(h, 1), "hook_cost_ns": round(h - p, 1)}
     hk = runs["hooked"][0].get("hook") or {}
     total, _ = G.hook_launches(hk)
     r["hook_counted_launches_first_hooked_run"] = total
