@@ -15,7 +15,7 @@ constexpr uint16_t kFirstType = 1;
 constexpr uint16_t kLastType = std::variant_size_v<Body>;
 
 const char* const kTypeNames[] = {"Hello", "ClientSettings", "TokenRequest",
-                                  "TokenGrant", "TokenRelease", "Error"};
+                                  "TokenGrant", "TokenRelease", "Error", "TokenRenew"};
 static_assert(sizeof(kTypeNames) / sizeof(kTypeNames[0]) == std::variant_size_v<Body>,
               "one name per message type");
 
@@ -88,6 +88,11 @@ bool encode_body(const TokenRelease& m, std::vector<uint8_t>* out) {
   put_u64(out, m.start_us);
   put_u64(out, m.end_us);
   out->push_back(m.again ? 1 : 0);
+  return true;
+}
+bool encode_body(const TokenRenew& m, std::vector<uint8_t>* out) {
+  put_u64(out, m.used_us);
+  put_u64(out, m.burst_us);
   return true;
 }
 bool encode_body(const Error& m, std::vector<uint8_t>* out) {
@@ -192,6 +197,11 @@ bool decode_body(Reader* r, TokenRelease* m, std::string* err) {
   return true;
 }
 // Unknown error codes are kept as they are: the code only informs the log line on the receiver.
+bool decode_body(Reader* r, TokenRenew* m, std::string*) {
+  m->used_us = r->u64();
+  m->burst_us = r->u64();
+  return true;
+}
 bool decode_body(Reader* r, Error* m, std::string* err) {
   m->code = static_cast<ErrorCode>(r->u16());
   return r->str(&m->message, err);

@@ -296,14 +296,17 @@ Gate::Outcome Gate::answer(PmgrClient::Answer a, Micros granted, Micros* quota) 
   return s.fail_closed ? Outcome::kRetryLater : Outcome::kUnthrottled;
 }
 
-bool Gate::hold(Micros until, bool count_idle) {
+bool Gate::hold(Micros until, bool granted) {
   const Micros idle = static_cast<Micros>(settings().idle_ms) * 1000;
   uint64_t seen = entered_.load();
   Micros last_activity = mono_us();
   bool gpu_checked = false;
   for (;;) {
     const Micros now = mono_us();
-    if (now >= until) return true;
+    if (now >= until) {
+      if (!granted || !renew(now, &until)) return true;
+      continue;
+    }
     sleep_us(std::min(until - now, std::max<Micros>(idle / 4, 500)));
     const uint64_t e = entered_.load();
     const Micros t = mono_us();
@@ -311,7 +314,7 @@ bool Gate::hold(Micros until, bool count_idle) {
       seen = e;
       last_activity = t;
       gpu_checked = false;
-    } else if (count_idle && t - last_activity >= idle) {
+    } else if (granted && t - last_activity >= idle) {
       if (gpu_checked) return false;
       // No launch for a while may only mean the program waits for the GPU (a synchronise after
       // each step): wait for its work too, and call it idle only if no launch follows within
@@ -321,6 +324,21 @@ bool Gate::hold(Micros until, bool count_idle) {
       last_activity = mono_us();
     }
   }
+}
+
+bool Gate::renew(Micros now, Micros* until) {
+  // Charged by CPU time: the work still queued is measured with the next slice, by the same client.
+  const Micros used = now - slice_start_;
+  uint64_t q = 0;
+  const PmgrClient::Answer a =
+      pmgr_.renew_token(static_cast<uint64_t>(used), static_cast<uint64_t>(burst_ + used), &q, &why_);
+  if (a != PmgrClient::Answer::kGranted || q == 0) return false;
+  counters().tokens.fetch_add(1, std::memory_order_relaxed);
+  burst_ += used;
+  slice_start_ = now;
+  record_start();
+  *until = now + static_cast<Micros>(q);
+  return true;
 }
 
 void Gate::sync_contexts() {

@@ -67,8 +67,10 @@ class Gate {
   void worker_loop();
   Outcome obtain(Micros* quota);
   Outcome answer(PmgrClient::Answer a, Micros granted, Micros* quota);
-  /// Keeps the gate open until `until` (true) or, with count_idle, until the client is idle (false).
-  bool hold(Micros until, bool count_idle);
+  /// Keeps the gate open until `until` (true) or, when the token was granted, until the client is
+  /// idle (false); at `until` a granted token is renewed if the scheduler allows.
+  bool hold(Micros until, bool granted);
+  bool renew(Micros now, Micros* until);
   void sync_contexts();
   void drain_and_measure(Micros* used, Micros* end);
   void note_context(CUcontext ctx);

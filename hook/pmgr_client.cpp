@@ -65,6 +65,15 @@ PmgrClient::Answer PmgrClient::release_and_request(proto::TokenRelease rel, uint
   return await_answer(quota_us, why);
 }
 
+PmgrClient::Answer PmgrClient::renew_token(uint64_t used_us, uint64_t burst_us, uint64_t* quota_us,
+                                           std::string* why) {
+  if (!send({next_id_++, proto::TokenRenew{used_us, burst_us}})) {
+    *why = "pod manager connection lost";
+    return Answer::kBroken;
+  }
+  return await_answer(quota_us, why);
+}
+
 PmgrClient::Answer PmgrClient::await_answer(uint64_t* quota_us, std::string* why) {
   for (;;) {
     proto::Message m;

@@ -30,6 +30,10 @@ class PmgrClient {
   /// blocks for the answer like request_token.
   Answer release_and_request(proto::TokenRelease rel, uint64_t* quota_us, std::string* why);
 
+  /// Asks to keep the token for another quota (proto::TokenRenew). kGranted with *quota_us > 0:
+  /// renewed; kGranted with 0: refused, drain and release.
+  Answer renew_token(uint64_t used_us, uint64_t burst_us, uint64_t* quota_us, std::string* why);
+
   /// The client's settings as the scheduler last sent them.
   const proto::ClientSettings& client_settings() const { return settings_; }
 

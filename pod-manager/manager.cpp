@@ -176,6 +176,23 @@ void Manager::on_hook_message(int fd, const proto::Message& m) {
       r.waiters.push_back({fd, m.request_id});
     }
     if (last) return_token(r);
+  } else if (const auto* ren = std::get_if<proto::TokenRenew>(&m.body)) {
+    auto it = routes_.find(h.uuid);
+    // Only a sole holder may renew: with several processes on the token the normal release
+    // merges their intervals.
+    if (it == routes_.end() || !it->second.sched || it->second.renewing || !it->second.token.holds(fd) ||
+        it->second.token.holder_count() != 1) {
+      h.peer->send({m.request_id, proto::TokenGrant{0}});
+      return;
+    }
+    Route& r = it->second;
+    r.renew_id = next_id_++;
+    r.renew_for = {fd, m.request_id};
+    r.renewing = r.sched->send({r.renew_id, *ren});
+    if (!r.renewing) {
+      h.peer->send({m.request_id, proto::TokenGrant{0}});
+      drop_sched(h.uuid, "write failed");
+    }
   } else {
     drop_hook(fd, std::string("unexpected ") + proto::type_name(m.body));
   }
@@ -240,9 +257,16 @@ void Manager::on_sched_readable(const std::string& uuid) {
   std::string why;
   const bool ok = r.sched->read_messages(&msgs, &why);
   for (const proto::Message& m : msgs) {
-    if (std::get_if<proto::TokenGrant>(&m.body) != nullptr) {
+    if (const auto* g = std::get_if<proto::TokenGrant>(&m.body)) {
+      if (r.renewing && m.request_id == r.renew_id) {
+        r.renewing = false;
+        if (g->quota_us > 0) r.token.granted(static_cast<Micros>(g->quota_us), mono_us());
+        auto it = hooks_.find(r.renew_for.fd);
+        if (it != hooks_.end()) it->second.peer->send({r.renew_for.request_id, *g});
+        continue;
+      }
       r.requested = false;
-      r.token.granted(static_cast<Micros>(std::get<proto::TokenGrant>(m.body).quota_us), mono_us());
+      r.token.granted(static_cast<Micros>(g->quota_us), mono_us());
       serve_waiters(r);
     } else if (const auto* s = std::get_if<proto::ClientSettings>(&m.body)) {
       r.settings = *s;
@@ -287,6 +311,11 @@ void Manager::drop_sched(const std::string& uuid, const std::string& why) {
   LOG_WARN("lost scheduler %s: %s", r.endpoint.to_string().c_str(), why.c_str());
   r.sched.reset();
   r.requested = false;
+  if (r.renewing) {
+    auto it = hooks_.find(r.renew_for.fd);
+    if (it != hooks_.end()) it->second.peer->send({r.renew_for.request_id, proto::TokenGrant{0}});
+    r.renewing = false;
+  }
   r.token.reset();
   r.retry_at = 0;  // the next request tries again at once
   for (const Waiter& w : r.waiters) {

@@ -51,6 +51,10 @@ class Manager {
     Micros last_burst = 0;
     std::deque<Waiter> waiters;
     TokenShare token;
+    // A holder's renewal forwarded to the scheduler, answered by the TokenGrant with renew_id.
+    bool renewing = false;
+    Waiter renew_for{-1, 0};
+    uint64_t renew_id = 0;
   };
 
   void accept_all();
@@ -67,6 +71,7 @@ class Manager {
   int listen_fd_ = -1;
   std::map<int, Hook> hooks_;
   std::map<std::string, Route> routes_;
+  uint64_t next_id_ = 1;  // ids of our own requests to schedulers (0: plain token requests)
 };
 
 }  // namespace gem::pmgr

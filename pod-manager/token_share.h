@@ -45,6 +45,7 @@ class TokenShare {
   /// The scheduler connection is gone: forget the token without reporting.
   void reset();
   bool has_holders() const { return !holders_.empty(); }
+  size_t holder_count() const { return holders_.size(); }
 
  private:
   struct Interval {

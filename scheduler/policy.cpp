@@ -85,6 +85,18 @@ std::optional<Grant> Policy::schedule(Micros now) {
     charge(stuck, now - grant_time_, now);
     holder_.clear();
   }
+  const std::string* best = pick(now);
+  if (best == nullptr) return std::nullopt;
+  Client& c = clients_.at(*best);
+  c.waiting = false;
+  ++c.grants;
+  holder_ = *best;
+  grant_time_ = now;
+  grant_quota_ = quota_for(c);
+  return Grant{holder_, grant_quota_};
+}
+
+const std::string* Policy::pick(Micros now) {
   const std::string* best = nullptr;
   bool best_under_request = false;
   double best_key = 0;
@@ -121,14 +133,35 @@ std::optional<Grant> Policy::schedule(Micros now) {
       best_since = c.waiting_since;
     }
   }
-  if (best == nullptr) return std::nullopt;
-  Client& c = clients_.at(*best);
+  return best;
+}
+
+std::optional<Micros> Policy::renew(const std::string& name, Micros used, Micros burst, Micros now) {
+  if (holder_.empty() || holder_ != name) return std::nullopt;
+  // Only without contention: the holder's work still queued on the GPU is charged with its next
+  // slice, which would tilt a close choice between clients towards the holder.
+  for (const auto& [other, oc] : clients_) {
+    if (oc.waiting && other != name) return std::nullopt;
+  }
+  Client& c = clients_.at(name);
+  // Would the rules give the token straight back to the holder once charged (its LIMIT)? Then it
+  // keeps it without the drain; otherwise nothing changes and it drains and releases as usual.
+  const Micros charged = std::clamp<Micros>(used, 0, std::max<Micros>(now - grant_time_, 0));
+  const Client saved = c;
+  charge(c, charged, now);
+  if (burst > 0) c.burst = burst;
+  c.waiting = true;
+  c.waiting_since = now;
+  const std::string* best = pick(now);
+  if (best == nullptr || *best != name) {
+    c = saved;
+    return std::nullopt;
+  }
   c.waiting = false;
   ++c.grants;
-  holder_ = *best;
   grant_time_ = now;
   grant_quota_ = quota_for(c);
-  return Grant{holder_, grant_quota_};
+  return grant_quota_;
 }
 
 Micros Policy::next_event(Micros now) const {

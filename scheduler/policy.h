@@ -87,6 +87,13 @@ class Policy {
   /// returns its grant. nullopt when the token stays where it is or nobody may have it now.
   std::optional<Grant> schedule(Micros now);
 
+  /// The holder's quota ran out while it still runs, having used `used` µs since its grant: if no
+  /// other client waits and the rules would pick it again with that usage charged (its LIMIT), it
+  /// keeps the token; returns the new quota
+  /// and charges `used` as release() would. Otherwise nullopt and nothing changes (the holder must
+  /// drain and release()). Saves an uncontended client the drain at every quota.
+  std::optional<Micros> renew(const std::string& name, Micros used, Micros burst, Micros now);
+
   /// The earliest time after `now` at which schedule() may do something it cannot do now
   /// (a waiting client's share drops under its LIMIT, or the holder's lease runs out); kNever if none.
   Micros next_event(Micros now) const;
@@ -113,6 +120,9 @@ class Policy {
     uint64_t grants = 0;
   };
 
+  /// The waiting client the rules pick now (nullptr: none may have the token). No side effects
+  /// beyond dropping usage that left the window.
+  const std::string* pick(Micros now);
   void charge(Client& c, Micros used, Micros now);
   void forget_old(Client& c, Micros now) const;
   Micros usage_in_window(const Client& c, Micros now) const;

@@ -138,6 +138,9 @@ void Server::on_message(int fd, Conn& c, const proto::Message& m) {
       c.pending_request = m.request_id;
       policy_.request(c.client, static_cast<Micros>(r->burst_us), now);
     }
+  } else if (const auto* r = std::get_if<proto::TokenRenew>(&m.body)) {
+    const auto quota = policy_.renew(c.client, static_cast<Micros>(r->used_us), static_cast<Micros>(r->burst_us), now);
+    c.peer->send({m.request_id, proto::TokenGrant{quota ? static_cast<uint64_t>(*quota) : 0}});
   } else {
     drop(fd, std::string("unexpected ") + proto::type_name(m.body));
   }

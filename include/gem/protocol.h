@@ -70,6 +70,15 @@ struct TokenRelease {
   bool again = false;
 };
 
+/// The holder's quota ran out while its launches still run: may it keep the token for another
+/// quota without stopping? used_us/burst_us as in TokenRelease, counted since the grant or the
+/// last renewal. Answered with a TokenGrant: quota_us > 0 renews (charged as a release and a new
+/// grant); 0 means no: drain and send a TokenRelease. Saves an uncontended client the drain.
+struct TokenRenew {
+  uint64_t used_us = 0;
+  uint64_t burst_us = 0;
+};
+
 enum class ErrorCode : uint16_t {
   kUnknownClient = 1,      // name not in resource-config.txt
   kSchedulerUnavailable = 2,  // gem-pmgr cannot reach gem-schd
@@ -82,7 +91,7 @@ struct Error {
   std::string message;
 };
 
-using Body = std::variant<Hello, ClientSettings, TokenRequest, TokenGrant, TokenRelease, Error>;
+using Body = std::variant<Hello, ClientSettings, TokenRequest, TokenGrant, TokenRelease, Error, TokenRenew>;
 
 struct Message {
   uint64_t request_id = 0;

@@ -214,3 +214,51 @@ TEST(Policy, NextEventIsWhenALimitedClientMayRunAgain) {
 
 }  // namespace
 }  // namespace gem::sched
+
+namespace gem::sched {
+namespace {
+
+TEST(PolicyRenew, AloneUnderLimitKeepsTheTokenAndIsCharged) {
+  Policy p(Opts());
+  p.set_clients({{"a", 0, 1}}, 0);
+  p.request("a", 0, 0);
+  ASSERT_TRUE(p.schedule(0));
+  auto q = p.renew("a", 250 * kMs, 250 * kMs, 250 * kMs);
+  ASSERT_TRUE(q);
+  EXPECT_EQ(*q, 250 * kMs);
+  EXPECT_EQ(p.holder(), "a");
+  EXPECT_EQ(p.stats("a", 250 * kMs)->used_total, 250 * kMs);
+  EXPECT_EQ(p.stats("a", 250 * kMs)->grants, 2u);
+}
+
+TEST(PolicyRenew, RefusedWhenAnotherClientWaits) {
+  Policy p(Opts());
+  p.set_clients({{"a", 0.5, 1}, {"b", 0.5, 1}}, 0);
+  p.request("a", 0, 0);
+  ASSERT_EQ(p.schedule(0)->client, "a");
+  p.request("b", 0, 10 * kMs);
+  EXPECT_FALSE(p.renew("a", 250 * kMs, 250 * kMs, 250 * kMs));
+  EXPECT_EQ(p.stats("a", 250 * kMs)->used_total, 0) << "a refused renewal charges nothing";
+  p.release("a", 260 * kMs, 260 * kMs, 260 * kMs);
+  EXPECT_EQ(p.schedule(260 * kMs)->client, "b");
+}
+
+TEST(PolicyRenew, RefusedAtTheLimit) {
+  Policy p(Opts());
+  p.set_clients({{"solo", 0, 0.25}}, 0);
+  p.request("solo", 0, 0);
+  ASSERT_TRUE(p.schedule(0));
+  EXPECT_FALSE(p.renew("solo", 250 * kMs, 250 * kMs, 250 * kMs));
+  EXPECT_EQ(p.holder(), "solo") << "a refused holder still drains and releases";
+}
+
+TEST(PolicyRenew, OnlyTheHolderMayRenew) {
+  Policy p(Opts());
+  p.set_clients({{"a", 0, 1}, {"b", 0, 1}}, 0);
+  p.request("a", 0, 0);
+  ASSERT_TRUE(p.schedule(0));
+  EXPECT_FALSE(p.renew("b", 1, 1, 1));
+}
+
+}  // namespace
+}  // namespace gem::sched

@@ -69,10 +69,10 @@ TEST(Protocol, HeaderLayout) {
 
 TEST(Protocol, TypeNumbersAndNames) {
   const Body bodies[] = {Hello{}, ClientSettings{}, TokenRequest{}, TokenGrant{}, TokenRelease{},
-                         Error{}};
+                         Error{}, TokenRenew{}};
   const char* names[] = {"Hello", "ClientSettings", "TokenRequest", "TokenGrant", "TokenRelease",
-                         "Error"};
-  for (size_t i = 0; i < 6; ++i) {
+                         "Error", "TokenRenew"};
+  for (size_t i = 0; i < 7; ++i) {
     std::vector<uint8_t> b = frame(Message{1, bodies[i]});
     EXPECT_EQ(b[7], i + 1);
     EXPECT_STREQ(type_name(bodies[i]), names[i]);
@@ -122,6 +122,9 @@ TEST(Protocol, OtherTypesRoundTrip) {
   EXPECT_EQ(rel.start_us, 3u);
   EXPECT_EQ(rel.end_us, big);
   EXPECT_FALSE(rel.again);
+  auto renew = std::get<TokenRenew>(roundtrip(Message{5, TokenRenew{7, big}}).body);
+  EXPECT_EQ(renew.used_us, 7u);
+  EXPECT_EQ(renew.burst_us, big);
   EXPECT_TRUE(std::get<TokenRelease>(roundtrip(Message{3, TokenRelease{1, 2, 3, 4, true}}).body).again);
   Error e{ErrorCode::kRemoved, std::string(kMaxName, 'x')};
   auto eo = std::get<Error>(roundtrip(Message{4, e}).body);
