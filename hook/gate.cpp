@@ -222,6 +222,7 @@ void Gate::worker_loop() {
       open_.store(true, std::memory_order_seq_cst);
     }
     cv_open_.notify_all();
+    if (o == Outcome::kGranted) counters().tokens.fetch_add(1, std::memory_order_relaxed);
     const bool idle_release = !hold(slice_start_ + (o == Outcome::kGranted ? quota : kRetryPeriod),
                                     o == Outcome::kGranted);
     open_.store(false, std::memory_order_seq_cst);
@@ -231,7 +232,6 @@ void Gate::worker_loop() {
       counters().unthrottled_launches.fetch_add(entered_.load() - entered_before, std::memory_order_relaxed);
       continue;
     }
-    counters().tokens.fetch_add(1, std::memory_order_relaxed);
     // A burst is the GPU time of back-to-back slices up to an idle release (Gemini's kernel burst).
     burst_ += used;
     if (idle_release) {
