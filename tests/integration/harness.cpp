@@ -156,9 +156,14 @@ ShareReport common_period_shares(const std::vector<Kernel>& all,
       first = std::min(first, k.start);
       last = std::max(last, k.end);
     }
+    if (first == INT64_MAX) {  // a group that never ran: no common period
+      t0 = t1 = 0;
+      break;
+    }
     t0 = std::max(t0, first);
     t1 = std::min(t1, last);
   }
+  if (t0 == INT64_MIN || t1 < t0) t0 = t1 = 0;
   return period_shares(all, pids_of_client, t0, t1);
 }
 
@@ -206,6 +211,11 @@ nlohmann::json App::hook_stats() const { return parse_json_or_empty(read_text(st
 
 // ---- fixture ----
 
+namespace {
+std::map<std::string, std::string> sanitizer_env();
+}  // namespace
+
+
 void GemTest::SetUp() {
   const char* b = std::getenv("GEM_BUILD");
   build_ = b != nullptr && *b != '\0' ? b : "build";
@@ -217,6 +227,26 @@ void GemTest::SetUp() {
   char tmpl[] = "/tmp/gem-integ-XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr) << std::strerror(errno);
   dir_ = tmpl;
+  // Once per run: can the hook be preloaded into fake-cuda-app at all? (Under SANITIZE=1 the ASan
+  // runtime looks up its interceptors' targets with dlsym(RTLD_NEXT, ...) through the hook's dlsym
+  // before main.) Fail fast with the reason instead of every test timing out.
+  static const std::string preload_problem = [this] {
+    SpawnOptions o;
+    o.argv = {bin("fake-cuda/fake-cuda-app"), "--print-uuid"};
+    o.env = sanitizer_env();
+    o.env["LD_LIBRARY_PATH"] = bin("fake-cuda");
+    o.env["LD_PRELOAD"] = bin("lib/libgemhook.so.1");
+    o.unset_env = {"POD_NAME"};
+    o.stdout_path = path("preload-check.out");
+    o.stderr_path = path("preload-check.err");
+    Process p(o);
+    const auto st = p.wait_for(10 * slack());
+    if (st && exited_ok(*st)) return std::string();
+    return std::string("fake-cuda-app --print-uuid with LD_PRELOAD=libgemhook.so.1 ") +
+           (st ? describe_status(*st) : std::string("hangs (killed after 10 s)")) + "\n" +
+           tail(path("preload-check.err"), 10);
+  }();
+  ASSERT_TRUE(preload_problem.empty()) << preload_problem;
 }
 
 void GemTest::TearDown() {
