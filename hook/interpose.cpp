@@ -76,7 +76,12 @@ extern "C" GEM_EXPORT CUresult cuGetProcAddress(const char* symbol, void** pfn, 
 // The CUDA runtime dlopen()s libcuda.so.1 and dlsym()s cuGetProcAddress_v2 on that handle, so an
 // exported cuGetProcAddress_v2 alone is never called; PyTorch, cuBLAS and cuDNN dlsym launch
 // functions directly too. Only "cu*" names are looked at, and nothing here blocks.
-extern "C" GEM_EXPORT void* dlsym(void* handle, const char* name) {
+// RTLD_NEXT means "after the caller's object", which glibc reads from the return address: that
+// case jumps straight to the real dlsym (a sibling call) so it sees our caller's address, not ours.
+// Not instrumented: sanitizer runtimes call dlsym(RTLD_NEXT, ...) before their own set-up.
+extern "C" GEM_EXPORT __attribute__((no_sanitize("address", "undefined"), optimize("optimize-sibling-calls")))
+void* dlsym(void* handle, const char* name) {
+  if (handle == RTLD_NEXT) return real_dlsym_fn()(handle, name);
   void* p = real_dlsym(handle, name);
   // Driver API names are "cu" + an upper-case letter; "cuda*" runtime names are not ours.
   if (p != nullptr && name[0] == 'c' && name[1] == 'u' && name[2] >= 'A' && name[2] <= 'Z') return wrap(p);

@@ -18,13 +18,13 @@ namespace real {
 
 namespace {
 
-using DlsymFn = void* (*)(void*, const char*);
+void* no_dlsym(void*, const char*) { return nullptr; }
 
 DlsymFn find_real_dlsym() {
   // glibc >= 2.34 versions dlsym GLIBC_2.34; older ones GLIBC_2.2.5 (x86-64).
   void* p = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
   if (p == nullptr) p = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5");
-  return reinterpret_cast<DlsymFn>(p);
+  return p != nullptr ? reinterpret_cast<DlsymFn>(p) : no_dlsym;
 }
 
 struct Pair {
@@ -50,10 +50,12 @@ void load(void* lib, T* slot, const char* name) {
 
 }  // namespace
 
-void* real_dlsym(void* handle, const char* name) {
-  static DlsymFn fn = find_real_dlsym();
-  return fn == nullptr ? nullptr : fn(handle, name);
+DlsymFn real_dlsym_fn() {
+  static const DlsymFn fn = find_real_dlsym();
+  return fn;
 }
+
+void* real_dlsym(void* handle, const char* name) { return real_dlsym_fn()(handle, name); }
 
 bool resolve(bool may_load) {
   if (g_resolved.load(std::memory_order_acquire)) return true;

@@ -6,7 +6,12 @@
 
 namespace gem::hook {
 
-/// glibc's dlsym, reached through dlvsym (glibc 2.34 removed __libc_dlsym).
+using DlsymFn = void* (*)(void*, const char*);
+
+/// glibc's dlsym, reached through dlvsym (glibc 2.34 removed __libc_dlsym). Never null.
+DlsymFn real_dlsym_fn();
+
+/// real_dlsym_fn()(handle, name). Not for RTLD_NEXT (it would search after this library).
 void* real_dlsym(void* handle, const char* name);
 
 namespace real {

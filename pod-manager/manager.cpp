@@ -167,15 +167,27 @@ void Manager::on_hook_message(int fd, const proto::Message& m) {
     Route& r = it->second;
     const bool last = r.token.give_back(fd, static_cast<Micros>(rel->used_us), static_cast<Micros>(rel->end_us),
                                         static_cast<Micros>(rel->burst_us));
-    if (rel->again) {
-      if (!last && r.token.valid(now)) {  // other processes still hold a valid token: rejoin them
-        r.token.take(fd);
-        h.peer->send({m.request_id, proto::TokenGrant{static_cast<uint64_t>(r.token.remaining(now))}});
-        return;
-      }
-      r.waiters.push_back({fd, m.request_id});
+    if (!rel->again) {
+      if (last) return_token(r);
+      return;
     }
-    if (last) return_token(r);
+    if (!last && r.token.valid(now)) {  // other processes still hold a valid token: rejoin them
+      r.token.take(fd);
+      h.peer->send({m.request_id, proto::TokenGrant{static_cast<uint64_t>(r.token.remaining(now))}});
+      return;
+    }
+    // Asking again is a token request: it needs a scheduler (reconnecting if it was lost).
+    if (route_for(h.uuid) == nullptr) {
+      h.peer->send({m.request_id, proto::Error{proto::ErrorCode::kSchedulerUnavailable, "scheduler unreachable"}});
+      return;
+    }
+    r.waiters.push_back({fd, m.request_id});
+    if (last) {
+      return_token(r);  // the release says "again"
+    } else if (!r.requested && !r.token.held()) {
+      r.requested = r.sched->send({0, proto::TokenRequest{static_cast<uint64_t>(r.last_burst)}});
+      if (!r.requested) drop_sched(h.uuid, "write failed");
+    }
   } else if (const auto* ren = std::get_if<proto::TokenRenew>(&m.body)) {
     auto it = routes_.find(h.uuid);
     // Only a sole holder may renew: with several processes on the token the normal release
