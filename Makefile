@@ -114,9 +114,13 @@ integration-test: all $(FAKE_LIB) $(FAKE_APP) $(INTEG_BIN)
 tools-test: all $(FAKE_LIB) $(FAKE_APP)
 	GEM_BUILD=$(abspath $(BUILD)) $(PYTHON) -m unittest discover -s tests/tools -p 'test_*.py' -v
 
-test: unit-test integration-test tools-test
-
+# Test binaries build in parallel; the suites run one after another, since the integration tests
+# measure shares of time and must not compete with other suites for the CPU or for ports.
+TEST_SUITES := unit-test integration-test tools-test
 -include webhook/webhook.mk
+
+test: all $(UNIT_BIN) $(INTEG_BIN) $(FAKE_LIB) $(FAKE_APP) $(TEST_BUILD_EXTRA)
+	@set -e; for suite in $(TEST_SUITES); do $(MAKE) --no-print-directory $$suite; done
 
 demo: all $(FAKE_LIB) $(FAKE_APP)
 	BUILD=$(abspath $(BUILD)) NVCC=$(NVCC) $(PYTHON) demo/run-demo.py

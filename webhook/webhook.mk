@@ -60,7 +60,8 @@ webhook-manifest-test: $(WEBHOOK_BIN)
 
 webhook-test: webhook-unit-test webhook-server-test webhook-manifest-test
 
-test: webhook-test
+TEST_SUITES += webhook-test
+TEST_BUILD_EXTRA += $(WEBHOOK_BIN) $(WEBHOOK_UNIT_BIN)
 
 # One core for the server (taskset), the client on another; see docs/kubernetes.md.
 webhook-bench: $(WEBHOOK_BIN) $(WEBHOOK_BENCH_BIN)
