@@ -238,10 +238,13 @@ void Gate::worker_loop() {
       last_burst_ = burst_;
       burst_ = 0;
     }
-    bool again;
+    // A client whose quota ran out is busy and will want the token again even if, right now, its
+    // threads wait in a synchronise rather than at the gate; saying so in the release keeps the
+    // scheduler from treating it as gone and handing out turns by alternation.
+    bool again = !idle_release;
     {
       std::lock_guard<std::mutex> lk(mu_);
-      again = waiting_ > 0;
+      again = again || waiting_ > 0;
     }
     proto::TokenRelease rel{static_cast<uint64_t>(used),
                             static_cast<uint64_t>(idle_release ? last_burst_ : std::max(burst_, last_burst_)),
