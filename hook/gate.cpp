@@ -40,8 +40,10 @@ std::string uuid_string(const CUuuid& u) {
   return s;
 }
 
-thread_local CUcontext tls_ctx = nullptr;
-thread_local Gate* tls_gate = nullptr;
+// initial-exec: the hook is loaded at start-up (LD_PRELOAD), so its two words of TLS sit in the
+// static block and each launch reads them without a call to __tls_get_addr.
+__attribute__((tls_model("initial-exec"))) thread_local CUcontext tls_ctx = nullptr;
+__attribute__((tls_model("initial-exec"))) thread_local Gate* tls_gate = nullptr;
 
 void after_fork_child() {
   for (auto& g : g_gates) {
@@ -67,7 +69,8 @@ Gate::Gate(CUdevice device) : device_(device), pace_mask_(pace_mask_for(settings
 }
 
 Gate* current_gate() {
-  if (!settings().enabled || real::cuCtxGetCurrent == nullptr) return nullptr;
+  static const bool enabled = settings().enabled && real::cuCtxGetCurrent != nullptr;
+  if (!enabled) return nullptr;
   CUcontext ctx = nullptr;
   if (real::cuCtxGetCurrent(&ctx) != CUDA_SUCCESS || ctx == nullptr) return nullptr;
   if (ctx == tls_ctx) return tls_gate;

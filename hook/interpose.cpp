@@ -2,6 +2,8 @@
 // kernel launch paths. Nothing here may throw into the caller or block inside a look-up.
 #include <dlfcn.h>
 
+#include <atomic>
+
 #include <cstring>
 
 #include "gate.h"
@@ -26,12 +28,15 @@ CUresult gated(LaunchId id, CUstream stream, bool ptsz, F&& launch) {
   return launch();
 }
 
-void init_once() {
-  static const bool done = [] {
-    install_stats_report();
-    return true;
-  }();
-  (void)done;
+// Set once the driver is resolved and the at-exit report installed: launches then check one flag.
+std::atomic<bool> g_ready{false};
+
+bool ready() {
+  if (__builtin_expect(g_ready.load(std::memory_order_acquire), 1)) return true;
+  if (!resolve(true)) return false;
+  install_stats_report();
+  g_ready.store(true, std::memory_order_release);
+  return true;
 }
 
 }  // namespace
@@ -41,8 +46,7 @@ using namespace gem::hook;
 
 #define GEM_LAUNCH(name, params, args, stream, ptsz)                                 \
   extern "C" GEM_EXPORT CUresult name params {                                       \
-    if (!resolve(true) || real::name == nullptr) return CUDA_ERROR_NOT_INITIALIZED;  \
-    init_once();                                                                     \
+    if (!ready() || real::name == nullptr) return CUDA_ERROR_NOT_INITIALIZED;        \
     return gated(kId_##name, stream, ptsz, [&] { return real::name args; });         \
   }
 #include "cuda_hooks.def"
