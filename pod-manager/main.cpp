@@ -1,9 +1,9 @@
 // gem-pmgr: one per client (pod). Every process of the client talks to it; they share one token.
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 
 #include "gem/config.h"
+#include "gem/daemon.h"
 #include "gem/flags.h"
 #include "gem/log.h"
 #include "gem/net.h"
@@ -12,7 +12,6 @@
 namespace {
 
 volatile bool g_stop = false;
-void on_signal(int) { g_stop = true; }
 
 constexpr const char* kUsage = R"(usage: gem-pmgr --name ID [flags]
   --name ID            client ID, as in resource-config.txt (default: $POD_NAME)
@@ -46,12 +45,9 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  if (flags.has("log_level")) {
-    const std::string l = flags.get("log_level", "info");
-    gem::log::set_level(l == "error" ? gem::log::Level::kError
-                        : l == "warn" ? gem::log::Level::kWarn
-                        : l == "debug" ? gem::log::Level::kDebug
-                                       : gem::log::Level::kInfo);
+  if (!gem::daemon::apply_log_level(flags, &err)) {
+    std::fprintf(stderr, "gem-pmgr: %s\n", err.c_str());
+    return 2;
   }
   gem::pmgr::ManagerOptions opts;
   const char* env_name = std::getenv("POD_NAME");
@@ -83,20 +79,13 @@ int main(int argc, char** argv) {
     opts.declared = {static_cast<uint32_t>(request * 1e6 + 0.5), static_cast<uint32_t>(limit * 1e6 + 0.5), mem};
   }
 
-  gem::net::Endpoint ep;
-  ep.host = flags.get("ip", "127.0.0.1");
-  ep.port = static_cast<uint16_t>(port);
-  ep.unix_path = flags.get("socket", "");
+  const gem::net::Endpoint ep = gem::daemon::listen_endpoint(flags, static_cast<uint16_t>(port));
   const int fd = gem::net::listen_on(ep, &err);
   if (fd < 0) {
     std::fprintf(stderr, "gem-pmgr: %s\n", err.c_str());
     return 1;
   }
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  gem::daemon::stop_on_signals(&g_stop);
   gem::pmgr::Manager mgr(opts);
   mgr.start(fd);
   LOG_INFO("client '%s' listening on %s, scheduler %s%s%s", opts.client.c_str(), ep.to_string().c_str(),

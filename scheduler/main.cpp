@@ -1,8 +1,8 @@
 // gem-schd: one per GPU. Grants the GPU's time-slice token to pod managers by REQUEST and LIMIT.
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 
+#include "gem/daemon.h"
 #include "gem/flags.h"
 #include "gem/log.h"
 #include "gem/net.h"
@@ -11,7 +11,6 @@
 namespace {
 
 volatile bool g_stop = false;
-void on_signal(int) { g_stop = true; }
 
 constexpr const char* kUsage = R"(usage: gem-schd [flags]
   --ip ADDR            listen address (default 127.0.0.1; loopback only unless you say otherwise)
@@ -51,18 +50,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gem-schd: --min_quota %lld is above --base_quota %lld\n", (long long)min, (long long)base);
     return 2;
   }
-  if (flags.has("log_level")) {
-    const std::string l = flags.get("log_level", "info");
-    gem::log::set_level(l == "error" ? gem::log::Level::kError
-                        : l == "warn" ? gem::log::Level::kWarn
-                        : l == "debug" ? gem::log::Level::kDebug
-                                       : gem::log::Level::kInfo);
+  if (!gem::daemon::apply_log_level(flags, &err)) {
+    std::fprintf(stderr, "gem-schd: %s\n", err.c_str());
+    return 2;
   }
 
-  gem::net::Endpoint ep;
-  ep.host = flags.get("ip", "127.0.0.1");
-  ep.port = static_cast<uint16_t>(port);
-  ep.unix_path = flags.get("socket", "");
+  const gem::net::Endpoint ep = gem::daemon::listen_endpoint(flags, static_cast<uint16_t>(port));
 
   gem::sched::ServerOptions opts;
   opts.policy.base_quota = base * 1000;
@@ -83,11 +76,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gem-schd: %s\n", err.c_str());
     return 1;
   }
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  gem::daemon::stop_on_signals(&g_stop);
   LOG_INFO("listening on %s (base_quota %lld ms, min_quota %lld ms, window %lld ms)", ep.to_string().c_str(),
            (long long)base, (long long)min, (long long)window);
   server.run(&g_stop);

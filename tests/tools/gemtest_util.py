@@ -1,13 +1,15 @@
 """Helpers for the launcher tests (standard library only)."""
 
 import os
-import random
 import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from gemrun import free_port_block  # noqa: E402,F401  (one port helper for tests and benchmarks)
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / "tools"
@@ -44,24 +46,6 @@ def fake_cuda():
     return None
 
 
-def _bindable(port):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-def free_port_block(n):
-    """A base port such that base..base+n-1 are all free (best effort)."""
-    for _ in range(200):
-        base = random.randint(20000, 60000 - n)
-        if all(_bindable(base + i) for i in range(n)):
-            return base
-    raise RuntimeError("no block of free ports")
 
 
 def can_connect(port, host="127.0.0.1", timeout=0.2):
