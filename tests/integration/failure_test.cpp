@@ -50,7 +50,9 @@ class FailureTest : public GemTest {
 // again within 50 ms and then has the whole GPU.
 TEST_F(FailureTest, KillingTheHolderFreesTheTokenAtOnce) {
   write_config({{"victim", 0.8, 1.0}, {"survivor", 0.2, 1.0}});
-  start_scheduler();
+  // Long slices, so a kill aimed at the victim's running kernels lands inside its slice even when a
+  // loaded machine takes milliseconds to read the log.
+  start_scheduler(400, 200, 4000);
   start_pod_manager("victim");
   start_pod_manager("survivor");
   AppOptions a;
@@ -67,7 +69,7 @@ TEST_F(FailureTest, KillingTheHolderFreesTheTokenAtOnce) {
     if (ks.empty()) return false;
     const Kernel& last = *std::max_element(ks.begin(), ks.end(), [](const Kernel& x, const Kernel& y) { return x.end < y.end; });
     const Micros now = mono_us();
-    if (last.pid != victim.proc->pid() || now - last.end > 1500 * slack()) return false;
+    if (last.pid != victim.proc->pid() || now - last.end > 5000 * slack()) return false;
     killed = mono_us();
     victim.proc->signal(SIGKILL);
     return true;
