@@ -347,6 +347,10 @@ App& GemTest::start_app(const AppOptions& a) {
     o.argv.push_back(a.api);
   }
   if (a.ptsz) o.argv.push_back("--ptsz");
+  if (a.device != 0) {
+    o.argv.push_back("--device");
+    o.argv.push_back(std::to_string(a.device));
+  }
   if (a.sync_every > 0) {
     o.argv.push_back("--sync_every");
     o.argv.push_back(std::to_string(a.sync_every));

@@ -100,6 +100,7 @@ struct AppOptions {
   std::string api;  // empty: the app's default (launch)
   bool ptsz = false;
   int sync_every = 0;
+  int device = 0;      // --device
   std::string client;  // POD_NAME; empty: unset (the hook passes everything through)
   std::map<std::string, std::string> env;  // extra environment
   std::string pmgr_socket;                 // default: the pod manager of `client`
