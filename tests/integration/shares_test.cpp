@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdlib>
 
+#include <algorithm>
+
 #include "harness.h"
 
 namespace gemtest {
@@ -178,6 +180,41 @@ TEST_F(SharesTest, TwoProcessesOfOneClientShareItsToken) {
     EXPECT_GT(part, 0.05) << "process " << p->proc->pid() << " of duo barely ran";
   }
   expect_no_overlap();
+  stop_daemons_expect_clean();
+}
+
+}  // namespace
+}  // namespace gemtest
+
+namespace gemtest {
+namespace {
+
+// Alone and under its LIMIT, a client keeps the token from one quota to the next (TokenRenew)
+// instead of stopping, draining and asking again: its kernels run back to back.
+TEST_F(SharesTest, AnUncontendedClientNeverStops) {
+  write_config({{"alone", 0.0, 1.0}});
+  start_scheduler();  // 30 ms quotas: about 100 of them in the run
+  start_pod_manager("alone");
+  AppOptions a;
+  a.client = "alone";
+  a.seconds = 3;
+  // A deep queue, so a gap can only come from the queue running dry at the end of a quota (a drain),
+  // not from this process being descheduled on a busy machine.
+  a.env["GEMINI_MAX_INFLIGHT"] = "64";
+  App& app = start_app(a);
+  wait_apps(3 + 10 * slack());
+  auto ks = kernels();
+  ASSERT_GT(ks.size(), 1000u);
+  std::sort(ks.begin(), ks.end(), [](const Kernel& x, const Kernel& y) { return x.start < y.start; });
+  int gaps = 0;
+  for (size_t i = 1; i < ks.size(); ++i) {
+    if (ks[i].start - ks[i - 1].end > 300) ++gaps;
+  }
+  const auto hs = app.hook_stats();
+  std::printf("    %zu kernels, %d gaps over 0.3 ms, %lld token grants and renewals\n", ks.size(), gaps,
+              hs.value("tokens", 0LL));
+  EXPECT_GT(hs.value("tokens", 0LL), 50) << "the quota should have run out about 100 times";
+  EXPECT_LE(gaps, 5) << "a drain at the end of each quota would leave a gap each time";
   stop_daemons_expect_clean();
 }
 
