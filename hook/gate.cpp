@@ -107,6 +107,7 @@ void Gate::reset_after_fork() {
   pmgr_.close();
   start_recorded_ = false;
   new (&pace_mu_) std::mutex();
+  pacing_.store(0);
   pace_pending_[0] = pace_pending_[1] = false;
 }
 
@@ -128,7 +129,11 @@ void Gate::pace(CUstream stream, bool ptsz) {
   }
   CUevent e = pace_events_[pace_next_];
   if (pace_ctx_ != tls_ctx || e == nullptr) return;
-  if (pace_pending_[pace_next_]) real::cuEventSynchronize(e);
+  if (pace_pending_[pace_next_]) {
+    pacing_.fetch_add(1, std::memory_order_relaxed);
+    real::cuEventSynchronize(e);
+    pacing_.fetch_sub(1, std::memory_order_relaxed);
+  }
   pace_pending_[pace_next_] = record(e, stream) == CUDA_SUCCESS;
   pace_next_ ^= 1;
 }
@@ -316,7 +321,7 @@ bool Gate::hold(Micros until, bool granted) {
     sleep_us(std::min(until - now, std::max<Micros>(idle / 4, 500)));
     const uint64_t e = entered_.load();
     const Micros t = mono_us();
-    if (e != seen || e != exited_.load()) {
+    if (e != seen || e != exited_.load() || pacing_.load(std::memory_order_relaxed) > 0) {
       seen = e;
       last_activity = t;
       gpu_checked = false;

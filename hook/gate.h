@@ -82,6 +82,7 @@ class Gate {
   // are queued on the GPU: that is the most the drain at the end of a slice can take.
   const uint64_t pace_mask_;
   std::mutex pace_mu_;
+  std::atomic<int> pacing_{0};  // threads waiting in pace(): busy, not idle
   CUcontext pace_ctx_ = nullptr;
   CUevent pace_events_[2] = {nullptr, nullptr};
   bool pace_pending_[2] = {false, false};

@@ -140,6 +140,8 @@ void Server::on_message(int fd, Conn& c, const proto::Message& m) {
     }
   } else if (const auto* r = std::get_if<proto::TokenRenew>(&m.body)) {
     const auto quota = policy_.renew(c.client, static_cast<Micros>(r->used_us), static_cast<Micros>(r->burst_us), now);
+    LOG_DEBUG("%s renewal after %llu us: %s", c.client.c_str(), static_cast<unsigned long long>(r->used_us),
+              quota ? "granted" : "refused");
     c.peer->send({m.request_id, proto::TokenGrant{quota ? static_cast<uint64_t>(*quota) : 0}});
   } else {
     drop(fd, std::string("unexpected ") + proto::type_name(m.body));
