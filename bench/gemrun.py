@@ -43,8 +43,11 @@ def _bindable(port):
 
 
 def free_port_block(n):
+    """A base port such that base..base+n-1 are free now (best effort). Drawn below Linux's ephemeral
+    range (32768-60999), so the client side of some other connection cannot take one before the
+    daemon binds it."""
     for _ in range(500):
-        base = random.randint(20000, 60000 - n)
+        base = random.randint(20000, 32000 - n)
         if all(_bindable(base + i) for i in range(n)):
             return base
     raise RuntimeError("no block of free ports")

@@ -68,23 +68,9 @@ def build_workload(nvcc, build):
 
 
 def free_port_block(n):
-    import random
-    for _ in range(200):
-        base = random.randint(20000, 60000 - n)
-        ok = True
-        for p in range(base, base + n):
-            s = socket.socket()
-            try:
-                s.bind(("127.0.0.1", p))
-            except OSError:
-                ok = False
-            finally:
-                s.close()
-            if not ok:
-                break
-        if ok:
-            return base
-    raise SystemExit("demo: no free ports")
+    sys.path.insert(0, str(REPO / "bench"))
+    from gemrun import free_port_block as block  # one port helper for the demo, tests and benchmarks
+    return block(n)
 
 
 def can_connect(port):
