@@ -7,7 +7,6 @@
 namespace gemtest {
 namespace {
 
-constexpr double kShareTolerance = 0.02;
 
 int count_lines_with(const std::string& text, const std::string& needle) {
   int n = 0;
@@ -63,8 +62,8 @@ class ConfigReloadTest : public GemTest {
     const ShareReport before = period_shares(ks, pids_by_client(), all.t0, changed);
     std::printf("    before the change %s\n    from 4.5 s after it %s\n", before.describe().c_str(),
                 after.describe().c_str());
-    EXPECT_NEAR(after.share.at("client1"), 0.7, kShareTolerance) << after.describe();
-    EXPECT_NEAR(after.share.at("client2"), 0.3, kShareTolerance) << after.describe();
+    EXPECT_NEAR(after.share.at("client1"), 0.7, share_tolerance()) << after.describe();
+    EXPECT_NEAR(after.share.at("client2"), 0.3, share_tolerance()) << after.describe();
     // Reacts within about a second: already well on the new side 1 s after the change.
     const ShareReport early = period_shares(ks, pids_by_client(), changed + 1000000, changed + 3000000);
     std::printf("    1-3 s after the change %s\n", early.describe().c_str());
@@ -106,8 +105,8 @@ TEST_F(ConfigReloadTest, BadConfigKeepsLastGoodConfig) {
   EXPECT_DOUBLE_EQ(s["clients"]["client2"].value("request", 0.0), 0.7);
   const ShareReport r = common_period_shares(kernels(), pids_by_client());
   std::printf("    shares %s\n", r.describe().c_str());
-  EXPECT_NEAR(r.share.at("client1"), 0.3, kShareTolerance) << r.describe();
-  EXPECT_NEAR(r.share.at("client2"), 0.7, kShareTolerance) << r.describe();
+  EXPECT_NEAR(r.share.at("client1"), 0.3, share_tolerance()) << r.describe();
+  EXPECT_NEAR(r.share.at("client2"), 0.7, share_tolerance()) << r.describe();
   stop_daemons_expect_clean();
 }
 

@@ -24,6 +24,7 @@ bool sanitized() {
 }
 
 double slack() { return sanitized() ? 2.0 : 1.0; }
+double share_tolerance() { return sanitized() ? 0.06 : 0.02; }
 
 void sleep_ms(int ms) {
   timespec ts{ms / 1000, (ms % 1000) * 1000000L};

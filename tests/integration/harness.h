@@ -28,6 +28,10 @@ using gem::mono_us;
 bool sanitized();
 /// Time-to-react bounds are multiplied by this (2 under SANITIZE=1, else 1).
 double slack();
+/// How far a measured share may be from its target: the 2 points; 6 under the sanitizers,
+/// which slow the processes several times over on a 2-core machine (that run is for memory and UB
+/// errors, the plain run holds the 2 points).
+double share_tolerance();
 
 void sleep_ms(int ms);
 std::string read_text(const std::string& path);

@@ -9,7 +9,6 @@
 namespace gemtest {
 namespace {
 
-constexpr double kShareTolerance = 0.02;
 
 std::string uuid_of(int device) {
   char s[64];
@@ -73,7 +72,7 @@ TEST_F(MultiGpuTest, EachGpuKeepsTheSharesOfItsOwnScheduler) {
     const ShareReport r = common_period_shares(on_device, pids[device]);
     std::printf("    GPU %d: %s\n", device, r.describe().c_str());
     const auto& cfg = device == 0 ? gpu0 : gpu1;
-    for (const ClientConfig& c : cfg) EXPECT_NEAR(r.share.at(c.name), c.request, kShareTolerance) << "GPU " << device;
+    for (const ClientConfig& c : cfg) EXPECT_NEAR(r.share.at(c.name), c.request, share_tolerance()) << "GPU " << device;
     std::map<int, std::string> group;
     for (const auto& [client, ps] : pids[device]) {
       for (int p : ps) group[p] = client;

@@ -10,7 +10,6 @@
 namespace gemtest {
 namespace {
 
-constexpr double kShareTolerance = 0.02;  // 2 percentage points
 constexpr double kRunSeconds = 9;
 
 class SharesTest : public GemTest {
@@ -38,7 +37,7 @@ class SharesTest : public GemTest {
   void expect_shares(const std::vector<ClientConfig>& clients, const ShareReport& r) {
     EXPECT_GT(r.t1 - r.t0, static_cast<Micros>((kRunSeconds - 2) * 1e6)) << "clients ran together too briefly";
     for (const auto& c : clients) {
-      EXPECT_NEAR(r.share.at(c.name), c.request, kShareTolerance) << c.name << " " << r.describe();
+      EXPECT_NEAR(r.share.at(c.name), c.request, share_tolerance()) << c.name << " " << r.describe();
     }
     std::printf("    shares %s\n", r.describe().c_str());
   }
@@ -120,14 +119,14 @@ TEST_F(SharesTest, LimitAlone) {
   }
   const double share = static_cast<double>(union_length(iv, first, last)) / (last - first);
   std::printf("    LIMIT 0.25 alone: %.4f of %lld ms\n", share, static_cast<long long>((last - first) / 1000));
-  EXPECT_NEAR(share, 0.25, kShareTolerance);
+  EXPECT_NEAR(share, 0.25, share_tolerance());
   // Never above the LIMIT for long either: in each 2 s window (the scheduler's window) after the first.
   double worst = 0;
   for (Micros t = first + 2000000; t + 2000000 <= last; t += 1000000) {
     worst = std::max(worst, static_cast<double>(union_length(iv, t, t + 2000000)) / 2e6);
   }
   std::printf("    largest share in a 2 s window: %.4f\n", worst);
-  EXPECT_LE(worst, 0.25 + kShareTolerance);
+  EXPECT_LE(worst, 0.25 + share_tolerance());
   stop_daemons_expect_clean();
 }
 
@@ -136,7 +135,7 @@ TEST_F(SharesTest, LimitWithTwoClients) {
   const std::vector<ClientConfig> clients = {{"A", 0.2, 0.4}, {"B", 0.2, 1.0}};
   const ShareReport r = run_saturating(clients, 8);
   std::printf("    shares %s\n", r.describe().c_str());
-  EXPECT_LE(r.share.at("A"), 0.4 + kShareTolerance) << r.describe();
+  EXPECT_LE(r.share.at("A"), 0.4 + share_tolerance()) << r.describe();
   EXPECT_GE(r.share.at("A"), 0.4 - 0.05) << "A should get up to its LIMIT when B only requests 0.2: " << r.describe();
   // In every 2 s window after the first one.
   const auto ks = kernels();
@@ -147,7 +146,7 @@ TEST_F(SharesTest, LimitWithTwoClients) {
     worst = std::max(worst, static_cast<double>(w.busy.at("A")) / 2e6);
   }
   std::printf("    A's largest share of the wall time in a 2 s window: %.4f\n", worst);
-  EXPECT_LE(worst, 0.4 + kShareTolerance);
+  EXPECT_LE(worst, 0.4 + share_tolerance());
   expect_no_overlap();
   stop_daemons_expect_clean();
 }
@@ -170,7 +169,7 @@ TEST_F(SharesTest, TwoProcessesOfOneClientShareItsToken) {
   const auto ks = kernels();
   const ShareReport r = common_period_shares(ks, pids_by_client());
   std::printf("    shares %s\n", r.describe().c_str());
-  EXPECT_NEAR(r.share.at("duo"), 0.3, kShareTolerance) << r.describe();
+  EXPECT_NEAR(r.share.at("duo"), 0.3, share_tolerance()) << r.describe();
   // Both processes of "duo" got GPU time.
   for (const App* p : {&d1, &d2}) {
     std::vector<Interval> iv;
