@@ -116,6 +116,13 @@ def stop(proc, sig=signal.SIGTERM, timeout=10):
             proc.wait()
 
 
+def stop_with_children(p):
+    """SIGKILLs process p and whatever it started (the daemons a launcher left behind)."""
+    leftover = descendants(p.pid)
+    stop(p, signal.SIGKILL)
+    kill_pids(leftover)
+
+
 def kill_pids(pids):
     for p in pids:
         try:

@@ -54,9 +54,7 @@ class TestEndToEnd(unittest.TestCase):
 
     def tearDown(self):
         for p in self.procs:
-            leftover = U.descendants(p.pid)
-            U.stop(p, signal.SIGKILL)
-            U.kill_pids(leftover)
+            U.stop_with_children(p)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def test_two_clients_share_03_07(self):

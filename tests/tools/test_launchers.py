@@ -192,9 +192,7 @@ class BackendTests:
 
     def tearDown(self):
         for p in self.procs:
-            leftover = U.descendants(p.pid)
-            U.stop(p, signal.SIGKILL)
-            U.kill_pids(leftover)
+            U.stop_with_children(p)
             for f in (p.stdout, p.stderr):
                 if f:
                     f.close()
