@@ -173,7 +173,7 @@ bool unix_socket_live(const sockaddr_un& sa) {
   return rc == 0 || e == EAGAIN || e == EINPROGRESS;
 }
 
-int listen_unix(const Endpoint& ep, std::string* err) {
+int listen_unix(const Endpoint& ep, unsigned mode, std::string* err) {
   sockaddr_un sa;
   if (!fill_unix(ep, &sa, err)) return -1;
   struct stat st;
@@ -190,8 +190,20 @@ int listen_unix(const Endpoint& ep, std::string* err) {
     set_err(err, "socket", ep, errno);
     return -1;
   }
-  if (bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof(sa)) != 0) {
+  // The socket file is created with `mode` from the start (the umask covers the bind; callers are
+  // single-threaded at start-up), then set exactly, whatever the process's umask was.
+  const mode_t old_umask = umask(static_cast<mode_t>(~mode & 0777));
+  const int brc = bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof(sa));
+  const int bind_errno = errno;
+  umask(old_umask);
+  if (brc != 0) {
+    errno = bind_errno;
     set_err(err, "bind", ep, errno);
+    close_keep_errno(fd);
+    return -1;
+  }
+  if (chmod(ep.unix_path.c_str(), static_cast<mode_t>(mode)) != 0) {
+    set_err(err, "chmod", ep, errno);
     close_keep_errno(fd);
     return -1;
   }
@@ -275,8 +287,8 @@ bool parse_endpoint(const std::string& text, Endpoint* out, std::string* err) {
   return true;
 }
 
-int listen_on(const Endpoint& ep, std::string* err) {
-  return ep.unix_path.empty() ? listen_tcp(ep, err) : listen_unix(ep, err);
+int listen_on(const Endpoint& ep, std::string* err, unsigned unix_mode) {
+  return ep.unix_path.empty() ? listen_tcp(ep, err) : listen_unix(ep, unix_mode, err);
 }
 
 int connect_to(const Endpoint& ep, int timeout_ms, std::string* err) {

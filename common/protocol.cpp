@@ -14,8 +14,8 @@ namespace {
 constexpr uint16_t kFirstType = 1;
 constexpr uint16_t kLastType = std::variant_size_v<Body>;
 
-const char* const kTypeNames[] = {"Hello", "ClientSettings", "TokenRequest",
-                                  "TokenGrant", "TokenRelease", "Error", "TokenRenew"};
+const char* const kTypeNames[] = {"Hello", "ClientSettings", "TokenRequest", "TokenGrant", "TokenRelease",
+                                  "Error",  "TokenRenew",     "Heartbeat",    "TokenRevoke"};
 static_assert(sizeof(kTypeNames) / sizeof(kTypeNames[0]) == std::variant_size_v<Body>,
               "one name per message type");
 
@@ -39,8 +39,8 @@ void put_u64(std::vector<uint8_t>* out, uint64_t v) {
 }
 // Refuses strings the receiver would reject, so a bad name fails here rather than as a dropped
 // connection on the other side.
-bool put_str(std::vector<uint8_t>* out, const std::string& s) {
-  if (s.size() > kMaxName || !printable(s)) return false;
+bool put_str(std::vector<uint8_t>* out, const std::string& s, size_t max = kMaxName) {
+  if (s.size() > max || !printable(s)) return false;
   put_u16(out, static_cast<uint16_t>(s.size()));
   out->insert(out->end(), s.begin(), s.end());
   return true;
@@ -66,7 +66,7 @@ bool encode_body(const Hello& m, std::vector<uint8_t>* out) {
     put_u32(out, m.declared.limit_ppm);
     put_u64(out, m.declared.gpu_mem_bytes);
   }
-  return true;
+  return put_str(out, m.secret, kMaxSecret);
 }
 bool encode_body(const ClientSettings& m, std::vector<uint8_t>* out) {
   put_u32(out, m.request_ppm);
@@ -95,6 +95,11 @@ bool encode_body(const TokenRenew& m, std::vector<uint8_t>* out) {
   put_u64(out, m.burst_us);
   return true;
 }
+bool encode_body(const Heartbeat&, std::vector<uint8_t>*) { return true; }
+bool encode_body(const TokenRevoke& m, std::vector<uint8_t>* out) {
+  put_u64(out, m.held_us);
+  return true;
+}
 bool encode_body(const Error& m, std::vector<uint8_t>* out) {
   put_u16(out, static_cast<uint16_t>(m.code));
   return put_str(out, m.message);
@@ -110,11 +115,11 @@ class Reader {
   uint32_t u32() { return take(4) ? get_u32(p_ + pos_ - 4) : 0; }
   uint64_t u64() { return take(8) ? get_u64(p_ + pos_ - 8) : 0; }
   // Returns false only for a bad string; truncation shows in ok().
-  bool str(std::string* s, std::string* err) {
+  bool str(std::string* s, std::string* err, size_t max = kMaxName) {
     uint16_t len = u16();
     if (!ok_) return true;
-    if (len > kMaxName) {
-      *err = "string length " + std::to_string(len) + " exceeds " + std::to_string(kMaxName);
+    if (len > max) {
+      *err = "string length " + std::to_string(len) + " exceeds " + std::to_string(max);
       return false;
     }
     if (!take(len)) return true;
@@ -167,7 +172,7 @@ bool decode_body(Reader* r, Hello* m, std::string* err) {
     m->declared.limit_ppm = r->u32();
     m->declared.gpu_mem_bytes = r->u64();
   }
-  return true;
+  return r->str(&m->secret, err, kMaxSecret);
 }
 bool decode_body(Reader* r, ClientSettings* m, std::string*) {
   m->request_ppm = r->u32();
@@ -200,6 +205,11 @@ bool decode_body(Reader* r, TokenRelease* m, std::string* err) {
 bool decode_body(Reader* r, TokenRenew* m, std::string*) {
   m->used_us = r->u64();
   m->burst_us = r->u64();
+  return true;
+}
+bool decode_body(Reader*, Heartbeat*, std::string*) { return true; }
+bool decode_body(Reader* r, TokenRevoke* m, std::string*) {
+  m->held_us = r->u64();
   return true;
 }
 bool decode_body(Reader* r, Error* m, std::string* err) {
@@ -239,7 +249,6 @@ bool encode(const Message& msg, std::vector<uint8_t>* out) {
   payload.reserve(64);
   bool ok = std::visit([&](const auto& body) { return encode_body(body, &payload); }, msg.body);
   if (!ok || payload.size() > kMaxPayload) return false;
-  out->reserve(out->size() + kHeaderSize + payload.size());
   put_u32(out, kMagic);
   put_u16(out, kVersion);
   put_u16(out, static_cast<uint16_t>(msg.body.index() + 1));
@@ -284,8 +293,8 @@ DecodeResult decode(const uint8_t* data, size_t len) {
 }
 
 void FrameBuffer::append(const uint8_t* data, size_t len) {
-  // Drop consumed frames before growing, so the buffer holds at most what is not yet decoded.
-  if (start_ > 0) {
+  // Drop consumed frames once they are at least half the buffer: each byte is moved O(1) times.
+  if (start_ > 0 && start_ * 2 >= buf_.size()) {
     buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(start_));
     start_ = 0;
   }
@@ -305,6 +314,21 @@ DecodeStatus FrameBuffer::next(Message* msg, std::string* error) {
     *error = std::move(r.error);
   }
   return r.status;
+}
+
+bool valid_gpu_uuid(const std::string& uuid) {
+  // GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx
+  static constexpr size_t kGroups[] = {8, 4, 4, 4, 12};
+  if (uuid.size() != 4 + 8 + 4 + 4 + 4 + 12 + 4 || uuid.compare(0, 4, "GPU-") != 0) return false;
+  size_t pos = 4;
+  for (size_t g = 0; g < 5; ++g) {
+    if (g > 0 && uuid[pos++] != '-') return false;
+    for (size_t i = 0; i < kGroups[g]; ++i, ++pos) {
+      const char c = uuid[pos];
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;
+    }
+  }
+  return true;
 }
 
 const char* type_name(const Body& body) {

@@ -19,9 +19,14 @@ struct Endpoint {
 /// Parses an endpoint string as above. False with *err on a bad port or an empty string.
 bool parse_endpoint(const std::string& text, Endpoint* out, std::string* err);
 
-/// Listening socket, non-blocking. For TCP sets SO_REUSEADDR; for Unix removes a stale socket file.
+/// Mode of the daemons' Unix socket files: owner and group may connect, nobody else
+/// (docs/design.md, "Trust"); the daemons also check each peer's uid (gem::Listener).
+constexpr unsigned kSocketMode = 0660;
+
+/// Listening socket, non-blocking. For TCP sets SO_REUSEADDR; for Unix removes a stale socket file
+/// and creates the new one with `unix_mode` (never looser, whatever the umask).
 /// Returns the fd or -1 with *err set (e.g. "bind 127.0.0.1:50051: Address already in use").
-int listen_on(const Endpoint& ep, std::string* err);
+int listen_on(const Endpoint& ep, std::string* err, unsigned unix_mode = kSocketMode);
 
 /// Blocking connect with a timeout in ms; returns a blocking fd with TCP_NODELAY, or -1 with *err.
 int connect_to(const Endpoint& ep, int timeout_ms, std::string* err);

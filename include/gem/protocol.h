@@ -7,6 +7,11 @@
 // malformed: the receiver closes that connection and nothing else.
 // Strings are u16 length + bytes, at most kMaxName bytes, printable ASCII only.
 // Shares (request, limit) travel as parts per million (u32) so no floats cross the wire.
+// Every integer read off the wire is untrusted: receivers convert times with wire_micros() (which
+// saturates) and never do arithmetic on a raw u64.
+//
+// Version 2 (this one) added Heartbeat, TokenRevoke and Hello.secret; a version-1 peer is refused
+// as "unsupported version 1" (the hook, gem-pmgr and gem-schd of one release go together).
 #pragma once
 
 #include <cstddef>
@@ -18,11 +23,31 @@
 namespace gem::proto {
 
 constexpr uint32_t kMagic = 0x47454D31;  // "GEM1"
-constexpr uint16_t kVersion = 1;
+constexpr uint16_t kVersion = 2;
 constexpr size_t kHeaderSize = 20;
 constexpr size_t kMaxPayload = 1024;
 // Client IDs are Kubernetes "namespace/name" (63 + 1 + 253 bytes at most); Gemini allowed 63.
 constexpr size_t kMaxName = 320;
+/// Longest shared secret (Hello.secret), bytes.
+constexpr size_t kMaxSecret = 128;
+/// Wire times (µs) are clamped to this (about 31.7 years) before any arithmetic, so sums and
+/// differences of two of them never overflow an int64.
+constexpr int64_t kMaxWireMicros = int64_t{1} << 50;
+
+/// A time in µs from the wire as a signed count, saturated to [0, kMaxWireMicros].
+constexpr int64_t wire_micros(uint64_t v) {
+  return v > static_cast<uint64_t>(kMaxWireMicros) ? kMaxWireMicros : static_cast<int64_t>(v);
+}
+
+/// Liveness (docs/design.md, "Liveness"): a daemon sends a Heartbeat every kHeartbeatPeriodMs to
+/// each peer that waits for an answer from it (a queued token request, a renewal, a Hello), so a
+/// waiter tells a legitimately queued request from a hung daemon: no byte for the waiter's
+/// timeout means the daemon is stopped or hung.
+constexpr int kHeartbeatPeriodMs = 200;
+
+/// True for a device UUID as the driver reports it and nvidia-smi prints it:
+/// "GPU-" + 8-4-4-4-12 lowercase or uppercase hex digits. Nothing else is routed or used in a path.
+bool valid_gpu_uuid(const std::string& uuid);
 
 enum class Role : uint8_t { kHook = 1, kPodManager = 2 };
 
@@ -44,6 +69,9 @@ struct Hello {
   /// resource-config.txt does not list.
   bool has_declared = false;
   ClientSettings declared;
+  /// The client's shared secret (gem-schd --secrets, gem-pmgr --secret_file, the hook's
+  /// GEMINI_SECRET_FILE); empty when none. Printable, at most kMaxSecret bytes.
+  std::string secret;
 };
 
 /// Ask for the token. last_burst_us: length of the client's last kernel burst (0 = unknown).
@@ -79,11 +107,23 @@ struct TokenRenew {
   uint64_t burst_us = 0;
 };
 
+/// "I am alive and your request is still queued" (daemon -> waiter). No payload; request_id 0.
+struct Heartbeat {};
+
+/// The token was taken back (gem-schd -> gem-pmgr -> the hooks holding it): the holder kept it
+/// past its quota + the lease grace. held_us: how long it was held, as the scheduler charged it.
+/// The hook shuts its gate on receipt; a later TokenRelease for that grant is ignored.
+struct TokenRevoke {
+  uint64_t held_us = 0;
+};
+
 enum class ErrorCode : uint16_t {
   kUnknownClient = 1,      // name not in resource-config.txt
   kSchedulerUnavailable = 2,  // gem-pmgr cannot reach gem-schd
   kProtocol = 3,           // malformed or unexpected message
   kRemoved = 4,            // client dropped from resource-config.txt
+  kDenied = 5,             // peer credentials or shared secret refused, or the ID is already connected
+  kBusy = 6,               // the daemon's connection cap is reached
 };
 
 struct Error {
@@ -91,7 +131,8 @@ struct Error {
   std::string message;
 };
 
-using Body = std::variant<Hello, ClientSettings, TokenRequest, TokenGrant, TokenRelease, Error, TokenRenew>;
+using Body = std::variant<Hello, ClientSettings, TokenRequest, TokenGrant, TokenRelease, Error, TokenRenew,
+                          Heartbeat, TokenRevoke>;
 
 struct Message {
   uint64_t request_id = 0;
@@ -115,7 +156,8 @@ struct DecodeResult {
 DecodeResult decode(const uint8_t* data, size_t len);
 
 /// Accumulates bytes read from a stream socket and yields whole frames.
-/// Not thread-safe; one per connection.
+/// Not thread-safe; one per connection. Consumed bytes are dropped when they are at least half of
+/// the buffer, so appending and decoding n bytes costs O(n) in total.
 class FrameBuffer {
  public:
   void append(const uint8_t* data, size_t len);

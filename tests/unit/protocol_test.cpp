@@ -62,7 +62,7 @@ Hello full_hello(bool declared) {
 TEST(Protocol, HeaderLayout) {
   Message m{0x0102030405060708ULL, TokenGrant{0x1122334455667788ULL}};
   std::vector<uint8_t> b = frame(m);
-  std::vector<uint8_t> want = {'G', 'E', 'M', '1', 0, 1, 0, 4, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 8,
+  std::vector<uint8_t> want = {'G', 'E', 'M', '1', 0, 2, 0, 4, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 8,
                                0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88};
   EXPECT_EQ(b, want);
 }
@@ -159,7 +159,7 @@ TEST(Protocol, BadHeaderRejectedWithoutPayload) {
   // Header complete and invalid: rejected at once, not after waiting for the (absent) payload.
   EXPECT_EQ(malformed(raw(4, {}, 0x12345678, kVersion, 8)), "bad magic 0x12345678");
   EXPECT_EQ(malformed(raw(4, {}, kMagic, 7, 8)), "unsupported version 7");
-  EXPECT_EQ(malformed(raw(9, {}, kMagic, kVersion, 8)), "unknown message type 9");
+  EXPECT_EQ(malformed(raw(10, {}, kMagic, kVersion, 8)), "unknown message type 10");
   EXPECT_EQ(malformed(raw(0, {}, kMagic, kVersion, 8)), "unknown message type 0");
   EXPECT_EQ(malformed(raw(4, {}, kMagic, kVersion, 70000)), "payload length 70000 exceeds 1024");
   EXPECT_EQ(malformed(raw(4, {}, kMagic, kVersion, 0xffffffffu)),
@@ -184,23 +184,29 @@ TEST(Protocol, PayloadErrors) {
   EXPECT_EQ(malformed(raw(6, {0, 3, 0, 5, 'a', 'b'})), "truncated Error payload");
 }
 
-// Hello payload: role, client, uuid, pid, has_declared [, declared].
+// Hello payload: role, client, uuid, pid, has_declared [, declared], secret (empty).
 std::vector<uint8_t> hello_payload(uint8_t role, const std::vector<uint8_t>& client,
                                    uint8_t has_declared, size_t declared_bytes) {
   std::vector<uint8_t> p = {role, uint8_t(client.size() >> 8), uint8_t(client.size())};
   p.insert(p.end(), client.begin(), client.end());
   p.insert(p.end(), {0, 0, 0, 0, 0, 1, has_declared});
   p.insert(p.end(), declared_bytes, 0);
+  p.insert(p.end(), {0, 0});  // empty secret
   return p;
 }
 
 TEST(Protocol, HelloErrors) {
-  EXPECT_EQ(decode(raw(1, hello_payload(1, {'a'}, 0, 0)).data(), 20 + 11).status, DecodeStatus::kOk);
+  EXPECT_EQ(decode(raw(1, hello_payload(1, {'a'}, 0, 0)).data(), 20 + 13).status, DecodeStatus::kOk);
   EXPECT_EQ(malformed(raw(1, hello_payload(9, {'a'}, 0, 0))), "role 9 invalid");
   EXPECT_EQ(malformed(raw(1, hello_payload(0, {'a'}, 0, 0))), "role 0 invalid");
   EXPECT_EQ(malformed(raw(1, hello_payload(1, {'a'}, 2, 16))), "has_declared must be 0 or 1");
   EXPECT_EQ(malformed(raw(1, hello_payload(1, {'a'}, 1, 15))), "truncated Hello payload");
   EXPECT_EQ(malformed(raw(1, hello_payload(1, {'a'}, 0, 16))), "16 trailing bytes after Hello");
+  std::vector<uint8_t> long_secret = hello_payload(1, {'a'}, 0, 0);
+  long_secret.resize(long_secret.size() - 2);
+  long_secret.insert(long_secret.end(), {0, 129});
+  long_secret.insert(long_secret.end(), 129, 's');
+  EXPECT_EQ(malformed(raw(1, long_secret)), "string length 129 exceeds 128");
   EXPECT_EQ(malformed(raw(1, hello_payload(1, {'a', 0x7f}, 0, 0))), "non-printable byte in string");
   EXPECT_EQ(malformed(raw(1, hello_payload(1, {'a', 0x80}, 0, 0))), "non-printable byte in string");
   EXPECT_EQ(malformed(raw(1, hello_payload(1, {'\n'}, 0, 0))), "non-printable byte in string");
@@ -208,6 +214,43 @@ TEST(Protocol, HelloErrors) {
             "string length 400 exceeds 320");
   // A string length pointing past the payload is truncation, not an over-read.
   EXPECT_EQ(malformed(raw(1, {1, 0, 200, 'a'})), "truncated Hello payload");
+}
+
+TEST(Protocol, HeartbeatRevokeAndSecretRoundTrip) {
+  EXPECT_TRUE(std::holds_alternative<Heartbeat>(roundtrip({0, Heartbeat{}}).body));
+  EXPECT_EQ(std::get<TokenRevoke>(roundtrip({0, TokenRevoke{0xfedcba9876543210ULL}}).body).held_us,
+            0xfedcba9876543210ULL);
+  Hello h = full_hello(true);
+  h.client = "c";
+  h.device_uuid = "GPU-1";
+  h.secret = std::string(kMaxSecret, 'k');
+  EXPECT_EQ(std::get<Hello>(roundtrip({1, h}).body).secret, h.secret);
+  h.secret += "k";
+  std::vector<uint8_t> out;
+  EXPECT_FALSE(encode({1, h}, &out)) << "a secret over kMaxSecret is refused at the sender";
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(malformed(raw(8, {0})), "1 trailing bytes after Heartbeat");
+  EXPECT_EQ(malformed(raw(9, {0, 0})), "truncated TokenRevoke payload");
+}
+
+TEST(Protocol, WireMicrosSaturates) {
+  EXPECT_EQ(wire_micros(0), 0);
+  EXPECT_EQ(wire_micros(123), 123);
+  EXPECT_EQ(wire_micros(UINT64_MAX), kMaxWireMicros);
+  EXPECT_EQ(wire_micros(static_cast<uint64_t>(INT64_MAX)), kMaxWireMicros);
+  // Two saturated values still add and subtract without overflow.
+  EXPECT_GT(wire_micros(UINT64_MAX) + wire_micros(UINT64_MAX), 0);
+}
+
+TEST(Protocol, GpuUuidFormat) {
+  EXPECT_TRUE(valid_gpu_uuid("GPU-fa4e0000-0000-0000-0000-00000000000d"));
+  EXPECT_TRUE(valid_gpu_uuid("GPU-ABCDEF01-2345-6789-abcd-ef0123456789"));
+  for (const char* bad : {"", "GPU-", "../elsewhere/x", "GPU-fa4e0000-0000-0000-0000-00000000000", "GPU-fa4e0000-0000-0000-0000-00000000000d0",
+                          "GPU-fa4e0000/0000-0000-0000-00000000000d", "MIG-fa4e0000-0000-0000-0000-00000000000d",
+                          "GPU-fa4e0000-0000-0000-0000-00000000000g", "gpu-fa4e0000-0000-0000-0000-00000000000d",
+                          "GPU-fa4e0000-0000-0000-0000-0000000/../d"}) {
+    EXPECT_FALSE(valid_gpu_uuid(bad)) << bad;
+  }
 }
 
 TEST(Protocol, ErrorCodeKeptAsIs) {
