@@ -19,6 +19,8 @@ namespace {
 
 constexpr Micros kRetryPeriod = 1000000;  // unthrottled stretch before the next attempt, µs
 constexpr int kMaxDevices = 64;
+// The least quota a slice starts with after an unthrottled stretch (µs): enough to renew or drain.
+constexpr Micros TokenMinQuota = 1000;
 
 std::atomic<Gate*> g_gates[kMaxDevices];
 std::atomic<bool> g_exiting{false};
@@ -217,12 +219,11 @@ void Gate::worker_loop() {
       next = obtain(&quota);
     }
     have_answer = false;
-    const Outcome o = next;
-    if (o == Outcome::kRetryLater) {
+    if (next == Outcome::kRetryLater) {
       sleep_us(kRetryPeriod / 10);
       continue;
     }
-    const uint64_t entered_before = entered_.load();
+    if (next == Outcome::kUnthrottled) run_unthrottled(&quota);
     slice_start_ = mono_us();
     record_start();
     {
@@ -230,16 +231,11 @@ void Gate::worker_loop() {
       open_.store(true, std::memory_order_seq_cst);
     }
     cv_open_.notify_all();
-    if (o == Outcome::kGranted) counters().tokens.fetch_add(1, std::memory_order_relaxed);
-    const bool idle_release = !hold(slice_start_ + (o == Outcome::kGranted ? quota : kRetryPeriod),
-                                    o == Outcome::kGranted);
+    counters().tokens.fetch_add(1, std::memory_order_relaxed);
+    const bool idle_release = !hold(slice_start_ + quota);
     open_.store(false, std::memory_order_seq_cst);
     Micros used = 0, end = 0;
     drain_and_measure(&used, &end);
-    if (o != Outcome::kGranted) {
-      counters().unthrottled_launches.fetch_add(entered_.load() - entered_before, std::memory_order_relaxed);
-      continue;
-    }
     // A burst is the GPU time of back-to-back slices up to an idle release (Gemini's kernel burst).
     burst_ += used;
     if (idle_release) {
@@ -268,23 +264,23 @@ void Gate::worker_loop() {
   }
 }
 
+Gate::Outcome Gate::degraded() const {
+  return settings().fail_closed ? Outcome::kRetryLater : Outcome::kUnthrottled;
+}
+
 Gate::Outcome Gate::obtain(Micros* quota) {
   const Settings& s = settings();
-  std::string why;
+  if (mono_us() < retry_at_) return degraded();
   if (!pmgr_.connected()) {
-    const Micros now = mono_us();
-    if (now >= retry_at_ && pmgr_.connect(s.pod_manager, s.client, uuid_, &why)) {
-      if (warned_) LOG_WARN("pod manager %s is back: launches are gated again", s.pod_manager.to_string().c_str());
-      warned_ = false;
-    } else if (!pmgr_.connected()) {
-      if (now >= retry_at_) retry_at_ = now + kRetryPeriod;
+    std::string why;
+    if (!pmgr_.connect(s.pod_manager, s.client, uuid_, s.secret, s.pmgr_timeout_ms, &why)) {
+      retry_at_ = mono_us() + kRetryPeriod;
       if (!warned_) {
-        LOG_WARN("pod manager %s unreachable (%s): %s; retrying every second",
-                 s.pod_manager.to_string().c_str(), why.empty() ? "retrying" : why.c_str(),
-                 s.fail_closed ? "launches wait (GEMINI_FAIL_CLOSED=1)" : "running unthrottled");
+        LOG_WARN("pod manager %s unreachable (%s): %s; retrying every second", s.pod_manager.to_string().c_str(),
+                 why.c_str(), s.fail_closed ? "launches wait (GEMINI_FAIL_CLOSED=1)" : "running unthrottled");
         warned_ = true;
       }
-      return s.fail_closed ? Outcome::kRetryLater : Outcome::kUnthrottled;
+      return degraded();
     }
   }
   uint64_t q = 0;
@@ -295,7 +291,9 @@ Gate::Outcome Gate::obtain(Micros* quota) {
 Gate::Outcome Gate::answer(PmgrClient::Answer a, Micros granted, Micros* quota) {
   const Settings& s = settings();
   if (a == PmgrClient::Answer::kGranted) {
-    *quota = granted;
+    if (warned_) LOG_WARN("token granted again: launches are gated again");
+    warned_ = false;
+    *quota = std::min<Micros>(granted, proto::kMaxWireMicros);
     return Outcome::kGranted;
   }
   if (!warned_) {
@@ -304,10 +302,36 @@ Gate::Outcome Gate::answer(PmgrClient::Answer a, Micros granted, Micros* quota) 
     warned_ = true;
   }
   retry_at_ = mono_us() + kRetryPeriod;
-  return s.fail_closed ? Outcome::kRetryLater : Outcome::kUnthrottled;
+  return degraded();
 }
 
-bool Gate::hold(Micros until, bool granted) {
+void Gate::run_unthrottled(Micros* quota) {
+  const uint64_t entered_before = entered_.load();
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    open_.store(true, std::memory_order_seq_cst);
+  }
+  cv_open_.notify_all();
+  uint64_t seen = entered_.load();
+  for (;;) {
+    sleep_us(std::max<Micros>(retry_at_ - mono_us(), kRetryPeriod / 10));
+    if (g_exiting.load()) continue;
+    const uint64_t e = entered_.load();
+    if (e == seen) continue;  // the program does not launch: nothing to ask for
+    seen = e;
+    const Micros asked = mono_us();
+    if (obtain(quota) != Outcome::kGranted) continue;
+    // Granted: shut the gate and let the unthrottled work finish before the slice starts.
+    open_.store(false, std::memory_order_seq_cst);
+    while (entered_.load(std::memory_order_seq_cst) != exited_.load(std::memory_order_seq_cst)) sched_yield();
+    sync_contexts();
+    counters().unthrottled_launches.fetch_add(entered_.load() - entered_before, std::memory_order_relaxed);
+    *quota = std::max<Micros>(*quota - (mono_us() - asked), TokenMinQuota);
+    return;
+  }
+}
+
+bool Gate::hold(Micros until) {
   const Micros idle = static_cast<Micros>(settings().idle_ms) * 1000;
   uint64_t seen = entered_.load();
   Micros last_activity = mono_us();
@@ -315,17 +339,24 @@ bool Gate::hold(Micros until, bool granted) {
   for (;;) {
     const Micros now = mono_us();
     if (now >= until) {
-      if (!granted || !renew(now, &until)) return true;
+      if (!renew(now, &until)) return true;
       continue;
     }
-    sleep_us(std::min(until - now, std::max<Micros>(idle / 4, 500)));
+    // Sleeps on the pod manager's connection, so a revocation shuts the gate at once.
+    const PmgrClient::Event ev = pmgr_.wait_event(std::min(until - now, std::max<Micros>(idle / 4, 500)));
+    if (ev == PmgrClient::Event::kRevoked) {
+      counters().revocations.fetch_add(1, std::memory_order_relaxed);
+      LOG_WARN("the scheduler took the token back (held past quota + lease grace)");
+      return true;
+    }
+    if (ev == PmgrClient::Event::kBroken) return true;
     const uint64_t e = entered_.load();
     const Micros t = mono_us();
     if (e != seen || e != exited_.load() || pacing_.load(std::memory_order_relaxed) > 0) {
       seen = e;
       last_activity = t;
       gpu_checked = false;
-    } else if (granted && t - last_activity >= idle) {
+    } else if (t - last_activity >= idle) {
       if (gpu_checked) return false;
       // No launch for a while may only mean the program waits for the GPU (a synchronise after
       // each step): wait for its work too, and call it idle only if no launch follows within
@@ -348,7 +379,7 @@ bool Gate::renew(Micros now, Micros* until) {
   burst_ += used;
   slice_start_ = now;
   record_start();
-  *until = now + static_cast<Micros>(q);
+  *until = now + std::min<Micros>(static_cast<Micros>(q), proto::kMaxWireMicros);
   return true;
 }
 

@@ -9,8 +9,12 @@
 // with events on a stream of its own, and gives the token back with that time. Launching threads
 // that find the gate shut wait on a condition variable of this gate only, so allocations and
 // queries on other threads never wait for a token.
-// If the pod manager or scheduler cannot be reached the gate stays open ("unthrottled") and the
-// worker retries every second; with GEMINI_FAIL_CLOSED=1 launches wait instead.
+// If the pod manager or scheduler cannot be reached, or the pod manager falls silent for
+// GEMINI_PMGR_TIMEOUT_MS while a request waits, the gate stays open ("unthrottled") and the worker
+// asks again every second *with the gate open*, so a stopped daemon costs the program one timeout
+// at most; with GEMINI_FAIL_CLOSED=1 launches wait instead. While holding the token the worker
+// watches the pod manager's connection: a TokenRevoke (the scheduler took the token back) shuts
+// the gate at once.
 #pragma once
 
 #include <atomic>
@@ -67,9 +71,15 @@ class Gate {
   void worker_loop();
   Outcome obtain(Micros* quota);
   Outcome answer(PmgrClient::Answer a, Micros granted, Micros* quota);
-  /// Keeps the gate open until `until` (true) or, when the token was granted, until the client is
-  /// idle (false); at `until` a granted token is renewed if the scheduler allows.
-  bool hold(Micros until, bool granted);
+  Outcome degraded() const;
+  /// Keeps the gate open without a token until one is granted (asking again every second while
+  /// the program launches); returns with the gate shut, the unthrottled work drained and *quota
+  /// set to what is left of the grant.
+  void run_unthrottled(Micros* quota);
+  /// Keeps the gate open until `until` (returns true), until the client is idle (false), or until
+  /// the token is revoked or the pod manager lost (true); at `until` the token is renewed if the
+  /// scheduler allows.
+  bool hold(Micros until);
   bool renew(Micros now, Micros* until);
   void sync_contexts();
   void drain_and_measure(Micros* used, Micros* end);

@@ -1,10 +1,15 @@
 // The hook's connection to its pod manager for one GPU. Used by that GPU's gate worker thread only.
+//
+// Every wait here has a deadline (docs/design.md, "Liveness"): the pod manager sends a Heartbeat
+// every proto::kHeartbeatPeriodMs while a request of ours is queued, so silence for `timeout_ms`
+// (GEMINI_PMGR_TIMEOUT_MS, 800 ms) while we wait means a stopped or hung pod manager: the
+// connection is closed and the caller takes its fail-open (or fail-closed) path.
 #pragma once
 
 #include <string>
 
-#include "gem/protocol.h"
 #include "gem/net.h"
+#include "gem/protocol.h"
 
 namespace gem::hook {
 
@@ -15,24 +20,32 @@ class PmgrClient {
   PmgrClient(const PmgrClient&) = delete;
   PmgrClient& operator=(const PmgrClient&) = delete;
 
-  /// Connects and says Hello (connect timeout 1 s, answer timeout 2 s). False with *why.
-  bool connect(const net::Endpoint& ep, const std::string& client, const std::string& uuid, std::string* why);
+  /// Connects and says Hello (with `secret`), each step within timeout_ms. False with *why.
+  bool connect(const net::Endpoint& ep, const std::string& client, const std::string& uuid,
+               const std::string& secret, int timeout_ms, std::string* why);
   bool connected() const { return fd_ >= 0; }
   void close();
 
   enum class Answer { kGranted, kRefused, kBroken };
-  /// Asks for the token and blocks until the answer: kGranted with *quota_us; kRefused (the pod
-  /// manager or scheduler said no: *why); kBroken (connection lost, closed: *why).
+  /// Asks for the token and waits for the answer while heartbeats keep coming: kGranted with
+  /// *quota_us; kRefused (the pod manager or scheduler said no: *why); kBroken (connection lost or
+  /// silent for timeout_ms: closed, *why).
   Answer request_token(uint64_t last_burst_us, uint64_t* quota_us, std::string* why);
   /// Gives the token back. False when the connection broke (then closed).
   bool release_token(const proto::TokenRelease& rel);
   /// Gives the token back and asks for it again in the same message (rel.again is set here);
-  /// blocks for the answer like request_token.
+  /// waits for the answer like request_token.
   Answer release_and_request(proto::TokenRelease rel, uint64_t* quota_us, std::string* why);
 
   /// Asks to keep the token for another quota (proto::TokenRenew). kGranted with *quota_us > 0:
   /// renewed; kGranted with 0: refused, drain and release.
   Answer renew_token(uint64_t used_us, uint64_t burst_us, uint64_t* quota_us, std::string* why);
+
+  enum class Event { kNone, kRevoked, kBroken };
+  /// While holding the token: waits up to wait_us for a message. kRevoked: the scheduler took the
+  /// token back (TokenRevoke); kBroken: the connection closed (closed here); kNone: the time passed
+  /// (heartbeats and settings are consumed on the way). Never waits longer than wait_us.
+  Event wait_event(int64_t wait_us);
 
   /// The client's settings as the scheduler last sent them.
   const proto::ClientSettings& client_settings() const { return settings_; }
@@ -40,10 +53,11 @@ class PmgrClient {
  private:
   bool send(const proto::Message& m);
   Answer await_answer(uint64_t* quota_us, std::string* why);
-  /// Next message, waiting up to timeout_ms (-1: no limit). False on timeout or a broken connection.
-  bool receive(proto::Message* m, int timeout_ms, std::string* why);
+  /// Next message, waiting up to timeout_ms. False on timeout (*timed_out) or a broken connection.
+  bool receive(proto::Message* m, int timeout_ms, std::string* why, bool* timed_out = nullptr);
 
   int fd_ = -1;
+  int timeout_ms_ = 800;
   uint64_t next_id_ = 1;
   proto::FrameBuffer in_;
   proto::ClientSettings settings_;

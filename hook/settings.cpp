@@ -1,9 +1,11 @@
 #include "settings.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
 #include "gem/log.h"
+#include "gem/protocol.h"
 
 namespace gem::hook {
 
@@ -34,6 +36,24 @@ Settings load() {
   if (s.idle_ms <= 0) s.idle_ms = 10;
   s.max_inflight = std::atoi(env("GEMINI_MAX_INFLIGHT", "128").c_str());
   if (s.max_inflight < 2) s.max_inflight = 128;
+  s.pmgr_timeout_ms = std::atoi(env("GEMINI_PMGR_TIMEOUT_MS", "800").c_str());
+  if (s.pmgr_timeout_ms < 50 || s.pmgr_timeout_ms > 60000) s.pmgr_timeout_ms = 800;
+  const std::string secret_file = env("GEMINI_SECRET_FILE", "");
+  if (!secret_file.empty()) {
+    // Read with plain stdio: the hook must not pull in anything that could clash with the program.
+    FILE* f = std::fopen(secret_file.c_str(), "re");
+    char line[proto::kMaxSecret + 2] = {0};
+    if (f == nullptr || std::fgets(line, sizeof line, f) == nullptr) {
+      LOG_ERROR("GEMINI_SECRET_FILE %s: cannot read it; the pod manager will refuse this process",
+                secret_file.c_str());
+    } else {
+      s.secret = line;
+      while (!s.secret.empty() && (s.secret.back() == '\n' || s.secret.back() == '\r' || s.secret.back() == ' ')) {
+        s.secret.pop_back();
+      }
+    }
+    if (f != nullptr) std::fclose(f);
+  }
   s.print_stats = env("GEMINI_STATS", "0") == "1";
   s.stats_file = env("GEMINI_STATS_FILE", "");
   return s;

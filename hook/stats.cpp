@@ -25,7 +25,8 @@ std::string report_json() {
     s += std::string("\"") + kNames[i] + "\": " + std::to_string(c.launches[i].load());
   }
   s += "}, \"tokens\": " + std::to_string(c.tokens.load()) +
-       ", \"unthrottled_launches\": " + std::to_string(c.unthrottled_launches.load()) + "}\n";
+       ", \"unthrottled_launches\": " + std::to_string(c.unthrottled_launches.load()) +
+       ", \"revocations\": " + std::to_string(c.revocations.load()) + "}\n";
   return s;
 }
 

@@ -4,6 +4,7 @@
 
 #include "gem/daemon.h"
 #include "gem/flags.h"
+#include "gem/listener.h"
 #include "gem/log.h"
 #include "gem/net.h"
 #include "server.h"
@@ -23,6 +24,11 @@ constexpr const char* kUsage = R"(usage: gem-schd [flags]
   --gpu UUID           refuse pod managers that name another GPU
   --dynamic_clients    admit clients missing from the config with the settings they declare
   --stats PATH         write usage statistics as JSON to PATH every 500 ms
+  --lease_grace MS     revoke a token kept this long past its quota (default 500)
+  --secrets PATH       per-client shared secrets, lines "ID SECRET" (file not readable by others);
+                       a pod manager's Hello must carry its client's secret
+  --max_connections N  connections open at once, at most (default 1024; capped by the fd limit)
+  --allow_uids LIST    Unix socket: uids allowed besides gem-schd's own and root (e.g. 1000,1001)
   --log_level LEVEL    error, warn, info (default) or debug
 )";
 
@@ -31,14 +37,16 @@ constexpr const char* kUsage = R"(usage: gem-schd [flags]
 int main(int argc, char** argv) {
   gem::log::set_program("gem-schd");
   gem::Flags flags({"ip", "port", "socket", "config", "base_quota", "min_quota", "window", "gpu",
-                    "stats", "log_level"},
+                    "stats", "log_level", "lease_grace", "secrets", "max_connections", "allow_uids"},
                    {"dynamic_clients", "help"});
   std::string err;
-  int64_t port = 0, base = 0, min = 0, window = 0;
+  int64_t port = 0, base = 0, min = 0, window = 0, grace = 0, max_conns = 0;
   if (!flags.parse(argc, argv, &err) || !flags.get_int("port", 50051, 1, 65535, &port, &err) ||
       !flags.get_int("base_quota", 250, 1, 600000, &base, &err) ||
       !flags.get_int("min_quota", 100, 1, 600000, &min, &err) ||
-      !flags.get_int("window", 10000, 100, 3600000, &window, &err)) {
+      !flags.get_int("window", 10000, 100, 3600000, &window, &err) ||
+      !flags.get_int("lease_grace", 500, 1, 600000, &grace, &err) ||
+      !flags.get_int("max_connections", 1024, 1, 1000000, &max_conns, &err)) {
     std::fprintf(stderr, "gem-schd: %s\n%s", err.c_str(), kUsage);
     return 2;
   }
@@ -65,6 +73,19 @@ int main(int argc, char** argv) {
   opts.gpu_uuid = flags.get("gpu", "");
   opts.dynamic_clients = flags.has("dynamic_clients");
   opts.stats_path = flags.get("stats", "");
+  opts.policy.lease_grace = grace * 1000;
+  opts.secrets_path = flags.get("secrets", "");
+  opts.listener.max_connections = static_cast<size_t>(max_conns);
+  if (flags.has("allow_uids") && !gem::parse_uid_list(flags.get("allow_uids", ""), &opts.listener.allowed_uids, &err)) {
+    std::fprintf(stderr, "gem-schd: --allow_uids: %s\n", err.c_str());
+    return 2;
+  }
+  if (!opts.gpu_uuid.empty() && !gem::proto::valid_gpu_uuid(opts.gpu_uuid)) {
+    std::fprintf(stderr, "gem-schd: --gpu '%s' is not a GPU UUID (GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)\n",
+                 opts.gpu_uuid.c_str());
+    return 2;
+  }
+  gem::raise_fd_limit();
 
   const int fd = gem::net::listen_on(ep, &err);
   if (fd < 0) {
@@ -72,13 +93,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   gem::sched::Server server(opts);
-  if (!server.start(fd, &err)) {
+  if (!server.start(fd, !ep.unix_path.empty(), &err)) {
     std::fprintf(stderr, "gem-schd: %s\n", err.c_str());
     return 1;
   }
   gem::daemon::stop_on_signals(&g_stop);
-  LOG_INFO("listening on %s (base_quota %lld ms, min_quota %lld ms, window %lld ms)", ep.to_string().c_str(),
-           (long long)base, (long long)min, (long long)window);
+  LOG_INFO("listening on %s (base_quota %lld ms, min_quota %lld ms, window %lld ms, lease_grace %lld ms)",
+           ep.to_string().c_str(), (long long)base, (long long)min, (long long)window, (long long)grace);
   server.run(&g_stop);
   LOG_INFO("stopping");
   return 0;

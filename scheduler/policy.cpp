@@ -52,7 +52,7 @@ void Policy::request(const std::string& name, Micros last_burst, Micros now) {
   forget_old(c, now);
   // A client back after a whole idle window starts a fresh share history.
   if (c.busy.empty() && !c.waiting && now - c.active_since > opts_.window) c.active_since = now;
-  if (last_burst > 0) c.burst = last_burst;
+  if (last_burst > 0) c.burst = std::min(last_burst, opts_.window);
   if (!c.waiting) {
     c.waiting = true;
     c.waiting_since = now;
@@ -62,9 +62,22 @@ void Policy::request(const std::string& name, Micros last_burst, Micros now) {
 void Policy::release(const std::string& name, Micros used, Micros burst, Micros now) {
   if (holder_.empty() || holder_ != name) return;
   Client& c = clients_.at(name);
-  charge(c, std::clamp<Micros>(used, 0, std::max<Micros>(now - grant_time_, 0)), now);
-  if (burst > 0) c.burst = burst;
+  charge(c, holder_charge(used, now), now);
+  if (burst > 0) c.burst = std::min(burst, opts_.window);
   holder_.clear();
+}
+
+Micros Policy::holder_charge(Micros reported, Micros now) const {
+  const Micros observed = std::max<Micros>(now - grant_time_, 0);
+  return std::max(observed, std::clamp<Micros>(reported, 0, opts_.window));
+}
+
+std::optional<Revocation> Policy::expire_lease(Micros now) {
+  if (holder_.empty() || now < grant_time_ + grant_quota_ + opts_.lease_grace) return std::nullopt;
+  Revocation r{holder_, std::max<Micros>(now - grant_time_, 0)};
+  charge(clients_.at(holder_), r.held, now);
+  holder_.clear();
+  return r;
 }
 
 void Policy::disconnect(const std::string& name, Micros now) {
@@ -79,12 +92,7 @@ void Policy::disconnect(const std::string& name, Micros now) {
 }
 
 std::optional<Grant> Policy::schedule(Micros now) {
-  if (!holder_.empty()) {
-    if (now < grant_time_ + grant_quota_ + opts_.lease_grace) return std::nullopt;
-    Client& stuck = clients_.at(holder_);
-    charge(stuck, now - grant_time_, now);
-    holder_.clear();
-  }
+  if (!holder_.empty()) return std::nullopt;
   const std::string* best = pick(now);
   if (best == nullptr) return std::nullopt;
   Client& c = clients_.at(*best);
@@ -146,10 +154,10 @@ std::optional<Micros> Policy::renew(const std::string& name, Micros used, Micros
   Client& c = clients_.at(name);
   // Would the rules give the token straight back to the holder once charged (its LIMIT)? Then it
   // keeps it without the drain; otherwise nothing changes and it drains and releases as usual.
-  const Micros charged = std::clamp<Micros>(used, 0, std::max<Micros>(now - grant_time_, 0));
+  const Micros charged = holder_charge(used, now);
   const Client saved = c;
   charge(c, charged, now);
-  if (burst > 0) c.burst = burst;
+  if (burst > 0) c.burst = std::min(burst, opts_.window);
   c.waiting = true;
   c.waiting_since = now;
   const std::string* best = pick(now);

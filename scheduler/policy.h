@@ -13,6 +13,10 @@
 // by the time since the client became active when that is shorter (so a new client is not given a
 // whole window's worth of burst before its LIMIT bites).
 // The quota of a grant follows the client's measured kernel burst, clamped to [min_quota, base_quota].
+// Charging (docs/design.md, "Trust"): no client is trusted for accounting. A holder is charged at
+// least the time the scheduler observed from its grant (or renewal) to its release; the time it
+// reports may raise that charge (capped at one window), never lower it. A holder that keeps the
+// token past quota + lease_grace is revoked (expire_lease) and charged up to then.
 //
 // Times are µs on whatever monotonic clock the caller uses. Not thread-safe: one owner.
 #pragma once
@@ -34,9 +38,10 @@ struct PolicyOptions {
   Micros base_quota = 250000;  // µs; first quota of a client and the largest quota
   Micros min_quota = 100000;   // µs; the smallest quota
   Micros window = 10000000;    // µs; the sliding window over which shares are measured
-  // A holder that has not given the token back by quota + lease_grace is charged up to then and
-  // loses it (the hook drains and releases on its own; this only guards against a stuck client).
-  Micros lease_grace = 5000000;
+  // µs; a holder that has not given the token back (nor renewed) by quota + lease_grace is charged
+  // up to then and loses it (expire_lease); the hook drains and releases on its own, so this only
+  // guards the other clients against a stuck, stopped or forging one. gem-schd --lease_grace.
+  Micros lease_grace = 500000;
 };
 
 /// A client's configured share of GPU time, each in [0, 1] with request <= limit.
@@ -49,6 +54,12 @@ struct ClientShare {
 struct Grant {
   std::string client;
   Micros quota = 0;  // µs of GPU time
+};
+
+/// A token taken back from its holder by expire_lease().
+struct Revocation {
+  std::string client;
+  Micros held = 0;  // µs from the grant (or last renewal) to the revocation, as charged
 };
 
 struct ClientStats {
@@ -75,22 +86,28 @@ class Policy {
   /// unknown clients or the current holder.
   void request(const std::string& name, Micros last_burst, Micros now);
 
-  /// The holder gives the token back having used `used` µs of GPU time, its last kernel burst
-  /// lasting `burst` µs. Ignored unless `name` holds the token.
+  /// The holder gives the token back having used `used` µs of GPU time (as it reports; may be any
+  /// value), its last kernel burst lasting `burst` µs. Charged max(now - grant, min(used, window)):
+  /// a report can raise the charge, never lower it below the time observed. Ignored unless `name`
+  /// holds the token (e.g. a release that comes after a revocation).
   void release(const std::string& name, Micros used, Micros burst, Micros now);
 
   /// The client's connection is gone: it stops waiting, and if it held the token it is charged the
   /// time since the grant and the token is free at once.
   void disconnect(const std::string& name, Micros now);
 
-  /// If the token is free (or its lease ran out), picks the next holder by the rules above and
-  /// returns its grant. nullopt when the token stays where it is or nobody may have it now.
+  /// If the holder kept the token past its quota + lease_grace, charges it the time since its grant,
+  /// frees the token and returns who lost it (the caller tells that client: TokenRevoke).
+  std::optional<Revocation> expire_lease(Micros now);
+
+  /// If the token is free, picks the next holder by the rules above and returns its grant. nullopt
+  /// when the token is held (call expire_lease first) or nobody may have it now.
   std::optional<Grant> schedule(Micros now);
 
   /// The holder's quota ran out while it still runs, having used `used` µs since its grant: if no
   /// other client waits and the rules would pick it again with that usage charged (its LIMIT), it
   /// keeps the token; returns the new quota
-  /// and charges `used` as release() would. Otherwise nullopt and nothing changes (the holder must
+  /// and charges as release() would (at least the time observed since the grant). Otherwise nullopt and nothing changes (the holder must
   /// drain and release()). Saves an uncontended client the drain at every quota.
   std::optional<Micros> renew(const std::string& name, Micros used, Micros burst, Micros now);
 
@@ -124,6 +141,8 @@ class Policy {
   /// beyond dropping usage that left the window.
   const std::string* pick(Micros now);
   void charge(Client& c, Micros used, Micros now);
+  /// What a holder releasing or renewing at `now` is charged for reporting `reported` µs.
+  Micros holder_charge(Micros reported, Micros now) const;
   void forget_old(Client& c, Micros now) const;
   Micros usage_in_window(const Client& c, Micros now) const;
   double share(const Client& c, Micros now) const;

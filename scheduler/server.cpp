@@ -11,8 +11,6 @@
 #include <cstdio>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "gem/log.h"
 
 namespace gem::sched {
@@ -20,7 +18,8 @@ namespace gem::sched {
 namespace {
 constexpr Micros kStatsPeriod = 500000;
 constexpr Micros kConfigPollPeriod = 1000000;  // fallback when inotify misses an update
-constexpr int kMaxPollMs = 200;
+constexpr Micros kHeartbeatPeriod = proto::kHeartbeatPeriodMs * 1000;
+constexpr Micros kMaxPoll = 200000;
 
 uint32_t to_ppm(double share) { return static_cast<uint32_t>(std::lround(share * 1e6)); }
 }  // namespace
@@ -28,12 +27,11 @@ uint32_t to_ppm(double share) { return static_cast<uint32_t>(std::lround(share *
 Server::Server(ServerOptions opts)
     : opts_(std::move(opts)), policy_(opts_.policy), watcher_(opts_.config_path) {}
 
-Server::~Server() {
-  if (listen_fd_ >= 0) close(listen_fd_);
-}
+Server::~Server() = default;
 
-bool Server::start(int listen_fd, std::string* err) {
-  listen_fd_ = listen_fd;
+bool Server::start(int listen_fd, bool is_unix, std::string* err) {
+  listener_ = std::make_unique<Listener>(listen_fd, is_unix, opts_.listener);
+  if (!opts_.secrets_path.empty() && !secrets_.load(opts_.secrets_path, err)) return false;
   std::string werr;
   if (!watcher_.start(&werr)) LOG_WARN("config watch: %s; polling the file instead", werr.c_str());
   std::string text;
@@ -51,19 +49,29 @@ bool Server::start(int listen_fd, std::string* err) {
   return true;
 }
 
+Micros Server::next_wakeup(Micros now) const {
+  Micros next = std::min(policy_.next_event(now), now + kMaxPoll);
+  if (!opts_.stats_path.empty()) next = std::min(next, last_stats_ + kStatsPeriod);
+  if (!listener_->accepting(now)) next = std::min(next, listener_->resume_at());
+  for (const auto& [fd, c] : conns_) {
+    if (c.waiting) next = std::min(next, last_heartbeat_ + kHeartbeatPeriod);
+    if (c.client.empty()) next = std::min(next, c.peer->created() + opts_.hello_timeout);
+  }
+  return next;
+}
+
 void Server::run(const volatile bool* stop) {
   std::vector<pollfd> fds;
   while (!*stop) {
+    Micros now = mono_us();
     fds.clear();
-    fds.push_back({listen_fd_, POLLIN, 0});
+    const bool accepting = listener_->accepting(now);
+    if (accepting) fds.push_back({listener_->fd(), POLLIN, 0});
     if (watcher_.fd() >= 0) fds.push_back({watcher_.fd(), POLLIN, 0});
     for (auto& [fd, c] : conns_) {
       fds.push_back({fd, static_cast<short>(POLLIN | (c.peer->wants_write() ? POLLOUT : 0)), 0});
     }
-    Micros now = mono_us();
-    const Micros next = std::min(policy_.next_event(now), last_stats_ + kStatsPeriod);
-    const int timeout_ms =
-        static_cast<int>(std::clamp<Micros>((next - now + 999) / 1000, 0, kMaxPollMs));
+    const int timeout_ms = static_cast<int>(std::clamp<Micros>((next_wakeup(now) - now + 999) / 1000, 0, kMaxPoll / 1000));
     const int n = poll(fds.data(), fds.size(), timeout_ms);
     if (n < 0 && errno != EINTR) {
       LOG_ERROR("poll: %s", std::strerror(errno));
@@ -72,7 +80,7 @@ void Server::run(const volatile bool* stop) {
     bool config_event = false;
     for (const pollfd& p : fds) {
       if (p.revents == 0) continue;
-      if (p.fd == listen_fd_) {
+      if (accepting && p.fd == listener_->fd()) {
         accept_all();
       } else if (p.fd == watcher_.fd()) {
         config_event = true;
@@ -90,18 +98,19 @@ void Server::run(const volatile bool* stop) {
     if (config_event || now - last_check_ >= kConfigPollPeriod) {
       last_check_ = now;
       reload_config(false);
+      std::string serr;
+      if (!secrets_.reload_if_changed(&serr)) LOG_ERROR("%s; keeping the last good secrets", serr.c_str());
     }
+    close_silent(now);
+    expire_lease();
     schedule();
+    heartbeat(mono_us());
     if (!opts_.stats_path.empty() && mono_us() - last_stats_ >= kStatsPeriod) write_stats();
   }
 }
 
 void Server::accept_all() {
-  for (;;) {
-    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) return;
-    conns_[fd].peer = std::make_unique<Peer>(fd);
-  }
+  for (const int fd : listener_->accept_ready(conns_.size())) conns_[fd].peer = std::make_unique<Peer>(fd);
 }
 
 void Server::on_readable(int fd) {
@@ -116,6 +125,14 @@ void Server::on_readable(int fd) {
   if (!ok && conns_.count(fd) != 0) drop(fd, why);
 }
 
+bool Server::send_or_drop(int fd, const proto::Message& m) {
+  auto it = conns_.find(fd);
+  if (it == conns_.end()) return false;
+  if (it->second.peer->send(m)) return true;
+  drop(fd, it->second.peer->backlog() > 0 ? "not reading (write backlog full)" : "write failed");
+  return false;
+}
+
 void Server::on_message(int fd, Conn& c, const proto::Message& m) {
   const Micros now = mono_us();
   if (const auto* h = std::get_if<proto::Hello>(&m.body)) {
@@ -128,63 +145,87 @@ void Server::on_message(int fd, Conn& c, const proto::Message& m) {
     return;
   }
   if (const auto* r = std::get_if<proto::TokenRequest>(&m.body)) {
-    c.pending_request = m.request_id;
-    policy_.request(c.client, static_cast<Micros>(r->last_burst_us), now);
+    on_request(c, m, *r, now);
   } else if (const auto* r = std::get_if<proto::TokenRelease>(&m.body)) {
-    LOG_DEBUG("%s released: used %llu us, burst %llu us", c.client.c_str(),
-              static_cast<unsigned long long>(r->used_us), static_cast<unsigned long long>(r->burst_us));
-    policy_.release(c.client, static_cast<Micros>(r->used_us), static_cast<Micros>(r->burst_us), now);
-    if (r->again) {
-      c.pending_request = m.request_id;
-      policy_.request(c.client, static_cast<Micros>(r->burst_us), now);
-    }
+    on_release(c, m, *r, now);
   } else if (const auto* r = std::get_if<proto::TokenRenew>(&m.body)) {
-    const auto quota = policy_.renew(c.client, static_cast<Micros>(r->used_us), static_cast<Micros>(r->burst_us), now);
-    LOG_DEBUG("%s renewal after %llu us: %s", c.client.c_str(), static_cast<unsigned long long>(r->used_us),
-              quota ? "granted" : "refused");
-    c.peer->send({m.request_id, proto::TokenGrant{quota ? static_cast<uint64_t>(*quota) : 0}});
-  } else {
+    on_renew(fd, c, m, *r, now);
+  } else if (!std::holds_alternative<proto::Heartbeat>(m.body)) {
     drop(fd, std::string("unexpected ") + proto::type_name(m.body));
   }
 }
 
-void Server::on_hello(int fd, Conn& c, const proto::Message& m, const proto::Hello& h) {
-  auto refuse = [&](proto::ErrorCode code, const std::string& why) {
-    c.peer->send({m.request_id, proto::Error{code, why}});
-    drop(fd, why);
-  };
-  if (!c.client.empty() || h.role != proto::Role::kPodManager) {
-    refuse(proto::ErrorCode::kProtocol, "unexpected Hello");
-    return;
+void Server::on_request(Conn& c, const proto::Message& m, const proto::TokenRequest& r, Micros now) {
+  c.pending_request = m.request_id;
+  c.waiting = policy_.holder() != c.client;
+  policy_.request(c.client, proto::wire_micros(r.last_burst_us), now);
+}
+
+void Server::on_release(Conn& c, const proto::Message& m, const proto::TokenRelease& r, Micros now) {
+  LOG_DEBUG("%s released: used %llu us, burst %llu us", c.client.c_str(), static_cast<unsigned long long>(r.used_us),
+            static_cast<unsigned long long>(r.burst_us));
+  // The charge is at least the time observed since the grant (Policy::release): a report of 0
+  // gains nothing. A release after a revocation is ignored there.
+  policy_.release(c.client, proto::wire_micros(r.used_us), proto::wire_micros(r.burst_us), now);
+  if (r.again) {
+    c.pending_request = m.request_id;
+    c.waiting = true;
+    policy_.request(c.client, proto::wire_micros(r.burst_us), now);
+  }
+}
+
+void Server::on_renew(int fd, Conn& c, const proto::Message& m, const proto::TokenRenew& r, Micros now) {
+  const auto quota = policy_.renew(c.client, proto::wire_micros(r.used_us), proto::wire_micros(r.burst_us), now);
+  LOG_DEBUG("%s renewal after %llu us: %s", c.client.c_str(), static_cast<unsigned long long>(r.used_us),
+            quota ? "granted" : "refused");
+  send_or_drop(fd, {m.request_id, proto::TokenGrant{quota ? static_cast<uint64_t>(*quota) : 0}});
+}
+
+// Why a pod manager's Hello is refused ("" when admitted); *code says how to tell it.
+std::string Server::admit(const proto::Hello& h, proto::ErrorCode* code) {
+  *code = proto::ErrorCode::kProtocol;
+  if (h.role != proto::Role::kPodManager) return "unexpected Hello";
+  if (!h.device_uuid.empty() && !proto::valid_gpu_uuid(h.device_uuid)) {
+    return "device UUID '" + h.device_uuid + "' is not GPU- followed by hex digits";
   }
   if (!opts_.gpu_uuid.empty() && !h.device_uuid.empty() && h.device_uuid != opts_.gpu_uuid) {
-    refuse(proto::ErrorCode::kProtocol, "this gem-schd serves " + opts_.gpu_uuid + ", not " + h.device_uuid);
-    return;
+    return "this gem-schd serves " + opts_.gpu_uuid + ", not " + h.device_uuid;
   }
+  *code = proto::ErrorCode::kDenied;
+  if (!secrets_.allows(h.client, h.secret)) return "shared secret refused for client '" + h.client + "'";
+  auto old = fd_of_client_.find(h.client);
+  if (old != fd_of_client_.end()) {
+    return "client '" + h.client + "' is already connected; a second pod manager is refused";
+  }
+  *code = proto::ErrorCode::kUnknownClient;
   if (config_.find(h.client) == nullptr && dynamic_.count(h.client) == 0) {
-    if (!opts_.dynamic_clients || !h.has_declared) {
-      refuse(proto::ErrorCode::kUnknownClient, "client '" + h.client + "' is not in " + opts_.config_path);
-      return;
-    }
+    if (!opts_.dynamic_clients || !h.has_declared) return "client '" + h.client + "' is not in " + opts_.config_path;
     ClientConfig d{h.client, h.declared.request_ppm / 1e6, h.declared.limit_ppm / 1e6, h.declared.gpu_mem_bytes};
     double requests = d.request;
     for (const auto& cc : config_.clients) requests += cc.request;
     for (const auto& [n, dc] : dynamic_) requests += dc.request;
     if (d.request > d.limit || d.limit > 1.0 || requests > 1.0 + 1e-9) {
-      refuse(proto::ErrorCode::kUnknownClient,
-             "client '" + h.client + "' declares REQUEST " + std::to_string(d.request) + " LIMIT " +
-                 std::to_string(d.limit) + ": invalid or REQUESTs would sum above 1");
-      return;
+      return "client '" + h.client + "' declares REQUEST " + std::to_string(d.request) + " LIMIT " +
+             std::to_string(d.limit) + ": invalid or REQUESTs would sum above 1";
     }
     dynamic_[h.client] = d;
     apply_clients();
   }
-  auto old = fd_of_client_.find(h.client);
-  if (old != fd_of_client_.end() && old->second != fd) drop(old->second, "replaced by a new connection");
+  return "";
+}
+
+void Server::on_hello(int fd, Conn& c, const proto::Message& m, const proto::Hello& h) {
+  proto::ErrorCode code = proto::ErrorCode::kProtocol;
+  const std::string why = c.client.empty() ? admit(h, &code) : "second Hello on one connection";
+  if (!why.empty()) {
+    c.peer->send({m.request_id, proto::Error{code, why}});
+    drop(fd, why);
+    return;
+  }
   c.client = h.client;
   fd_of_client_[h.client] = fd;
   LOG_INFO("pod manager for '%s' connected (pid %u)", h.client.c_str(), h.pid);
-  c.peer->send({m.request_id, settings_of(h.client)});
+  send_or_drop(fd, {m.request_id, settings_of(h.client)});
 }
 
 void Server::drop(int fd, const std::string& why) {
@@ -226,7 +267,9 @@ void Server::reload_config(bool at_start) {
   LOG_INFO("reloaded %s: %zu clients", opts_.config_path.c_str(), config_.clients.size());
   apply_clients();
   // Tell connected pod managers their (possibly new) settings.
-  for (auto& [name, fd] : fd_of_client_) conns_.at(fd).peer->send({0, settings_of(name)});
+  std::vector<std::pair<int, std::string>> told;
+  for (const auto& [name, fd] : fd_of_client_) told.emplace_back(fd, name);
+  for (const auto& [fd, name] : told) send_or_drop(fd, {0, settings_of(name)});
 }
 
 void Server::apply_clients() {
@@ -253,11 +296,37 @@ void Server::schedule() {
       continue;
     }
     LOG_DEBUG("grant %s quota %lld us", g->client.c_str(), static_cast<long long>(g->quota));
-    if (!c->peer->send({c->pending_request, proto::TokenGrant{static_cast<uint64_t>(g->quota)}})) {
-      drop(fd_of_client_.at(g->client), "write failed");
-    }
+    c->waiting = false;
+    send_or_drop(fd_of_client_.at(g->client), {c->pending_request, proto::TokenGrant{static_cast<uint64_t>(g->quota)}});
     return;
   }
+}
+
+void Server::expire_lease() {
+  const auto r = policy_.expire_lease(mono_us());
+  if (!r) return;
+  LOG_WARN("'%s' kept the token %lld ms, past its quota + %lld ms of grace: revoked", r->client.c_str(),
+           static_cast<long long>(r->held / 1000), static_cast<long long>(policy_.options().lease_grace / 1000));
+  auto it = fd_of_client_.find(r->client);
+  if (it != fd_of_client_.end()) send_or_drop(it->second, {0, proto::TokenRevoke{static_cast<uint64_t>(r->held)}});
+}
+
+void Server::heartbeat(Micros now) {
+  if (now - last_heartbeat_ < kHeartbeatPeriod) return;
+  last_heartbeat_ = now;
+  std::vector<int> due;
+  for (const auto& [fd, c] : conns_) {
+    if (c.waiting) due.push_back(fd);
+  }
+  for (const int fd : due) send_or_drop(fd, {0, proto::Heartbeat{}});
+}
+
+void Server::close_silent(Micros now) {
+  std::vector<int> late;
+  for (const auto& [fd, c] : conns_) {
+    if (c.client.empty() && now - c.peer->created() >= opts_.hello_timeout) late.push_back(fd);
+  }
+  for (const int fd : late) drop(fd, "no Hello within " + std::to_string(opts_.hello_timeout / 1000) + " ms");
 }
 
 Server::Conn* Server::conn_of(const std::string& client) {
@@ -273,36 +342,6 @@ proto::ClientSettings Server::settings_of(const std::string& client) const {
     cc = &it->second;
   }
   return {to_ppm(cc->request), to_ppm(cc->limit), cc->gpu_mem_bytes};
-}
-
-void Server::write_stats() {
-  const Micros now = mono_us();
-  last_stats_ = now;
-  nlohmann::json j;
-  j["time_us"] = now;
-  j["window_us"] = policy_.options().window;
-  j["holder"] = policy_.holder().empty() ? nlohmann::json(nullptr) : nlohmann::json(policy_.holder());
-  j["clients"] = nlohmann::json::object();
-  for (const std::string& name : policy_.clients()) {
-    const auto s = policy_.stats(name, now);
-    const proto::ClientSettings set = settings_of(name);
-    j["clients"][name] = {{"request", s->request},         {"limit", s->limit},
-                          {"gpu_mem", set.gpu_mem_bytes},  {"used_us_total", s->used_total},
-                          {"share_window", s->share},      {"grants", s->grants},
-                          {"connected", fd_of_client_.count(name) != 0}};
-  }
-  const std::string tmp = opts_.stats_path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "w");
-  if (f == nullptr) {
-    LOG_WARN("cannot write %s: %s", tmp.c_str(), std::strerror(errno));
-    return;
-  }
-  const std::string text = j.dump(1) + "\n";
-  std::fwrite(text.data(), 1, text.size(), f);
-  std::fclose(f);
-  if (std::rename(tmp.c_str(), opts_.stats_path.c_str()) != 0) {
-    LOG_WARN("cannot rename %s: %s", tmp.c_str(), std::strerror(errno));
-  }
 }
 
 }  // namespace gem::sched

@@ -1,5 +1,6 @@
 // gem-schd's I/O edge: accepts pod managers, feeds their messages and the config reloads to the
-// policy core, and sends the grants it decides. Single-threaded poll loop.
+// policy core, and sends the grants, revocations and heartbeats it decides. Single-threaded poll
+// loop; every connection is bounded (gem::Peer, gem::Listener) and nothing it does blocks.
 #pragma once
 
 #include <map>
@@ -8,9 +9,11 @@
 #include <string>
 
 #include "gem/config.h"
+#include "gem/listener.h"
 #include "gem/peer.h"
 #include "config_watcher.h"
 #include "policy.h"
+#include "secrets.h"
 
 namespace gem::sched {
 
@@ -20,6 +23,9 @@ struct ServerOptions {
   std::string gpu_uuid;     // when set, pod managers naming another GPU are refused
   bool dynamic_clients = false;
   std::string stats_path;   // empty: no stats file
+  std::string secrets_path; // empty: no shared secrets (--secrets)
+  ListenerOptions listener; // --max_connections, --allow_uids
+  Micros hello_timeout = 1000000;  // µs a new connection has to say Hello
 };
 
 class Server {
@@ -27,11 +33,12 @@ class Server {
   explicit Server(ServerOptions opts);
   ~Server();
 
-  /// Loads the config (a missing or bad file is an error at start) and takes the listening fd
-  /// (owned from then on). False with *err.
-  bool start(int listen_fd, std::string* err);
+  /// Loads the config and the secrets (a missing or bad file is an error at start) and takes the
+  /// listening fd (owned from then on; `is_unix` turns on the peer uid check). False with *err.
+  bool start(int listen_fd, bool is_unix, std::string* err);
 
-  /// Runs until *stop becomes true (set from a signal handler). Checks it at least every 200 ms.
+  /// Runs until *stop becomes true (set from a signal handler). Checks it at least every 200 ms;
+  /// otherwise sleeps until the next thing it has to do (idle: about 5 wake-ups a second).
   void run(const volatile bool* stop);
 
  private:
@@ -39,16 +46,27 @@ class Server {
     std::unique_ptr<Peer> peer;
     std::string client;  // empty until its Hello
     uint64_t pending_request = 0;  // request id of its outstanding TokenRequest
+    bool waiting = false;          // asked for the token and not granted yet: gets heartbeats
   };
 
   void accept_all();
   void on_readable(int fd);
   void on_message(int fd, Conn& c, const proto::Message& m);
   void on_hello(int fd, Conn& c, const proto::Message& m, const proto::Hello& h);
+  std::string admit(const proto::Hello& h, proto::ErrorCode* code);
+  void on_request(Conn& c, const proto::Message& m, const proto::TokenRequest& r, Micros now);
+  void on_release(Conn& c, const proto::Message& m, const proto::TokenRelease& r, Micros now);
+  void on_renew(int fd, Conn& c, const proto::Message& m, const proto::TokenRenew& r, Micros now);
+  /// Sends or, when the peer's backlog is full or the socket broke, drops that connection.
+  bool send_or_drop(int fd, const proto::Message& m);
   void drop(int fd, const std::string& why);
   void reload_config(bool at_start);
   void apply_clients();
+  void expire_lease();
   void schedule();
+  void heartbeat(Micros now);
+  void close_silent(Micros now);
+  Micros next_wakeup(Micros now) const;
   void write_stats();
   Conn* conn_of(const std::string& client);
   proto::ClientSettings settings_of(const std::string& client) const;
@@ -57,12 +75,14 @@ class Server {
   Policy policy_;
   ConfigWatcher watcher_;
   Config config_;  // last good resource-config.txt
+  Secrets secrets_;
   std::map<std::string, ClientConfig> dynamic_;  // admitted with --dynamic_clients
-  int listen_fd_ = -1;
+  std::unique_ptr<Listener> listener_;
   std::map<int, Conn> conns_;
   std::map<std::string, int> fd_of_client_;
   Micros last_stats_ = 0;
   Micros last_check_ = 0;
+  Micros last_heartbeat_ = 0;
 };
 
 }  // namespace gem::sched

@@ -148,12 +148,70 @@ TEST(Policy, StuckHolderLosesTheTokenAfterQuotaPlusGrace) {
   ASSERT_EQ(p.schedule(0)->client, "stuck");
   p.request("b", 0, 1);
   EXPECT_EQ(p.next_event(1), 250 * kMs + 1 * kSec);
+  EXPECT_FALSE(p.expire_lease(1 * kSec));
   EXPECT_FALSE(p.schedule(1 * kSec));
+  EXPECT_FALSE(p.expire_lease(250 * kMs + 1 * kSec - 1));
+  auto r = p.expire_lease(250 * kMs + 1 * kSec);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->client, "stuck");
+  EXPECT_EQ(r->held, 250 * kMs + 1 * kSec);
+  EXPECT_EQ(p.stats("stuck", 2 * kSec)->used_total, 250 * kMs + 1 * kSec) << "charged up to the revocation";
   auto g = p.schedule(250 * kMs + 1 * kSec);
   ASSERT_TRUE(g);
   EXPECT_EQ(g->client, "b");
   p.release("stuck", 1, 1, 2 * kSec);  // too late: ignored
   EXPECT_EQ(p.holder(), "b");
+  EXPECT_EQ(p.stats("stuck", 2 * kSec)->used_total, 250 * kMs + 1 * kSec);
+}
+
+TEST(Policy, DefaultLeaseGraceIsHalfASecond) {
+  EXPECT_LE(PolicyOptions{}.lease_grace, 500 * kMs);
+}
+
+// A client that reports 0 µs of use is charged the time it held the token; a report can only raise
+// the charge, and a huge one is capped at the window (no overflow, no other client touched).
+TEST(Policy, ChargeIsAtLeastTheObservedHoldTime) {
+  Policy p(Opts());
+  p.set_clients({{"forger", 0.5, 1}, {"b", 0.5, 1}}, 0);
+  p.request("forger", 0, 0);
+  ASSERT_EQ(p.schedule(0)->client, "forger");
+  p.release("forger", 0, 0, 200 * kMs);
+  EXPECT_EQ(p.stats("forger", 200 * kMs)->used_total, 200 * kMs);
+  p.request("forger", 0, 200 * kMs);
+  ASSERT_EQ(p.schedule(200 * kMs)->client, "forger");
+  p.release("forger", 300 * kMs, 0, 300 * kMs);  // reported more than held: raises the charge
+  EXPECT_EQ(p.stats("forger", 300 * kMs)->used_total, 500 * kMs);
+  p.request("forger", 0, 300 * kMs);
+  ASSERT_EQ(p.schedule(300 * kMs)->client, "forger");
+  p.release("forger", INT64_MAX, INT64_MAX, 400 * kMs);
+  EXPECT_EQ(p.stats("forger", 400 * kMs)->used_total, 500 * kMs + Opts().window);
+  EXPECT_EQ(p.stats("b", 400 * kMs)->used_total, 0);
+  // Renewal is charged the same way.
+  p.request("forger", 0, 400 * kMs);
+  ASSERT_EQ(p.schedule(400 * kMs)->client, "forger");
+  p.renew("forger", 0, 0, 500 * kMs);
+  EXPECT_EQ(p.stats("forger", 500 * kMs)->used_total, 600 * kMs + Opts().window);
+}
+
+// With the forger charged its hold time, a neighbour keeps its REQUEST (the forging client
+// held 10.6 s of 11 s and left its neighbour 3.8 %).
+TEST(Policy, ForgingZeroUsageGainsNothing) {
+  Policy p(Opts());
+  p.set_clients({{"forger", 0.5, 1}, {"honest", 0.5, 1}}, 0);
+  Micros now = 0;
+  Micros honest = 0, total = 0;
+  p.request("forger", 0, now);
+  p.request("honest", 0, now);
+  while (now < 60 * kSec) {
+    auto g = p.schedule(now);
+    ASSERT_TRUE(g);
+    now += g->quota;
+    total += g->quota;
+    if (g->client == "honest") honest += g->quota;
+    p.release(g->client, g->client == "forger" ? 0 : g->quota, g->quota, now);
+    p.request(g->client, g->quota, now);
+  }
+  EXPECT_NEAR(static_cast<double>(honest) / total, 0.5, 0.02);
 }
 
 TEST(Policy, RemovedClientIsDroppedAndLosesTheToken) {
