@@ -20,6 +20,8 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--out")
+    ap.add_argument("--ends_file", help="append each iteration's end time (one line each) as it happens, "
+                    "so a process killed mid-run still leaves its timeline")
     args = ap.parse_args()
 
     import torch
@@ -44,11 +46,14 @@ def main():
     torch.cuda.synchronize()
     t_start = time.monotonic()
     ends = []
+    ends_f = open(args.ends_file, "a", buffering=1) if args.ends_file else None
     while True:
         step()
         torch.cuda.synchronize()
         now = time.monotonic()
         ends.append(now)
+        if ends_f:
+            ends_f.write(f"{now:.6f}\n")
         if now - t_start >= args.seconds:
             break
     t_end = ends[-1]
