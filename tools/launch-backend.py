@@ -204,6 +204,8 @@ def build_parser():
                     help="smallest token quota, ms (default: %(default)s)")
     ap.add_argument("--window", type=float, default=10000.0,
                     help="sliding window over which shares are measured, ms (default: %(default)s)")
+    ap.add_argument("--lease_grace", type=float, default=None,
+                    help="ms past its quota after which gem-schd revokes a holder's token (default: gem-schd's, 500)")
     ap.add_argument("--pmgr_base_port", type=int, default=50052,
                     help="port of the first client's pod manager; client i gets this + i (default: %(default)s)")
     ap.add_argument("--log_level", choices=["error", "warn", "info", "debug"],
@@ -242,6 +244,8 @@ def main(argv=None):
                "--window", num(args.window)]
         if args.stats:
             cmd += ["--stats", args.stats]
+        if args.lease_grace is not None:
+            cmd += ["--lease_grace", num(args.lease_grace)]
         if args.log_level:
             cmd += ["--log_level", args.log_level]
         sp = backend.start("gem-schd", cmd)
