@@ -306,16 +306,22 @@ Gate::Outcome Gate::answer(PmgrClient::Answer a, Micros granted, Micros* quota) 
 }
 
 void Gate::run_unthrottled(Micros* quota) {
-  const uint64_t entered_before = entered_.load();
+  uint64_t counted = entered_.load();
   {
     std::lock_guard<std::mutex> lk(mu_);
     open_.store(true, std::memory_order_seq_cst);
   }
   cv_open_.notify_all();
-  uint64_t seen = entered_.load();
+  uint64_t seen = counted;
+  auto count = [&] {  // launches made unthrottled, counted as they happen (the program may exit)
+    const uint64_t e = entered_.load();
+    counters().unthrottled_launches.fetch_add(e - counted, std::memory_order_relaxed);
+    counted = e;
+  };
   for (;;) {
-    sleep_us(std::max<Micros>(retry_at_ - mono_us(), kRetryPeriod / 10));
-    if (g_exiting.load()) continue;
+    sleep_us(kRetryPeriod / 10);
+    count();
+    if (g_exiting.load() || mono_us() < retry_at_) continue;
     const uint64_t e = entered_.load();
     if (e == seen) continue;  // the program does not launch: nothing to ask for
     seen = e;
@@ -324,8 +330,8 @@ void Gate::run_unthrottled(Micros* quota) {
     // Granted: shut the gate and let the unthrottled work finish before the slice starts.
     open_.store(false, std::memory_order_seq_cst);
     while (entered_.load(std::memory_order_seq_cst) != exited_.load(std::memory_order_seq_cst)) sched_yield();
+    count();
     sync_contexts();
-    counters().unthrottled_launches.fetch_add(entered_.load() - entered_before, std::memory_order_relaxed);
     *quota = std::max<Micros>(*quota - (mono_us() - asked), TokenMinQuota);
     return;
   }
