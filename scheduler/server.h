@@ -9,7 +9,7 @@
 
 #include "gem/config.h"
 #include "gem/peer.h"
-#include "config_watcher.h"
+#include "config_loader.h"
 #include "policy.h"
 
 namespace gem::sched {
@@ -27,8 +27,8 @@ class Server {
   explicit Server(ServerOptions opts);
   ~Server();
 
-  /// Loads the config (a missing or bad file is an error at start) and takes the listening fd
-  /// (owned from then on). False with *err.
+  /// Loads the config synchronously (a missing or bad file is an error at start), starts the
+  /// thread that reloads it, and takes the listening fd (owned from then on). False with *err.
   bool start(int listen_fd, std::string* err);
 
   /// Runs until *stop becomes true (set from a signal handler). Checks it at least every 200 ms.
@@ -55,7 +55,7 @@ class Server {
 
   ServerOptions opts_;
   Policy policy_;
-  ConfigWatcher watcher_;
+  ConfigLoader watcher_;  // watches, reads and parses the config on its own thread (issue 6)
   Config config_;  // last good resource-config.txt
   std::map<std::string, ClientConfig> dynamic_;  // admitted with --dynamic_clients
   int listen_fd_ = -1;
