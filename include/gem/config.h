@@ -64,9 +64,10 @@ struct Config {
   std::vector<ClientConfig> clients;
 
   /// nullptr when absent. O(1) on average through an index that parse_config() builds. After
-  /// changing `clients` by hand call reindex(): until then find() still answers correctly when the
-  /// number of clients changed (it falls back to a linear scan), but not when names were edited in
-  /// place. Thread-safe for concurrent readers.
+  /// changing `clients` by hand call reindex(). Until then find() is still right while the number
+  /// of clients differs from the indexed one (it scans), but may miss a client after edits that
+  /// keep the count (a rename, an erase then an append). Never reads out of bounds either way.
+  /// Thread-safe for concurrent readers.
   const ClientConfig* find(std::string_view name) const;
   /// Rebuilds the index from `clients` (O(n)); with duplicate names find() returns the first.
   /// May throw std::bad_alloc.
