@@ -3,6 +3,7 @@
 #   make                 build everything into $(BUILD)
 #   make test            unit + integration tests against the stand-in libcuda (no GPU)
 #   make test SANITIZE=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-san/)
+#   make bench-config    resource-config.txt parse times, 10^4..10^6 clients, before/after issue 6
 #   make demo            two clients at shares 0.3 / 0.7 (real GPU if present, else the stand-in)
 #   make install PREFIX=/opt/gemini
 #   make clean
@@ -51,7 +52,7 @@ FAKE_APP := $(BUILD)/fake-cuda/fake-cuda-app
 UNIT_BIN := $(BUILD)/tests/unit-tests
 INTEG_BIN := $(BUILD)/tests/integration-tests
 
-.PHONY: all test unit-test integration-test tools-test demo install clean bench
+.PHONY: all test unit-test integration-test tools-test demo install clean bench bench-config
 all: $(HOOK_LIB) $(SCHD_BIN) $(PMGR_BIN)
 
 $(BUILD)/obj/%.o: %.cpp
@@ -129,6 +130,9 @@ demo: all $(FAKE_LIB) $(FAKE_APP)
 
 bench: all
 	$(MAKE) -C bench BUILD=$(abspath $(BUILD)) NVCC=$(NVCC)
+
+bench-config: $(SCHD_A) $(COMMON_A)
+	$(MAKE) -C bench config BUILD=$(abspath $(BUILD))
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib

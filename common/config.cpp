@@ -97,30 +97,59 @@ std::string check_id(std::string_view id) {
   return {};
 }
 
-struct Line {
-  int number;  // 1-based
-  std::vector<std::string_view> fields;
+// One line's fields, split without allocating: the first kKept, and how many there are in all.
+// The error paths re-split the line with split_fields() when they need every field.
+struct Fields {
+  static constexpr size_t kKept = 5;  // ID REQUEST LIMIT GPU_MEM, and one extra to name
+  std::string_view f[kKept];
+  size_t count = 0;
 };
 
-// Non-blank lines with comments removed.
-std::vector<Line> content_lines(std::string_view text) {
-  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
-  std::vector<Line> lines;
-  int number = 0;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string_view::npos) nl = text.size();
-    std::string_view line = text.substr(pos, nl - pos);
-    ++number;
-    size_t hash = line.find('#');
-    if (hash != std::string_view::npos) line = line.substr(0, hash);
-    std::vector<std::string_view> fields = split_fields(line);
-    if (!fields.empty()) lines.push_back({number, std::move(fields)});
-    pos = nl + 1;
+void split_into(std::string_view line, Fields* out) {
+  out->count = 0;
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && is_space(line[i])) ++i;
+    size_t start = i;
+    while (i < line.size() && !is_space(line[i])) ++i;
+    if (i > start) {
+      if (out->count < Fields::kKept) out->f[out->count] = line.substr(start, i - start);
+      ++out->count;
+    }
   }
-  return lines;
 }
+
+// Walks the non-blank lines with comments removed, one at a time (no per-line allocation).
+class LineReader {
+ public:
+  explicit LineReader(std::string_view text) : text_(text) {
+    if (text_.substr(0, 3) == "\xEF\xBB\xBF") text_.remove_prefix(3);
+  }
+  /// Next line with at least one field: its 1-based number, comment-free text and fields.
+  bool next(int* number, std::string_view* line, Fields* fields) {
+    while (pos_ <= text_.size()) {
+      size_t nl = text_.find('\n', pos_);
+      if (nl == std::string_view::npos) nl = text_.size();
+      std::string_view l = text_.substr(pos_, nl - pos_);
+      pos_ = nl + 1;
+      ++number_;
+      size_t hash = l.find('#');
+      if (hash != std::string_view::npos) l = l.substr(0, hash);
+      split_into(l, fields);
+      if (fields->count != 0) {
+        *number = number_;
+        *line = l;
+        return true;
+      }
+    }
+    return false;
+  }
+
+ private:
+  std::string_view text_;
+  size_t pos_ = 0;
+  int number_ = 0;  // fits: the text is at most kMaxConfigBytes
+};
 
 std::string join(const std::vector<std::string_view>& fields) {
   std::string s;
@@ -140,96 +169,119 @@ bool fail(ConfigError* err, const std::string& file, int line, std::string why) 
   return false;
 }
 
+// Checks one client line and appends it to *cfg. Returns an empty string or why not.
+std::string parse_client(const Fields& fl, std::string_view line, Config* cfg) {
+  const std::string_view* f = fl.f;
+  if (fl.count < 4) {
+    static const char* const kNames[] = {"ID", "REQUEST", "LIMIT", "GPU_MEM"};
+    return std::string("missing ") + kNames[fl.count] +
+           ": expected 'ID REQUEST LIMIT GPU_MEM' (GPU_MEM 0 = no limit), got " +
+           quote(join(split_fields(line)));
+  }
+  if (fl.count > 4) return "extra field " + quote(f[4]) + " after GPU_MEM";
+  if (std::string why = check_id(f[0]); !why.empty()) return why;
+  ClientConfig c;
+  if (std::string why = parse_share("REQUEST", f[1], &c.request); !why.empty()) return why;
+  if (std::string why = parse_share("LIMIT", f[2], &c.limit); !why.empty()) return why;
+  if (c.request > c.limit) {
+    return "REQUEST " + std::string(f[1]) + " is above LIMIT " + std::string(f[2]);
+  }
+  if (!parse_size(f[3], &c.gpu_mem_bytes)) {
+    return "GPU_MEM " + quote(f[3]) +
+           " is not a size: bytes, or a number with K/M/G/T, KB/MB/GB/TB or "
+           "KiB/MiB/GiB/TiB (0 = no limit)";
+  }
+  c.name.assign(f[0].data(), f[0].size());
+  cfg->clients.push_back(std::move(c));
+  return {};
+}
+
+std::string mib(size_t bytes) {
+  return std::to_string(bytes) + " bytes (" + std::to_string(bytes >> 20) + " MiB)";
+}
+
+// O(text size): one pass over the text; the duplicate check goes through a hash index.
 bool parse_config_impl(std::string_view text, const std::string& file, Config* out,
-                       ConfigError* err) {
-  std::vector<Line> lines = content_lines(text);
-  if (lines.empty()) {
+                       NameIndex* index_out, ConfigError* err) {
+  if (text.size() > kMaxConfigBytes) {
+    return fail(err, file, 0,
+                "is " + std::to_string(text.size()) + " bytes, more than the " +
+                    mib(kMaxConfigBytes) + " gem-schd reads");
+  }
+  LineReader reader(text);
+  int head_number = 0;
+  std::string_view head_line;
+  Fields fl;
+  if (!reader.next(&head_number, &head_line, &fl)) {
     return fail(err, file, 0, "no client count: the file is empty or only comments");
   }
 
-  const Line& head = lines[0];
   uint64_t declared = 0;
   {
-    std::string_view f = head.fields[0];
+    std::string_view f = fl.f[0];
     auto [ptr, ec] = std::from_chars(f.data(), f.data() + f.size(), declared);
-    if (head.fields.size() != 1 || ec != std::errc() || ptr != f.data() + f.size()) {
-      return fail(err, file, head.number,
-                  "first line must be the number of clients, got " + quote(join(head.fields)));
+    if (fl.count != 1 || ec != std::errc() || ptr != f.data() + f.size()) {
+      return fail(err, file, head_number,
+                  "first line must be the number of clients, got " +
+                      quote(join(split_fields(head_line))));
     }
+  }
+  if (declared > kMaxConfigClients) {
+    return fail(err, file, head_number,
+                std::to_string(declared) + " clients declared, more than the " +
+                    std::to_string(kMaxConfigClients) + " gem-schd serves");
   }
 
   Config cfg;
+  NameIndex index;
+  cfg.clients.reserve(declared);
+  index.reserve(declared);
   std::vector<int> line_of;  // source line of cfg.clients[i]
+  line_of.reserve(declared);
   double sum = 0;
-  for (size_t i = 1; i < lines.size(); ++i) {
-    const Line& l = lines[i];
-    const auto& f = l.fields;
-    if (f.size() < 4) {
-      static const char* const kNames[] = {"ID", "REQUEST", "LIMIT", "GPU_MEM"};
-      return fail(err, file, l.number,
-                  std::string("missing ") + kNames[f.size()] +
-                      ": expected 'ID REQUEST LIMIT GPU_MEM' (GPU_MEM 0 = no limit), got " +
-                      quote(join(f)));
+  int number = 0;
+  std::string_view line;
+  while (reader.next(&number, &line, &fl)) {
+    if (cfg.clients.size() >= kMaxConfigClients) {
+      return fail(err, file, number,
+                  "more than the " + std::to_string(kMaxConfigClients) +
+                      " clients gem-schd serves (" + std::to_string(declared) +
+                      " declared on line " + std::to_string(head_number) + ")");
     }
-    if (f.size() > 4) {
-      return fail(err, file, l.number, "extra field " + quote(f[4]) + " after GPU_MEM");
+    if (std::string why = parse_client(fl, line, &cfg); !why.empty()) {
+      return fail(err, file, number, std::move(why));
     }
-    ClientConfig c;
-    if (std::string why = check_id(f[0]); !why.empty()) return fail(err, file, l.number, why);
-    c.name = std::string(f[0]);
-    if (std::string why = parse_share("REQUEST", f[1], &c.request); !why.empty()) {
-      return fail(err, file, l.number, why);
-    }
-    if (std::string why = parse_share("LIMIT", f[2], &c.limit); !why.empty()) {
-      return fail(err, file, l.number, why);
-    }
-    if (c.request > c.limit) {
-      return fail(err, file, l.number,
-                  "REQUEST " + std::string(f[1]) + " is above LIMIT " + std::string(f[2]));
-    }
-    if (!parse_size(f[3], &c.gpu_mem_bytes)) {
-      return fail(err, file, l.number,
-                  "GPU_MEM " + quote(f[3]) +
-                      " is not a size: bytes, or a number with K/M/G/T, KB/MB/GB/TB or "
-                      "KiB/MiB/GiB/TiB (0 = no limit)");
-    }
-    for (size_t j = 0; j < cfg.clients.size(); ++j) {
-      if (cfg.clients[j].name == c.name) {
-        return fail(err, file, l.number,
-                    "ID " + quote(c.name) + " already used on line " + std::to_string(line_of[j]));
-      }
+    const size_t pos = cfg.clients.size() - 1;
+    const ClientConfig& c = cfg.clients[pos];
+    const size_t first = index.insert(cfg.clients, pos);
+    if (first != pos) {
+      return fail(err, file, number,
+                  "ID " + quote(c.name) + " already used on line " + std::to_string(line_of[first]));
     }
     sum += c.request;
     if (sum > 1 + kSumSlack) {
       char buf[128];
       std::snprintf(buf, sizeof buf, "REQUEST %.*s brings the REQUESTs to %g, above 1",
-                    static_cast<int>(f[1].size()), f[1].data(), sum);
-      return fail(err, file, l.number, buf);
+                    static_cast<int>(fl.f[1].size()), fl.f[1].data(), sum);
+      return fail(err, file, number, buf);
     }
-    cfg.clients.push_back(std::move(c));
-    line_of.push_back(l.number);
+    line_of.push_back(number);
   }
 
   uint64_t listed = cfg.clients.size();
   if (listed != declared) {
     std::string why = std::to_string(declared) + " clients declared on line " +
-                      std::to_string(head.number) + " but " + std::to_string(listed) + " listed";
+                      std::to_string(head_number) + " but " + std::to_string(listed) + " listed";
     // Too many: point at the first one beyond the count. Too few: nothing to point at.
-    int line = listed > declared ? line_of[declared] : 0;
-    return fail(err, file, line, why);
+    int at = listed > declared ? line_of[declared] : 0;
+    return fail(err, file, at, why);
   }
   *out = std::move(cfg);
+  *index_out = std::move(index);
   return true;
 }
 
 }  // namespace
-
-const ClientConfig* Config::find(std::string_view name) const {
-  for (const ClientConfig& c : clients) {
-    if (c.name == name) return &c;
-  }
-  return nullptr;
-}
 
 std::string ConfigError::to_string() const {
   std::string s = file;
@@ -241,7 +293,12 @@ std::string ConfigError::to_string() const {
 
 bool parse_config(std::string_view text, const std::string& file, Config* out, ConfigError* err) {
   try {
-    return parse_config_impl(text, file, out, err);
+    Config cfg;
+    NameIndex index;
+    if (!parse_config_impl(text, file, &cfg, &index, err)) return false;
+    *out = std::move(cfg);
+    out->index_ = std::move(index);
+    return true;
   } catch (const std::exception& e) {  // only bad_alloc can get here
     try {
       return fail(err, file, 0, std::string("cannot parse: ") + e.what());

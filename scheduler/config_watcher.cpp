@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <utility>
 
 namespace gem::sched {
@@ -61,10 +62,27 @@ bool read_file(const std::string& path, std::string* out, std::string* err) {
     close(fd);
     return false;
   }
+  auto too_large = [&] {
+    *err = path + " is larger than " + std::to_string(kMaxConfigBytes) + " bytes (" +
+           std::to_string(kMaxConfigBytes >> 20) + " MiB), the most gem-schd reads";
+    close(fd);
+    return false;
+  };
+  // Refused before reading when it says so; the read below still stops at the cap if it grows.
+  if (st.st_size > static_cast<off_t>(kMaxConfigBytes)) return too_large();
   out->clear();
-  char buf[8192];
+  // One allocation for the whole file (plus one byte to see the end without a second grow).
+  out->resize(static_cast<size_t>(st.st_size) + 1);
+  size_t have = 0;
   for (;;) {
-    ssize_t n = read(fd, buf, sizeof buf);
+    if (have == out->size()) {
+      if (out->size() > kMaxConfigBytes) {
+        out->clear();
+        return too_large();
+      }
+      out->resize(std::min<size_t>(out->size() * 2 + 4096, kMaxConfigBytes + 1));
+    }
+    ssize_t n = read(fd, &(*out)[have], out->size() - have);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       *err = errno_text("read", path, errno);
@@ -72,13 +90,10 @@ bool read_file(const std::string& path, std::string* out, std::string* err) {
       return false;
     }
     if (n == 0) break;
-    out->append(buf, static_cast<size_t>(n));
-    if (out->size() > kMaxConfigBytes) {
-      *err = path + " is larger than " + std::to_string(kMaxConfigBytes) + " bytes";
-      close(fd);
-      return false;
-    }
+    have += static_cast<size_t>(n);
   }
+  if (have > kMaxConfigBytes) return too_large();
+  out->resize(have);
   close(fd);
   return true;
 }

@@ -17,15 +17,18 @@
 #include <cstddef>
 #include <string>
 
+#include "gem/config.h"
+
 namespace gem::sched {
 
 /// Reads a whole regular file into *out (replaced). Follows symlinks. Refuses anything that is
-/// not a regular file (a FIFO would block) and files above kMaxConfigBytes.
-/// Returns false and sets *err (e.g. "open resource-config.txt: No such file or directory") on
-/// failure, leaving *out unspecified.
+/// not a regular file (a FIFO would block) and files above gem::kMaxConfigBytes (64 MiB,
+/// include/gem/config.h), with "PATH is larger than 67108864 bytes (64 MiB), the most gem-schd
+/// reads". Returns false and sets *err (e.g. "open resource-config.txt: No such file or
+/// directory") on failure, leaving *out unspecified. Thread-safe (touches only its arguments).
 bool read_file(const std::string& path, std::string* out, std::string* err);
 
-constexpr size_t kMaxConfigBytes = 16 << 20;
+using gem::kMaxConfigBytes;
 
 /// Not thread-safe: one thread owns it (start, fd, check). Not copyable; closes its inotify fd.
 class ConfigWatcher {

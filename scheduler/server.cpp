@@ -33,17 +33,8 @@ bool Server::start(int listen_fd, bool is_unix, std::string* err) {
   listener_ = std::make_unique<Listener>(listen_fd, is_unix, opts_.listener);
   if (!opts_.secrets_path.empty() && !secrets_.load(opts_.secrets_path, err)) return false;
   std::string werr;
-  if (!watcher_.start(&werr)) LOG_WARN("config watch: %s; polling the file instead", werr.c_str());
-  std::string text;
-  if (!watcher_.check(&text)) {
-    *err = "cannot read " + opts_.config_path + ": " + watcher_.last_error();
-    return false;
-  }
-  ConfigError cerr;
-  if (!parse_config(text, opts_.config_path, &config_, &cerr)) {
-    *err = cerr.to_string();
-    return false;
-  }
+  if (!watcher_.start(&config_, &werr, err)) return false;
+  if (!werr.empty()) LOG_WARN("config watch: %s; polling the file instead", werr.c_str());
   apply_clients();
   LOG_INFO("loaded %s: %zu clients", opts_.config_path.c_str(), config_.clients.size());
   return true;
@@ -246,23 +237,22 @@ void Server::drop(int fd, const std::string& why) {
   conns_.erase(it);
 }
 
+// Reading and parsing happen on the loader's thread; this only takes its results (cheap when
+// there are none, as on the once-a-second call) and swaps a good config in.
 void Server::reload_config(bool at_start) {
-  std::string text;
-  const std::string before = watcher_.last_error();
-  if (!watcher_.check(&text)) {
-    if (!watcher_.last_error().empty() && watcher_.last_error() != before) {
-      LOG_ERROR("%s; keeping the last good config", watcher_.last_error().c_str());
-    }
-    return;
-  }
-  Config next;
-  ConfigError err;
-  if (!parse_config(text, opts_.config_path, &next, &err)) {
-    LOG_ERROR("%s; keeping the last good config", err.to_string().c_str());
-    return;
-  }
   (void)at_start;
-  config_ = std::move(next);
+  std::vector<ConfigUpdate> updates;
+  if (!watcher_.take(&updates)) return;
+  ConfigUpdate* good = nullptr;
+  for (ConfigUpdate& u : updates) {
+    if (u.ok) {
+      good = &u;
+    } else {
+      LOG_ERROR("%s; keeping the last good config", u.error.c_str());
+    }
+  }
+  if (good == nullptr) return;
+  config_ = std::move(good->config);
   for (const auto& cc : config_.clients) dynamic_.erase(cc.name);
   LOG_INFO("reloaded %s: %zu clients", opts_.config_path.c_str(), config_.clients.size());
   apply_clients();

@@ -11,7 +11,7 @@
 #include "gem/config.h"
 #include "gem/listener.h"
 #include "gem/peer.h"
-#include "config_watcher.h"
+#include "config_loader.h"
 #include "policy.h"
 #include "secrets.h"
 
@@ -33,8 +33,9 @@ class Server {
   explicit Server(ServerOptions opts);
   ~Server();
 
-  /// Loads the config and the secrets (a missing or bad file is an error at start) and takes the
-  /// listening fd (owned from then on; `is_unix` turns on the peer uid check). False with *err.
+  /// Loads the config synchronously and the secrets (a missing or bad file is an error at start),
+  /// starts the thread that reloads the config, and takes the listening fd (owned from then on;
+  /// `is_unix` turns on the peer uid check). False with *err.
   bool start(int listen_fd, bool is_unix, std::string* err);
 
   /// Runs until *stop becomes true (set from a signal handler). Checks it at least every 200 ms;
@@ -73,7 +74,7 @@ class Server {
 
   ServerOptions opts_;
   Policy policy_;
-  ConfigWatcher watcher_;
+  ConfigLoader watcher_;  // watches, reads and parses the config on its own thread (issue 6)
   Config config_;  // last good resource-config.txt
   Secrets secrets_;
   std::map<std::string, ClientConfig> dynamic_;  // admitted with --dynamic_clients

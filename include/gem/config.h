@@ -3,6 +3,7 @@
 // (K, M, G, T / KB, MB, GB, TB = powers of 1000; KiB, MiB, GiB, TiB = powers of 1024; no suffix = bytes).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -10,17 +11,18 @@
 
 namespace gem {
 
+/// The largest config gem-schd serves. A file above kMaxConfigBytes is not read (the last good
+/// config stays); a file declaring or listing more than kMaxConfigClients clients is refused with
+/// "file:line: why". 10^6 clients of ~40-byte lines are ~40 MB of text and ~150 MB of memory once
+/// parsed; parsing them takes about a second (docs/benchmarks.md).
+constexpr size_t kMaxConfigClients = 1000000;
+constexpr size_t kMaxConfigBytes = size_t{64} << 20;  // 64 MiB
+
 struct ClientConfig {
   std::string name;        // unique ID, 1..proto::kMaxName bytes of [A-Za-z0-9._/:-]
   double request = 0;      // minimum share of GPU time, 0..1
   double limit = 1;        // maximum share of GPU time, request..1
   uint64_t gpu_mem_bytes = 0;  // 0 = no memory limit
-};
-
-struct Config {
-  std::vector<ClientConfig> clients;
-  /// nullptr when absent.
-  const ClientConfig* find(std::string_view name) const;
 };
 
 struct ConfigError {
@@ -30,9 +32,58 @@ struct ConfigError {
   std::string to_string() const;  // "file:line: why"
 };
 
+/// Hash index from name to position in a std::vector<ClientConfig> (open addressing, linear
+/// probing, load <= 1/2). It stores positions only, never pointers or views into the vector, so
+/// copying or moving it along with the vector keeps it valid and a stale index can never dangle
+/// (it can only give wrong answers, which Config guards against). O(1) average per call.
+/// Not thread-safe for writers; concurrent find() calls on an unchanged index are fine.
+class NameIndex {
+ public:
+  static constexpr size_t npos = static_cast<size_t>(-1);
+
+  void clear();
+  /// Room for n names without rehashing (n capped at kMaxConfigClients); no effect unless empty.
+  void reserve(size_t n);
+  /// Indexes clients[pos] by its name unless that name is indexed already. Returns the position
+  /// already indexed under that name, or pos when it was added. pos < clients.size() and
+  /// clients.size() <= UINT32_MAX - 1 are the caller's to ensure. May throw std::bad_alloc.
+  size_t insert(const std::vector<ClientConfig>& clients, size_t pos);
+  /// Position of `name` in `clients`, or npos. `clients` must be the vector indexed.
+  size_t find(const std::vector<ClientConfig>& clients, std::string_view name) const;
+  /// Number of names indexed.
+  size_t size() const { return size_; }
+
+ private:
+  void rehash(const std::vector<ClientConfig>& clients, size_t slots);
+
+  std::vector<uint32_t> slots_;  // position + 1; 0 = empty
+  size_t size_ = 0;
+};
+
+struct Config {
+  std::vector<ClientConfig> clients;
+
+  /// nullptr when absent. O(1) on average through an index that parse_config() builds. After
+  /// changing `clients` by hand call reindex(). Until then find() is still right while the number
+  /// of clients differs from the indexed one (it scans), but may miss a client after edits that
+  /// keep the count (a rename, an erase then an append). Never reads out of bounds either way.
+  /// Thread-safe for concurrent readers.
+  const ClientConfig* find(std::string_view name) const;
+  /// Rebuilds the index from `clients` (O(n)); with duplicate names find() returns the first.
+  /// May throw std::bad_alloc.
+  void reindex();
+
+ private:
+  friend bool parse_config(std::string_view, const std::string&, Config*, ConfigError*);
+  NameIndex index_;
+};
+
 /// Parses a whole file's text. On error returns false, fills *err and leaves *out untouched.
 /// Rules: N must match the number of client lines; REQUEST, LIMIT in [0,1] with REQUEST <= LIMIT;
-/// IDs unique; the REQUESTs sum to at most 1.
+/// IDs unique; the REQUESTs sum to at most 1; at most kMaxConfigClients clients and
+/// kMaxConfigBytes bytes of text. Time and memory O(text size) (about 1 s for 10^6 clients).
+/// Reentrant: it touches nothing but its arguments, so parse on any thread. Never throws (out of
+/// memory is reported as an error).
 bool parse_config(std::string_view text, const std::string& file, Config* out, ConfigError* err);
 
 /// "4GiB" -> 4294967296. Returns false on junk, negative values or overflow.
