@@ -7,7 +7,9 @@
 #include "gem/flags.h"
 #include "gem/log.h"
 #include "gem/net.h"
+#include "gem/listener.h"
 #include "manager.h"
+#include "secret.h"
 
 namespace {
 
@@ -21,8 +23,17 @@ constexpr const char* kUsage = R"(usage: gem-pmgr --name ID [flags]
   --scheduler ADDR     gem-schd at HOST:PORT or /path.sock (default $SCHEDULER_IP:$SCHEDULER_PORT,
                        else 127.0.0.1:50051)
   --scheduler_dir DIR  one gem-schd per GPU at DIR/<GPU-UUID>.sock
+  --scheduler_timeout MS
+                       give up on a scheduler that does not connect, answer Hello, or send a byte
+                       while a grant or renewal is awaited, within MS ms (default 600); waiting
+                       processes are then told "scheduler unavailable" and run unthrottled
   --request R --limit L --gpu_mem SIZE
                        settings this client declares (used by a gem-schd run with --dynamic_clients)
+  --secret_file PATH   the client's shared secret (first line, 1-128 printable bytes): sent to
+                       gem-schd, and required in every process's Hello (GEMINI_SECRET_FILE)
+  --max_connections N  processes connected at once, at most (default 256); more are refused
+  --allow_uids LIST    with --socket: uids besides gem-pmgr's own and root that may connect
+                       (comma-separated numbers)
   --log_level LEVEL    error, warn, info (default) or debug
 )";
 
@@ -31,12 +42,14 @@ constexpr const char* kUsage = R"(usage: gem-pmgr --name ID [flags]
 int main(int argc, char** argv) {
   gem::log::set_program("gem-pmgr");
   gem::Flags flags({"name", "ip", "port", "socket", "scheduler", "scheduler_dir", "request", "limit",
-                    "gpu_mem", "log_level"},
+                    "gpu_mem", "log_level", "scheduler_timeout", "secret_file", "max_connections", "allow_uids"},
                    {"help"});
   std::string err;
-  int64_t port = 0;
+  int64_t port = 0, sched_timeout_ms = 0, max_conns = 0;
   double request = 0, limit = 1;
   if (!flags.parse(argc, argv, &err) || !flags.get_int("port", 50052, 1, 65535, &port, &err) ||
+      !flags.get_int("scheduler_timeout", 600, 10, 600000, &sched_timeout_ms, &err) ||
+      !flags.get_int("max_connections", 256, 1, 1000000, &max_conns, &err) ||
       !flags.get_double("request", 0, 0, 1, &request, &err) || !flags.get_double("limit", 1, 0, 1, &limit, &err)) {
     std::fprintf(stderr, "gem-pmgr: %s\n%s", err.c_str(), kUsage);
     return 2;
@@ -79,6 +92,18 @@ int main(int argc, char** argv) {
     opts.declared = {static_cast<uint32_t>(request * 1e6 + 0.5), static_cast<uint32_t>(limit * 1e6 + 0.5), mem};
   }
 
+  opts.scheduler_timeout = sched_timeout_ms * 1000;
+  opts.listener.max_connections = static_cast<size_t>(max_conns);
+  if (flags.has("allow_uids") && !gem::parse_uid_list(flags.get("allow_uids", ""), &opts.listener.allowed_uids, &err)) {
+    std::fprintf(stderr, "gem-pmgr: --allow_uids: %s\n", err.c_str());
+    return 2;
+  }
+  if (flags.has("secret_file") && !gem::pmgr::read_secret_file(flags.get("secret_file", ""), &opts.secret, &err)) {
+    std::fprintf(stderr, "gem-pmgr: %s\n", err.c_str());
+    return 2;
+  }
+  gem::raise_fd_limit();
+
   const gem::net::Endpoint ep = gem::daemon::listen_endpoint(flags, static_cast<uint16_t>(port));
   const int fd = gem::net::listen_on(ep, &err);
   if (fd < 0) {
@@ -87,7 +112,7 @@ int main(int argc, char** argv) {
   }
   gem::daemon::stop_on_signals(&g_stop);
   gem::pmgr::Manager mgr(opts);
-  mgr.start(fd);
+  mgr.start(fd, !ep.unix_path.empty());
   LOG_INFO("client '%s' listening on %s, scheduler %s%s%s", opts.client.c_str(), ep.to_string().c_str(),
            opts.scheduler.to_string().c_str(), opts.scheduler_dir.empty() ? "" : ", per-GPU sockets in ",
            opts.scheduler_dir.c_str());

@@ -1,77 +1,109 @@
-// gem-pmgr's I/O edge: serves the hooks of one client's processes and forwards to the scheduler of
-// each GPU they use (routed by the device UUID in the hook's Hello). Single-threaded poll loop.
+// gem-pmgr's I/O edge: serves the hooks of one client's processes and forwards to the scheduler
+// endpoints they are routed to. Single-threaded poll loop that only does sockets: the protocol
+// state of each scheduler endpoint is a pure Route (route.h) whose Actions this edge executes.
+// Nothing here blocks: connects are non-blocking, every wait has a deadline (docs/design.md).
 #pragma once
+
+#include <poll.h>
 
 #include <deque>
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "gem/listener.h"
 #include "gem/net.h"
 #include "gem/peer.h"
-#include "token_share.h"
+#include "route.h"
 
 namespace gem::pmgr {
 
 struct ManagerOptions {
-  std::string client;               // this pod manager's client ID
-  net::Endpoint scheduler;          // default scheduler
-  std::string scheduler_dir;        // non-empty: DIR/<GPU-UUID>.sock per device
-  bool has_declared = false;        // --request/--limit/--gpu_mem given
+  std::string client;          // this pod manager's client ID
+  net::Endpoint scheduler;     // default scheduler
+  std::string scheduler_dir;   // non-empty: DIR/<GPU-UUID>.sock per device
+  bool has_declared = false;   // --request/--limit/--gpu_mem given
   proto::ClientSettings declared;
+  std::string secret;          // --secret_file: sent to the scheduler, required from hooks; "" = none
+  Micros scheduler_timeout = 600000;  // µs: connect, Hello answer, silence while waiting
+  Micros hook_hello_timeout = 1000000;  // µs: a hook connection must say Hello within this
+  ListenerOptions listener;    // --max_connections, --allow_uids
 };
+
+/// Where a hook's device UUID is served: with a scheduler_dir, a non-empty UUID goes to
+/// DIR/<uuid>.sock; an empty UUID, and every UUID without scheduler_dir, to the default scheduler.
+/// False with *why when the UUID is non-empty and not proto::valid_gpu_uuid() (never a path).
+bool scheduler_for(const ManagerOptions& opts, const std::string& uuid, net::Endpoint* ep, std::string* why);
 
 class Manager {
  public:
   explicit Manager(ManagerOptions opts);
   ~Manager();
-  /// Takes ownership of the listening fd.
-  void start(int listen_fd);
-  /// Runs until *stop becomes true; checks it at least every 200 ms.
+  Manager(const Manager&) = delete;
+  Manager& operator=(const Manager&) = delete;
+  /// Takes ownership of the listening fd; `is_unix`: check the peers' uids (--allow_uids).
+  void start(int listen_fd, bool is_unix);
+  /// Runs until *stop becomes true; checks it at least every 200 ms. Never throws.
   void run(const volatile bool* stop);
+
+  /// Routes (scheduler endpoints) open at once, at most; a Hello needing another is refused kBusy.
+  static constexpr size_t kMaxRoutes = 64;
 
  private:
   struct Hook {
     std::unique_ptr<Peer> peer;
     bool hello = false;
-    std::string uuid;
+    std::string route;  // key of scheds_, once Hello was accepted
     uint32_t pid = 0;
   };
-  struct Waiter {
-    int fd;
-    uint64_t request_id;
-  };
-  // One GPU's scheduler, and this client's token on it.
-  struct Route {
+  struct Sched {
     net::Endpoint endpoint;
-    std::unique_ptr<Peer> sched;
-    proto::ClientSettings settings;
-    Micros retry_at = 0;  // no reconnect attempt before this
-    bool requested = false;
-    Micros last_burst = 0;
-    std::deque<Waiter> waiters;
-    TokenShare token;
-    // A holder's renewal forwarded to the scheduler, answered by the TokenGrant with renew_id.
-    bool renewing = false;
-    Waiter renew_for{-1, 0};
-    uint64_t renew_id = 0;
+    Route route;
+    int connecting_fd = -1;      // a connection in progress
+    std::unique_ptr<Peer> peer;  // the connection, once made
+  };
+  enum class SlotKind { kListener, kHook, kConnecting, kSched };
+  struct Slot {
+    SlotKind kind;
+    HookId hook;
+    std::string key;
   };
 
-  void accept_all();
-  void on_hook_readable(int fd);
-  void on_hook_message(int fd, const proto::Message& m);
-  void on_sched_readable(const std::string& uuid);
-  void drop_hook(int fd, const std::string& why);
-  void drop_sched(const std::string& uuid, const std::string& why);
-  Route* route_for(const std::string& uuid);  // connects if needed; nullptr if unreachable
-  void serve_waiters(Route& r);
-  void return_token(Route& r);
+  // Poll loop (manager.cpp).
+  int poll_timeout_ms(Micros now) const;
+  void build_poll_set(Micros now);
+  void dispatch(const pollfd& p, const Slot& s);
+  void tick(Micros now);
+  void accept_hooks();
+  // Hooks (manager_hooks.cpp), one function per message type.
+  void on_hook_readable(HookId id);
+  void on_hook_message(HookId id, const proto::Message& m);
+  void on_hook_hello(HookId id, Hook& h, uint64_t rid, const proto::Hello& hello);
+  void on_hook_request(Hook& h, HookId id, uint64_t rid, const proto::TokenRequest& m);
+  void on_hook_release(Hook& h, HookId id, uint64_t rid, const proto::TokenRelease& m);
+  void on_hook_renew(Hook& h, HookId id, uint64_t rid, const proto::TokenRenew& m);
+  void refuse_hook(HookId id, Hook& h, uint64_t rid, proto::ErrorCode code, const std::string& why);
+  void drop_hook(HookId id, const std::string& why);
+  Sched* sched_of(const Hook& h);
+  // Scheduler connections and actions (manager_sched.cpp).
+  void on_connect_ready(const std::string& key);
+  void on_sched_readable(const std::string& key);
+  void close_sched(Sched& s);
+  void lost_sched(const std::string& key, const std::string& why);
+  void push(const std::string& key, Actions&& acts);
+  void run_actions();
+  void execute(const std::string& key, Action& a);
 
   ManagerOptions opts_;
-  int listen_fd_ = -1;
-  std::map<int, Hook> hooks_;
-  std::map<std::string, Route> routes_;
-  uint64_t next_id_ = 1;  // ids of our own requests to schedulers (0: plain token requests)
+  std::unique_ptr<Listener> listener_;
+  std::map<HookId, Hook> hooks_;
+  std::map<std::string, Sched> scheds_;  // by endpoint (Endpoint::to_string())
+  HookId next_hook_ = 1;
+  std::deque<std::pair<std::string, Action>> todo_;  // actions not yet executed, in order
+  std::vector<pollfd> fds_;
+  std::vector<Slot> slots_;  // parallel to fds_
 };
 
 }  // namespace gem::pmgr

@@ -2,38 +2,71 @@
 
 #include <algorithm>
 
+#include "gem/protocol.h"
+
 namespace gem::pmgr {
 
-void TokenShare::granted(Micros quota, Micros now) {
+void TokenShare::granted(Micros quota, Micros at) {
   held_ = true;
-  grant_at_ = now;
-  quota_ = quota;
+  grant_at_ = at;
+  quota_ = std::clamp<Micros>(quota, 0, proto::kMaxWireMicros);
 }
 
-bool TokenShare::give_back(int who, Micros used, Micros end, Micros burst) {
+Micros TokenShare::remaining(Micros now) const {
+  if (!held_) return 0;
+  return std::max<Micros>(grant_at_ + quota_ - now, 0);
+}
+
+bool TokenShare::give_back(Holder who, uint64_t used_us, uint64_t end_us, uint64_t burst_us, Micros now) {
   if (holders_.erase(who) == 0) return false;
-  if (used > 0) busy_.push_back({end - used, end});
-  burst_ = std::max(burst_, burst);
+  // Clamp to [grant, now]: both bounds and both wire values are in [0, 2^50], so no overflow.
+  const Micros lo = grant_at_;
+  const Micros hi = std::max(now, lo);
+  const Micros end = std::clamp<Micros>(proto::wire_micros(end_us), lo, hi);
+  const Micros start = std::clamp<Micros>(end - proto::wire_micros(used_us), lo, end);
+  if (end > start && busy_.size() < kMaxIntervals) busy_.push_back({start, end});
+  burst_ = std::max(burst_, proto::wire_micros(burst_us));
   return holders_.empty();
 }
 
-TokenShare::Report TokenShare::finish() {
-  std::sort(busy_.begin(), busy_.end(), [](const Interval& a, const Interval& b) { return a.start < b.start; });
+bool TokenShare::lost(Holder who, Micros now) {
+  if (holders_.count(who) == 0) return false;
+  const Micros held = std::max<Micros>(now - grant_at_, 0);
+  return give_back(who, static_cast<uint64_t>(held), static_cast<uint64_t>(std::max<Micros>(now, 0)), 0, now);
+}
+
+TokenShare::Report TokenShare::charge_so_far(Micros now) const {
+  std::vector<Interval> v = busy_;
+  std::sort(v.begin(), v.end(), [](const Interval& a, const Interval& b) { return a.start < b.start; });
   Report r;
-  Micros cur_start = 0, cur_end = INT64_MIN;
-  for (const Interval& i : busy_) {
-    if (i.start > cur_end) {
-      if (cur_end != INT64_MIN) r.used += cur_end - cur_start;
+  bool open = false;
+  Micros cur_start = 0, cur_end = 0;
+  for (const Interval& i : v) {
+    if (!open || i.start > cur_end) {
+      if (open) r.used += cur_end - cur_start;
       cur_start = i.start;
       cur_end = i.end;
+      open = true;
     } else {
       cur_end = std::max(cur_end, i.end);
     }
   }
-  if (cur_end != INT64_MIN) r.used += cur_end - cur_start;
+  if (open) r.used += cur_end - cur_start;
+  // Never less than what gem-pmgr saw: the token held from the grant until now.
+  if (held_) r.used = std::max(r.used, std::max<Micros>(now - grant_at_, 0));
   r.burst = burst_;
+  return r;
+}
+
+TokenShare::Report TokenShare::finish(Micros now) {
+  const Report r = charge_so_far(now);
   reset();
   return r;
+}
+
+void TokenShare::clear_charged() {
+  busy_.clear();
+  burst_ = 0;
 }
 
 void TokenShare::reset() {

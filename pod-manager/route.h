@@ -1,0 +1,145 @@
+// One scheduler endpoint as seen by gem-pmgr: the pure protocol core (no sockets, no clock reads).
+//
+// Like etcd raft's state machine, a Route consumes events (a hook asks, releases, renews or goes away;
+// the scheduler connection is made, fails, says something; time passes) and returns what to do as
+// data (Actions): send a message to a hook or to the scheduler, start connecting, close the
+// scheduler connection, drop a hook. The I/O edge (manager.cpp) executes them. Every method takes
+// the time `now` (CLOCK_MONOTONIC µs) from the caller, so tests drive it with a simulated clock.
+//
+// Connection states: Disconnected -> (a hook needs it, retry_at passed) Connecting -> (connected)
+// HelloSent -> (ClientSettings) Ready; a failure, refusal, timeout or silence goes back to
+// Disconnected, answers every waiter with kSchedulerUnavailable and allows no new attempt before
+// retry_at (retry_period later). Rules: docs/design.md, "The pod manager". Not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "gem/clock.h"
+#include "gem/protocol.h"
+#include "token_share.h"
+
+namespace gem::pmgr {
+
+/// A hook connection, as numbered by the edge (never reused while the daemon runs).
+using HookId = uint64_t;
+
+constexpr Micros kNever = INT64_MAX;
+
+struct RouteOptions {
+  std::string client;       // this pod manager's client ID
+  std::string device_uuid;  // sent in the Hello to the scheduler; "" for the shared default route
+  std::string secret;       // sent in the Hello; may be empty
+  uint32_t pid = 0;         // sent in the Hello
+  bool has_declared = false;
+  proto::ClientSettings declared;
+  Micros scheduler_timeout = 600000;  // connect, Hello answer, silence while waiting (µs)
+  Micros retry_period = 1000000;      // no new connection attempt this long after a failure (µs)
+  Micros heartbeat_period = proto::kHeartbeatPeriodMs * 1000;  // to hooks that wait (µs)
+  size_t max_waiters = 4096;  // queued hook requests, at most (the listener caps hooks anyway)
+};
+
+struct Action {
+  enum class Kind {
+    kToHook,          // send msg to hook; if that fails the edge drops the hook (hook_gone)
+    kToScheduler,     // send msg to the scheduler; if that fails the edge reports sched_lost
+    kConnect,         // start a non-blocking connection; report sched_connected / sched_lost
+    kCloseScheduler,  // close the scheduler connection, whatever its state (no report back)
+    kDropHook,        // close this hook's connection (why); the edge then reports hook_gone
+  };
+  Kind kind = Kind::kToHook;
+  HookId hook = 0;
+  proto::Message msg;
+  std::string why;
+};
+using Actions = std::vector<Action>;
+
+class Route {
+ public:
+  enum class State { kDisconnected, kConnecting, kHelloSent, kReady };
+
+  explicit Route(RouteOptions opts);
+
+  // Events from hooks (already authenticated by the edge). `rid`: the hook's request id, echoed.
+  /// A hook said Hello for this route: answered at once with the settings known so far (pushed
+  /// again when the scheduler tells them); starts connecting if allowed.
+  void hook_hello(HookId h, uint64_t rid, Micros now, Actions* out);
+  void hook_request(HookId h, uint64_t rid, const proto::TokenRequest& m, Micros now, Actions* out);
+  void hook_release(HookId h, uint64_t rid, const proto::TokenRelease& m, Micros now, Actions* out);
+  void hook_renew(HookId h, uint64_t rid, const proto::TokenRenew& m, Micros now, Actions* out);
+  /// The hook's connection is gone: forgets it; charged from the grant until now if it held the token.
+  void hook_gone(HookId h, Micros now, Actions* out);
+
+  // Events from the scheduler connection.
+  void sched_connected(Micros now, Actions* out);
+  /// Connecting failed or the connection broke (the edge has closed it).
+  void sched_lost(const std::string& why, Micros now, Actions* out);
+  /// Bytes came from the scheduler (whole message or not): it is alive.
+  void sched_heard(Micros now);
+  void sched_message(const proto::Message& m, Micros now, Actions* out);
+
+  /// Deadlines: connect/Hello timeouts, scheduler silence, heartbeats to waiting hooks.
+  void tick(Micros now, Actions* out);
+  /// The earliest time tick() has something to do; kNever when nothing is due.
+  Micros next_deadline() const;
+
+  State state() const { return state_; }
+  const proto::ClientSettings& settings() const { return settings_; }
+  const TokenShare& token() const { return token_; }
+  size_t waiter_count() const { return waiters_.size(); }
+  size_t hook_count() const { return hooks_.size(); }
+  bool renewing() const { return renewing_; }
+  bool requested() const { return requested_; }
+  static const char* state_name(State s);
+
+ private:
+  struct Waiter {
+    HookId hook;
+    uint64_t rid;
+  };
+  enum class Link { kReady, kPending, kUnavailable };
+
+  // Scheduler messages, one function each.
+  void on_hello_reply(const proto::Message& m, Micros now, Actions* out);
+  void on_grant(const proto::Message& m, const proto::TokenGrant& g, Micros now, Actions* out);
+  void on_settings(const proto::ClientSettings& s, Actions* out);
+  void on_revoke(const proto::TokenRevoke& r, Micros now, Actions* out);
+
+  Link ensure_link(Micros now, Actions* out);
+  bool outstanding() const { return requested_ || renewing_; }
+  void note_waiting(Micros now);
+  void add_waiter(HookId h, uint64_t rid, Micros now, Actions* out);
+  void ask_scheduler(Micros now, Actions* out);
+  void serve_waiters(Micros now, Actions* out);
+  void return_token(Micros now, Actions* out);
+  void fail(const std::string& why, Micros now, Actions* out);
+  void unavailable(HookId h, uint64_t rid, const std::string& why, Actions* out) const;
+  void to_hook(HookId h, proto::Message m, Actions* out) const;
+  void to_sched(proto::Message m, Actions* out) const;
+  bool hook_waits() const;
+
+  RouteOptions opts_;
+  State state_ = State::kDisconnected;
+  Micros deadline_ = kNever;  // Connecting/HelloSent: give up at this time
+  Micros retry_at_ = 0;       // Disconnected: no attempt before this
+  Micros quiet_since_ = 0;    // last byte from the scheduler, or when waiting began
+  Micros hb_due_ = kNever;    // next heartbeat to waiting hooks
+  std::string last_error_;    // why the last attempt failed (for answers before retry_at)
+  uint64_t next_id_ = 1;      // our request ids to the scheduler (0: plain token requests)
+  uint64_t hello_id_ = 0;
+  proto::ClientSettings settings_;
+  std::set<HookId> hooks_;        // hooks routed here (said Hello)
+  std::deque<Waiter> waiters_;    // hooks waiting for the next grant
+  bool requested_ = false;        // a TokenRequest (or release with again) awaits its grant
+  Micros last_burst_ = 0;
+  TokenShare token_;
+  bool renewing_ = false;         // a holder's TokenRenew was forwarded
+  Waiter renew_for_{0, 0};        // hook 0: the renewing hook is gone
+  uint64_t renew_id_ = 0;
+  Micros renew_sent_at_ = 0;
+};
+
+}  // namespace gem::pmgr

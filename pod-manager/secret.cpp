@@ -1,0 +1,50 @@
+#include "secret.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "gem/protocol.h"
+
+namespace gem::pmgr {
+
+bool read_secret_file(const std::string& path, std::string* secret, std::string* err) {
+  FILE* f = std::fopen(path.c_str(), "re");
+  if (f == nullptr) {
+    *err = "--secret_file " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  char buf[4096];
+  const size_t n = std::fread(buf, 1, sizeof buf, f);
+  std::fclose(f);
+  std::string line(buf, n);
+  line = line.substr(0, line.find('\n'));
+  const char* ws = " \t\r\n\v\f";
+  const size_t b = line.find_first_not_of(ws);
+  line = b == std::string::npos ? std::string() : line.substr(b, line.find_last_not_of(ws) - b + 1);
+  if (line.empty() || line.size() > proto::kMaxSecret) {
+    *err = "--secret_file " + path + ": the first line must hold 1 to " + std::to_string(proto::kMaxSecret) +
+           " bytes (it holds " + std::to_string(line.size()) + ")";
+    return false;
+  }
+  if (!std::all_of(line.begin(), line.end(), [](char c) { return c >= 0x20 && c < 0x7f; })) {
+    *err = "--secret_file " + path + ": the secret must be printable ASCII";
+    return false;
+  }
+  *secret = line;
+  return true;
+}
+
+bool secrets_equal(const std::string& a, const std::string& b) {
+  const size_t n = std::max(a.size(), b.size());
+  unsigned diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned>(x ^ y);
+  }
+  return diff == 0;
+}
+
+}  // namespace gem::pmgr
