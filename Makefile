@@ -3,6 +3,7 @@
 #   make                 build everything into $(BUILD)
 #   make test            unit + integration tests against the stand-in libcuda (no GPU)
 #   make test SANITIZE=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-san/)
+#   make soak            bounded soak of the real daemons (SOAK_SECONDS, default 600; docs/hardening.md)
 #   make demo            two clients at shares 0.3 / 0.7 (real GPU if present, else the stand-in)
 #   make install PREFIX=/opt/gemini
 #   make clean
@@ -51,7 +52,7 @@ FAKE_APP := $(BUILD)/fake-cuda/fake-cuda-app
 UNIT_BIN := $(BUILD)/tests/unit-tests
 INTEG_BIN := $(BUILD)/tests/integration-tests
 
-.PHONY: all test unit-test integration-test tools-test demo install clean bench
+.PHONY: all test unit-test integration-test tools-test demo install clean bench soak
 all: $(HOOK_LIB) $(SCHD_BIN) $(PMGR_BIN)
 
 $(BUILD)/obj/%.o: %.cpp
@@ -123,6 +124,10 @@ TEST_SUITES := unit-test integration-test tools-test
 
 test: all $(UNIT_BIN) $(INTEG_BIN) $(FAKE_LIB) $(FAKE_APP) $(TEST_BUILD_EXTRA)
 	@set -e; for suite in $(TEST_SUITES); do $(MAKE) --no-print-directory $$suite; done
+
+SOAK_SECONDS ?= 600
+soak: all $(FAKE_LIB) $(FAKE_APP)
+	SOAK_SECONDS=$(SOAK_SECONDS) GEM_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/soak/soak.py
 
 demo: all $(FAKE_LIB) $(FAKE_APP)
 	BUILD=$(abspath $(BUILD)) NVCC=$(NVCC) $(PYTHON) demo/run-demo.py
