@@ -4,6 +4,7 @@
 #   make test            unit + integration tests against the stand-in libcuda (no GPU)
 #   make test SANITIZE=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-san/)
 #   make bench-config    resource-config.txt parse times, 10^4..10^6 clients, before/after issue 6
+#   make soak            bounded soak of the real daemons (SOAK_SECONDS, default 600; docs/hardening.md)
 #   make demo            two clients at shares 0.3 / 0.7 (real GPU if present, else the stand-in)
 #   make install PREFIX=/opt/gemini
 #   make clean
@@ -52,7 +53,7 @@ FAKE_APP := $(BUILD)/fake-cuda/fake-cuda-app
 UNIT_BIN := $(BUILD)/tests/unit-tests
 INTEG_BIN := $(BUILD)/tests/integration-tests
 
-.PHONY: all test unit-test integration-test tools-test demo install clean bench bench-config
+.PHONY: all test unit-test integration-test tools-test demo install clean bench bench-config soak
 all: $(HOOK_LIB) $(SCHD_BIN) $(PMGR_BIN)
 
 $(BUILD)/obj/%.o: %.cpp
@@ -124,6 +125,10 @@ TEST_SUITES := unit-test integration-test tools-test
 
 test: all $(UNIT_BIN) $(INTEG_BIN) $(FAKE_LIB) $(FAKE_APP) $(TEST_BUILD_EXTRA)
 	@set -e; for suite in $(TEST_SUITES); do $(MAKE) --no-print-directory $$suite; done
+
+SOAK_SECONDS ?= 600
+soak: all $(FAKE_LIB) $(FAKE_APP)
+	SOAK_SECONDS=$(SOAK_SECONDS) GEM_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/soak/soak.py
 
 demo: all $(FAKE_LIB) $(FAKE_APP)
 	BUILD=$(abspath $(BUILD)) NVCC=$(NVCC) $(PYTHON) demo/run-demo.py

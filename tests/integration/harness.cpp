@@ -78,6 +78,43 @@ bool can_connect_unix(const std::string& path) {
   return ok;
 }
 
+// ---- /proc ----
+
+double cpu_seconds(int pid) {
+  const std::string text = read_text("/proc/" + std::to_string(pid) + "/stat");
+  // Field 2 (comm) may hold spaces: parse after its closing parenthesis. utime, stime: fields 14, 15.
+  const size_t rp = text.rfind(')');
+  if (rp == std::string::npos) return -1;
+  std::istringstream in(text.substr(rp + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15; ++i) {
+    if (!(in >> field)) return -1;
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+long vm_rss_kib(int pid) {
+  std::istringstream in(read_text("/proc/" + std::to_string(pid) + "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  }
+  return -1;
+}
+
+int fd_count(int pid) {
+  std::error_code ec;
+  int n = 0;
+  for (std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    ++n;
+  }
+  return ec ? -1 : n;
+}
+
 // ---- kernel log ----
 
 std::vector<Kernel> read_kernels(const std::string& path) {
@@ -166,6 +203,35 @@ ShareReport common_period_shares(const std::vector<Kernel>& all,
   }
   if (t0 == INT64_MIN || t1 < t0) t0 = t1 = 0;
   return period_shares(all, pids_of_client, t0, t1);
+}
+
+Micros longest_gap(const std::vector<Kernel>& all, const std::vector<int>& pids, Micros t0, Micros t1,
+                   Micros* gap_start) {
+  std::vector<Kernel> ks;
+  for (const Kernel& k : all) {
+    if (std::find(pids.begin(), pids.end(), k.pid) != pids.end()) ks.push_back(k);
+  }
+  std::sort(ks.begin(), ks.end(), [](const Kernel& a, const Kernel& b) { return a.start < b.start; });
+  Micros worst = 0, worst_at = t0;
+  auto consider = [&](Micros from, Micros to) {
+    if (to <= from || to < t0 || from > t1) return;  // does not intersect [t0, t1]
+    if (to - from > worst) {
+      worst = to - from;
+      worst_at = from;
+    }
+  };
+  Micros busy_until = INT64_MIN;
+  for (const Kernel& k : ks) {
+    if (busy_until == INT64_MIN) {
+      consider(t0, k.start);
+    } else {
+      consider(busy_until, k.start);
+    }
+    busy_until = std::max(busy_until, k.end);
+  }
+  consider(busy_until == INT64_MIN ? t0 : busy_until, t1);
+  if (gap_start != nullptr) *gap_start = worst_at;
+  return worst;
 }
 
 int count_cross_overlaps(const std::vector<Kernel>& all, const std::map<int, std::string>& group_of_pid,
@@ -305,23 +371,48 @@ std::map<std::string, std::string> sanitizer_env() {
 }  // namespace
 
 Process& GemTest::start_scheduler(int base_quota, int min_quota, int window, std::vector<std::string> extra) {
+  SchedulerOptions s;
+  s.base_quota = base_quota;
+  s.min_quota = min_quota;
+  s.window = window;
+  s.extra = std::move(extra);
+  return start_scheduler(s);
+}
+
+Process& GemTest::start_scheduler(const SchedulerOptions& s) {
   SpawnOptions o;
-  o.argv = {bin("bin/gem-schd"), "--socket", path("schd.sock"), "--config", path("resource-config.txt"),
-            "--base_quota", std::to_string(base_quota), "--min_quota", std::to_string(min_quota),
-            "--window", std::to_string(window), "--stats", path("stats.json")};
-  o.argv.insert(o.argv.end(), extra.begin(), extra.end());
+  const std::string sock = s.socket.empty() ? path("schd.sock") : s.socket;
+  o.argv = s.wrapper;
+  for (const std::string& a : {bin("bin/gem-schd"), std::string("--socket"), sock, std::string("--config"),
+                               path("resource-config.txt"), std::string("--base_quota"), std::to_string(s.base_quota),
+                               std::string("--min_quota"), std::to_string(s.min_quota), std::string("--window"),
+                               std::to_string(s.window)}) {
+    o.argv.push_back(a);
+  }
+  if (s.stats) {
+    o.argv.push_back("--stats");
+    o.argv.push_back(path("stats.json"));
+  }
+  o.argv.insert(o.argv.end(), s.extra.begin(), s.extra.end());
   o.env = sanitizer_env();
   o.stderr_path = path("schd.log");
   o.stdout_path = path("schd.log");
   schd_ = std::make_unique<Process>(o);
-  const bool up = wait_until(10 * slack(), [&] { return can_connect_unix(path("schd.sock")) || !schd_->alive(); });
+  const bool up = wait_until(10 * slack(), [&] { return can_connect_unix(sock) || !schd_->alive(); });
   EXPECT_TRUE(up && schd_->alive()) << "gem-schd did not start:\n" << tail(path("schd.log"));
   return *schd_;
 }
 
-Process& GemTest::start_pod_manager(const std::string& client) {
+Process& GemTest::start_pod_manager(const std::string& client) { return start_pod_manager(client, PodManagerOptions{}); }
+
+Process& GemTest::start_pod_manager(const std::string& client, const PodManagerOptions& po) {
   SpawnOptions o;
-  o.argv = {bin("bin/gem-pmgr"), "--name", client, "--socket", pmgr_socket(client), "--scheduler", path("schd.sock")};
+  o.argv = {bin("bin/gem-pmgr"), "--name", client, "--socket", pmgr_socket(client)};
+  if (po.default_scheduler) {
+    o.argv.push_back("--scheduler");
+    o.argv.push_back(path("schd.sock"));
+  }
+  o.argv.insert(o.argv.end(), po.extra.begin(), po.extra.end());
   o.env = sanitizer_env();
   o.stderr_path = path("pmgr-" + client + ".log");
   o.stdout_path = o.stderr_path;

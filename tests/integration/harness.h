@@ -55,6 +55,14 @@ bool wait_until(double seconds, F&& pred) {
 /// True if a stream connection to the Unix socket `path` succeeds (closed at once).
 bool can_connect_unix(const std::string& path);
 
+// ---- What a user checks on a daemon: /proc ----
+/// utime + stime of `pid` in seconds (/proc/<pid>/stat); -1 if unreadable.
+double cpu_seconds(int pid);
+/// VmRSS of `pid` in KiB (/proc/<pid>/status); -1 if unreadable.
+long vm_rss_kib(int pid);
+/// Open file descriptors of `pid` (entries of /proc/<pid>/fd); -1 if unreadable.
+int fd_count(int pid);
+
 // ---- The stand-in driver's kernel log ----
 struct Kernel {
   int pid = 0;
@@ -86,11 +94,32 @@ ShareReport common_period_shares(const std::vector<Kernel>& all,
 ShareReport period_shares(const std::vector<Kernel>& all,
                           const std::map<std::string, std::vector<int>>& pids_of_client, Micros from, Micros to);
 
+/// The longest stretch without a kernel of `pids` that intersects [t0, t1]: gaps between the
+/// union of their kernels, the stretch from t0 to the first kernel, and from the last kernel to t1
+/// (a client that never ran again pauses until t1). Optionally where that gap starts.
+Micros longest_gap(const std::vector<Kernel>& all, const std::vector<int>& pids, Micros t0, Micros t1,
+                   Micros* gap_start = nullptr);
+
 /// Pairs of kernels of different groups (pid sets) that overlap in time; `examples` gets a few.
 int count_cross_overlaps(const std::vector<Kernel>& all, const std::map<int, std::string>& group_of_pid,
                          std::string* examples);
 
 // ---- The test fixture ----
+/// How start_scheduler starts gem-schd.
+struct SchedulerOptions {
+  int base_quota = 30, min_quota = 10, window = 2000;
+  std::vector<std::string> extra;    // more flags
+  bool stats = true;                 // --stats path("stats.json"); users run without it
+  std::vector<std::string> wrapper;  // run through this, e.g. {"/usr/bin/prlimit", "--nofile=64:64", "--"}
+  std::string socket;                // default path("schd.sock")
+};
+
+/// How start_pod_manager starts gem-pmgr.
+struct PodManagerOptions {
+  std::vector<std::string> extra;  // more flags
+  bool default_scheduler = true;   // --scheduler path("schd.sock")
+};
+
 struct ClientConfig {
   std::string name;
   double request = 0;
@@ -136,8 +165,10 @@ class GemTest : public ::testing::Test {
   /// stderr path("schd.log"). Waits until it accepts connections.
   Process& start_scheduler(int base_quota = 30, int min_quota = 10, int window = 2000,
                            std::vector<std::string> extra = {});
+  Process& start_scheduler(const SchedulerOptions& o);
   /// gem-pmgr --name `client` on path("pmgr-<client>.sock"), scheduler at path("schd.sock").
   Process& start_pod_manager(const std::string& client);
+  Process& start_pod_manager(const std::string& client, const PodManagerOptions& o);
   std::string pmgr_socket(const std::string& client) const { return path("pmgr-" + client + ".sock"); }
 
   /// fake-cuda-app under the hook, FAKE_CUDA_LOG = path("kernels.log"), GEMINI_MAX_INFLIGHT=8.
