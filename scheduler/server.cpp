@@ -136,6 +136,13 @@ void Server::on_message(int fd, Conn& c, const proto::Message& m) {
     return;
   }
   if (const auto* r = std::get_if<proto::TokenRequest>(&m.body)) {
+    // One request at a time: a pod manager never asks while it waits or holds, so a second one
+    // is a flooder or a broken peer, not a queue to grow.
+    if (c.waiting || policy_.holder() == c.client) {
+      c.peer->send({m.request_id, proto::Error{proto::ErrorCode::kProtocol, "TokenRequest while one is outstanding"}});
+      drop(fd, "TokenRequest while one is outstanding");
+      return;
+    }
     on_request(c, m, *r, now);
   } else if (const auto* r = std::get_if<proto::TokenRelease>(&m.body)) {
     on_release(c, m, *r, now);
@@ -159,6 +166,7 @@ void Server::on_release(Conn& c, const proto::Message& m, const proto::TokenRele
   // gains nothing. A release after a revocation is ignored there.
   policy_.release(c.client, proto::wire_micros(r.used_us), proto::wire_micros(r.burst_us), now);
   if (r.again) {
+    if (c.waiting) return;  // already queued: the release's request adds nothing
     c.pending_request = m.request_id;
     c.waiting = true;
     policy_.request(c.client, proto::wire_micros(r.burst_us), now);

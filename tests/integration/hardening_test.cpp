@@ -181,7 +181,14 @@ TEST_F(HardeningTest, ForgingClientIsChargedItsHoldTime) {
   std::printf("    forger: %d grants, held %lld ms by its own clock, charged %lld ms (%.1f%%)\n", forger_grants,
               static_cast<long long>(forger_held / 1000), charged / 1000, 100.0 * charged / std::max<Micros>(forger_held, 1));
   EXPECT_GT(forger_grants, 20) << "the forger was hardly ever granted: the test measures nothing";
-  EXPECT_GE(honest_share, 0.45) << "the forger took more than its share by reporting used_us = 0";
+  // What the forger took is the time it held the token: at most its REQUEST (0.5) of the period,
+  // a little more for the grant it holds at t1. (The landed tree let it hold 10.6 s of 11 s.) The
+  // honest client is charged its hold time too (the hand-offs included), so its kernel time is
+  // below 0.5 of the wall time on a loaded machine; it must be nowhere near the 3.8 % of the defect.
+  const double forger_share = static_cast<double>(forger_held) / (t1 - t0 + 1500000);
+  std::printf("    forger's hold time / wall time: %.4f\n", forger_share);
+  EXPECT_LE(forger_share, 0.55) << "the forger held the token more than its REQUEST by reporting used_us = 0";
+  EXPECT_GE(honest_share, 0.30) << "the forger took the honest client's time by reporting used_us = 0";
   EXPECT_GE(static_cast<double>(charged), 0.9 * forger_held) << "the forger is not charged the time it held";
   EXPECT_EQ(honest.hook_stats().value("unthrottled_launches", -1LL), 0);
   stop_daemons_expect_clean();
@@ -472,6 +479,8 @@ class FloodTest : public HardeningTest {
     });
     // The connection stays open (unread) for 6 s, over which the real clients' shares are measured.
     const FloodResult r = flood(c, 16u << 20, 8 * slack(), 6.0);
+    // The shares are measured over 6 s from the flood's start, however soon the flooder is dropped.
+    while (mono_us() < from + 6000000) sleep_ms(50);
     const Micros to = mono_us();
     sampling = false;
     sampler.join();
@@ -760,12 +769,18 @@ TEST_F(HardeningTest, SecretFileOfARealPodManager) {  // needs the rewritten gem
   AppOptions o;
   o.client = "a";
   o.seconds = 2;
+  App& without = start_app(o);  // no GEMINI_SECRET_FILE: refused by the pod manager
+  wait_apps(2 + 10 * slack());
+  o.env["GEMINI_SECRET_FILE"] = path("a.secret");
   App& app = start_app(o);
   wait_apps(2 + 10 * slack());
   const auto hs = app.hook_stats();
   std::printf("    real pod manager with --secret_file: hook %s\n", hs.dump().c_str());
   EXPECT_GT(hs.value("tokens", 0LL), 0);
   EXPECT_EQ(hs.value("unthrottled_launches", -1LL), 0);
+  EXPECT_EQ(without.hook_stats().value("tokens", -1LL), 0) << "a process without the secret got the token";
+  EXPECT_NE(read_text(without.err_path).find("secret"), std::string::npos)
+      << "the refused process does not say why:\n" << tail(without.err_path);
   stop_daemons_expect_clean();
 }
 

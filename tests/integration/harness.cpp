@@ -214,7 +214,10 @@ Micros longest_gap(const std::vector<Kernel>& all, const std::vector<int>& pids,
   std::sort(ks.begin(), ks.end(), [](const Kernel& a, const Kernel& b) { return a.start < b.start; });
   Micros worst = 0, worst_at = t0;
   auto consider = [&](Micros from, Micros to) {
-    if (to <= from || to < t0 || from > t1) return;  // does not intersect [t0, t1]
+    // Only the part inside [t0, t1] counts: a wait that began before t0 is measured from t0.
+    from = std::max(from, t0);
+    to = std::min(to, t1);
+    if (to <= from) return;  // does not intersect [t0, t1]
     if (to - from > worst) {
       worst = to - from;
       worst_at = from;

@@ -94,9 +94,9 @@ ShareReport common_period_shares(const std::vector<Kernel>& all,
 ShareReport period_shares(const std::vector<Kernel>& all,
                           const std::map<std::string, std::vector<int>>& pids_of_client, Micros from, Micros to);
 
-/// The longest stretch without a kernel of `pids` that intersects [t0, t1]: gaps between the
-/// union of their kernels, the stretch from t0 to the first kernel, and from the last kernel to t1
-/// (a client that never ran again pauses until t1). Optionally where that gap starts.
+/// The longest stretch inside [t0, t1] without a kernel of `pids`: gaps between the union of their
+/// kernels, clipped to [t0, t1] (a wait that began before t0 counts from t0; a client that never
+/// ran again pauses until t1). Optionally where that gap starts.
 Micros longest_gap(const std::vector<Kernel>& all, const std::vector<int>& pids, Micros t0, Micros t1,
                    Micros* gap_start = nullptr);
 
