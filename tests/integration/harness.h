@@ -86,6 +86,9 @@ ShareReport common_period_shares(const std::vector<Kernel>& all,
 ShareReport period_shares(const std::vector<Kernel>& all,
                           const std::map<std::string, std::vector<int>>& pids_of_client, Micros from, Micros to);
 
+/// The longest stretch of [from, to] in which no kernel of `all` ran (the stand-in GPU sat idle).
+Micros longest_idle(const std::vector<Kernel>& all, Micros from, Micros to);
+
 /// Pairs of kernels of different groups (pid sets) that overlap in time; `examples` gets a few.
 int count_cross_overlaps(const std::vector<Kernel>& all, const std::map<int, std::string>& group_of_pid,
                          std::string* examples);

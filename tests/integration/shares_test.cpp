@@ -17,7 +17,7 @@ class SharesTest : public GemTest {
   /// Starts gem-schd with `clients`, one gem-pmgr per client and `procs` saturating apps per client,
   /// all in parallel; waits for them. Returns the shares over the common run period.
   ShareReport run_saturating(const std::vector<ClientConfig>& clients, double seconds, int procs = 1,
-                             int window = 2000) {
+                             int window = 2000, int max_inflight = 8) {
     write_config(clients);
     if (const char* w = std::getenv("GEM_INTEG_WINDOW")) window = std::atoi(w);  // for experiments
     start_scheduler(30, 10, window);
@@ -27,6 +27,7 @@ class SharesTest : public GemTest {
         AppOptions a;
         a.client = c.name;
         a.seconds = seconds;
+        a.env["GEMINI_MAX_INFLIGHT"] = std::to_string(max_inflight);
         start_app(a);
       }
     }
@@ -36,10 +37,51 @@ class SharesTest : public GemTest {
 
   void expect_shares(const std::vector<ClientConfig>& clients, const ShareReport& r) {
     EXPECT_GT(r.t1 - r.t0, static_cast<Micros>((kRunSeconds - 2) * 1e6)) << "clients ran together too briefly";
+    const std::string context = charge_context(r);
     for (const auto& c : clients) {
-      EXPECT_NEAR(r.share.at(c.name), c.request, share_tolerance()) << c.name << " " << r.describe();
+      EXPECT_NEAR(r.share.at(c.name), c.request, share_tolerance()) << c.name << " " << r.describe() << "\n"
+                                                                    << context;
     }
-    std::printf("    shares %s\n", r.describe().c_str());
+    std::printf("    shares %s\n    %s\n", r.describe().c_str(), context.c_str());
+  }
+
+  /// What to tell a scheduler that split the token wrongly from clients that could not use it: the
+  /// scheduler's charged shares (its --stats file, whole run up to its last write), each client's
+  /// kernel time per charged time up to then, and how long the stand-in GPU sat idle in the period.
+  std::string charge_context(const ShareReport& r) const {
+    const nlohmann::json st = stats();
+    const std::vector<Kernel> ks = kernels();
+    const auto pids = pids_by_client();
+    const Micros stats_time = st.value("time_us", static_cast<Micros>(0));
+    Micros charged_total = 0, first = INT64_MAX;
+    for (const Kernel& k : ks) first = std::min(first, k.start);
+    std::map<std::string, Micros> charged;
+    for (const auto& [name, _] : pids) {
+      charged[name] = st.contains("clients") && st["clients"].contains(name)
+                          ? st["clients"][name].value("used_us_total", static_cast<Micros>(0))
+                          : 0;
+      charged_total += charged[name];
+    }
+    std::string s = "charged by gem-schd:";
+    for (const auto& [name, ids] : pids) {
+      std::vector<Interval> iv;
+      for (const Kernel& k : ks) {
+        if (std::find(ids.begin(), ids.end(), k.pid) != ids.end()) iv.push_back({k.start, k.end});
+      }
+      const Micros ran = union_length(iv, first, stats_time);
+      char buf[128];
+      std::snprintf(buf, sizeof buf, " %s=%.4f (kernels %.2f of it)", name.c_str(),
+                    charged_total > 0 ? static_cast<double>(charged[name]) / charged_total : 0.0,
+                    charged[name] > 0 ? static_cast<double>(ran) / charged[name] : 0.0);
+      s += buf;
+    }
+    Micros busy = 0;
+    for (const auto& [name, b] : r.busy) busy += b;
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "; GPU busy %.3f of the period, longest idle %lld ms",
+                  r.t1 > r.t0 ? static_cast<double>(busy) / (r.t1 - r.t0) : 0.0,
+                  static_cast<long long>(longest_idle(ks, r.t0, r.t1) / 1000));
+    return s + buf;
   }
 
   void expect_no_overlap() {
