@@ -60,7 +60,8 @@ class SharesTest : public GemTest {
 
   /// What to tell a scheduler that split the token wrongly from clients that could not use it: the
   /// scheduler's charged shares (its --stats file, whole run up to its last write), each client's
-  /// kernel time per charged time up to then, and how long the stand-in GPU sat idle in the period.
+  /// kernel time per charged time up to then, how long the stand-in GPU sat idle in the period and
+  /// the longest one client had it.
   std::string charge_context(const ShareReport& r) const {
     const nlohmann::json st = stats();
     const std::vector<Kernel> ks = kernels();
@@ -90,10 +91,33 @@ class SharesTest : public GemTest {
     }
     Micros busy = 0;
     for (const auto& [name, b] : r.busy) busy += b;
-    char buf[128];
-    std::snprintf(buf, sizeof buf, "; GPU busy %.3f of the period, longest idle %lld ms",
+    // The longest turn: kernels of one client back to back, no other client's in between. Far past
+    // quota + drain, a holder kept the gate open (its hook's worker, or the answer to its renewal,
+    // starved of CPU); charged, but gem-schd forgets it once it leaves the window.
+    const auto group = client_by_pid();
+    std::vector<Kernel> sorted = ks;
+    std::sort(sorted.begin(), sorted.end(), [](const Kernel& x, const Kernel& y) { return x.start < y.start; });
+    Micros longest_turn = 0, turn_start = 0, turn_end = 0;
+    std::string turn_of, longest_of;
+    for (const Kernel& k : sorted) {
+      if (k.end <= r.t0 || k.start >= r.t1) continue;
+      const std::string g = group.count(k.pid) != 0 ? group.at(k.pid) : std::to_string(k.pid);
+      if (g != turn_of) {
+        turn_of = g;
+        turn_start = k.start;
+        turn_end = k.end;
+      }
+      turn_end = std::max(turn_end, k.end);
+      if (turn_end - turn_start > longest_turn) {
+        longest_turn = turn_end - turn_start;
+        longest_of = g;
+      }
+    }
+    char buf[192];
+    std::snprintf(buf, sizeof buf, "; GPU busy %.3f of the period, longest idle %lld ms, longest turn %lld ms (%s)",
                   r.t1 > r.t0 ? static_cast<double>(busy) / (r.t1 - r.t0) : 0.0,
-                  static_cast<long long>(longest_idle(ks, r.t0, r.t1) / 1000));
+                  static_cast<long long>(longest_idle(ks, r.t0, r.t1) / 1000),
+                  static_cast<long long>(longest_turn / 1000), longest_of.c_str());
     return s + buf;
   }
 
