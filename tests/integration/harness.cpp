@@ -237,6 +237,20 @@ Micros longest_gap(const std::vector<Kernel>& all, const std::vector<int>& pids,
   return worst;
 }
 
+Micros longest_idle(const std::vector<Kernel>& all, Micros from, Micros to) {
+  std::vector<Interval> iv;
+  for (const Kernel& k : all) {
+    if (k.end > from && k.start < to) iv.push_back({std::max(k.start, from), std::min(k.end, to)});
+  }
+  std::sort(iv.begin(), iv.end(), [](const Interval& a, const Interval& b) { return a.start < b.start; });
+  Micros longest = 0, covered_to = from;
+  for (const Interval& i : iv) {
+    longest = std::max(longest, i.start - covered_to);
+    covered_to = std::max(covered_to, i.end);
+  }
+  return std::max(longest, to - covered_to);
+}
+
 int count_cross_overlaps(const std::vector<Kernel>& all, const std::map<int, std::string>& group_of_pid,
                          std::string* examples) {
   std::vector<Kernel> ks = all;

@@ -99,6 +99,8 @@ ShareReport period_shares(const std::vector<Kernel>& all,
 /// ran again pauses until t1). Optionally where that gap starts.
 Micros longest_gap(const std::vector<Kernel>& all, const std::vector<int>& pids, Micros t0, Micros t1,
                    Micros* gap_start = nullptr);
+/// The longest stretch of [from, to] in which no kernel of `all` ran (the stand-in GPU sat idle).
+Micros longest_idle(const std::vector<Kernel>& all, Micros from, Micros to);
 
 /// Pairs of kernels of different groups (pid sets) that overlap in time; `examples` gets a few.
 int count_cross_overlaps(const std::vector<Kernel>& all, const std::map<int, std::string>& group_of_pid,

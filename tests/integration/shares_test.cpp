@@ -12,12 +12,25 @@ namespace {
 
 constexpr double kRunSeconds = 9;
 
+// Launches a saturating client may keep queued (GEMINI_MAX_INFLIGHT) in the REQUEST share tests.
+// The harness's 8 lets a stream hold only 2-4 one-millisecond kernels: whenever the app's launching
+// thread, or the stand-in's executor thread, waits longer than that for a CPU, the GPU sits idle
+// while the client holds, and is charged for, the token. On a loaded 2-core machine clients ran
+// kernels for only 67-96% of their charged time, differently per client, so the kernel-time shares
+// drifted from the scheduler's split (charged shares within 0.01 of REQUEST) by up to 0.04 (issue 6:
+// c = 0.339 for 0.30). 16 keeps 4-8 ms queued: 90-100% under three busy loops on two cores. Deeper
+// is not better here: 32 (8-16 ms) adds up to 16 ms of drain to each 30 ms quota, and slices that
+// much longer than the quota gem-schd projects tilt its split (b charged 0.206-0.208 of 0.2, kernel
+// shares off by up to 0.014 on an idle machine, against 0.008 with 16).
+// The LIMIT tests keep 8: there the drain past a quota is what a 2 s window may exceed the LIMIT by.
+constexpr int kSaturatingInflight = 16;
+
 class SharesTest : public GemTest {
  protected:
   /// Starts gem-schd with `clients`, one gem-pmgr per client and `procs` saturating apps per client,
   /// all in parallel; waits for them. Returns the shares over the common run period.
   ShareReport run_saturating(const std::vector<ClientConfig>& clients, double seconds, int procs = 1,
-                             int window = 2000) {
+                             int window = 2000, int max_inflight = 8) {
     write_config(clients);
     if (const char* w = std::getenv("GEM_INTEG_WINDOW")) window = std::atoi(w);  // for experiments
     start_scheduler(30, 10, window);
@@ -27,6 +40,7 @@ class SharesTest : public GemTest {
         AppOptions a;
         a.client = c.name;
         a.seconds = seconds;
+        a.env["GEMINI_MAX_INFLIGHT"] = std::to_string(max_inflight);
         start_app(a);
       }
     }
@@ -36,10 +50,75 @@ class SharesTest : public GemTest {
 
   void expect_shares(const std::vector<ClientConfig>& clients, const ShareReport& r) {
     EXPECT_GT(r.t1 - r.t0, static_cast<Micros>((kRunSeconds - 2) * 1e6)) << "clients ran together too briefly";
+    const std::string context = charge_context(r);
     for (const auto& c : clients) {
-      EXPECT_NEAR(r.share.at(c.name), c.request, share_tolerance()) << c.name << " " << r.describe();
+      EXPECT_NEAR(r.share.at(c.name), c.request, share_tolerance()) << c.name << " " << r.describe() << "\n"
+                                                                    << context;
     }
-    std::printf("    shares %s\n", r.describe().c_str());
+    std::printf("    shares %s\n    %s\n", r.describe().c_str(), context.c_str());
+  }
+
+  /// What to tell a scheduler that split the token wrongly from clients that could not use it: the
+  /// scheduler's charged shares (its --stats file, whole run up to its last write), each client's
+  /// kernel time per charged time up to then, how long the stand-in GPU sat idle in the period and
+  /// the longest one client had it.
+  std::string charge_context(const ShareReport& r) const {
+    const nlohmann::json st = stats();
+    const std::vector<Kernel> ks = kernels();
+    const auto pids = pids_by_client();
+    const Micros stats_time = st.value("time_us", static_cast<Micros>(0));
+    Micros charged_total = 0, first = INT64_MAX;
+    for (const Kernel& k : ks) first = std::min(first, k.start);
+    std::map<std::string, Micros> charged;
+    for (const auto& [name, _] : pids) {
+      charged[name] = st.contains("clients") && st["clients"].contains(name)
+                          ? st["clients"][name].value("used_us_total", static_cast<Micros>(0))
+                          : 0;
+      charged_total += charged[name];
+    }
+    std::string s = "charged by gem-schd:";
+    for (const auto& [name, ids] : pids) {
+      std::vector<Interval> iv;
+      for (const Kernel& k : ks) {
+        if (std::find(ids.begin(), ids.end(), k.pid) != ids.end()) iv.push_back({k.start, k.end});
+      }
+      const Micros ran = union_length(iv, first, stats_time);
+      char buf[128];
+      std::snprintf(buf, sizeof buf, " %s=%.4f (kernels %.2f of it)", name.c_str(),
+                    charged_total > 0 ? static_cast<double>(charged[name]) / charged_total : 0.0,
+                    charged[name] > 0 ? static_cast<double>(ran) / charged[name] : 0.0);
+      s += buf;
+    }
+    Micros busy = 0;
+    for (const auto& [name, b] : r.busy) busy += b;
+    // The longest turn: kernels of one client back to back, no other client's in between. Far past
+    // quota + drain, a holder kept the gate open (its hook's worker, or the answer to its renewal,
+    // starved of CPU); charged, but gem-schd forgets it once it leaves the window.
+    const auto group = client_by_pid();
+    std::vector<Kernel> sorted = ks;
+    std::sort(sorted.begin(), sorted.end(), [](const Kernel& x, const Kernel& y) { return x.start < y.start; });
+    Micros longest_turn = 0, turn_start = 0, turn_end = 0;
+    std::string turn_of, longest_of;
+    for (const Kernel& k : sorted) {
+      if (k.end <= r.t0 || k.start >= r.t1) continue;
+      const std::string g = group.count(k.pid) != 0 ? group.at(k.pid) : std::to_string(k.pid);
+      if (g != turn_of) {
+        turn_of = g;
+        turn_start = k.start;
+        turn_end = k.end;
+      }
+      turn_end = std::max(turn_end, k.end);
+      if (turn_end - turn_start > longest_turn) {
+        longest_turn = turn_end - turn_start;
+        longest_of = g;
+      }
+    }
+    char buf[192];
+    std::snprintf(buf, sizeof buf, "; GPU busy %.3f of the period, longest idle %lld ms, longest turn %lld ms (%s)",
+                  r.t1 > r.t0 ? static_cast<double>(busy) / (r.t1 - r.t0) : 0.0,
+                  static_cast<long long>(longest_idle(ks, r.t0, r.t1) / 1000),
+                  static_cast<long long>(longest_turn / 1000), longest_of.c_str());
+    return s + buf;
   }
 
   void expect_no_overlap() {
@@ -53,21 +132,21 @@ class SharesTest : public GemTest {
 
 TEST_F(SharesTest, TwoClients30_70) {
   const std::vector<ClientConfig> clients = {{"client1", 0.3, 1.0}, {"client2", 0.7, 1.0}};
-  expect_shares(clients, run_saturating(clients, kRunSeconds));
+  expect_shares(clients, run_saturating(clients, kRunSeconds, 1, 2000, kSaturatingInflight));
   expect_no_overlap();
   stop_daemons_expect_clean();
 }
 
 TEST_F(SharesTest, ThreeClients20_30_50) {
   const std::vector<ClientConfig> clients = {{"a", 0.2, 1.0}, {"b", 0.3, 1.0}, {"c", 0.5, 1.0}};
-  expect_shares(clients, run_saturating(clients, kRunSeconds));
+  expect_shares(clients, run_saturating(clients, kRunSeconds, 1, 2000, kSaturatingInflight));
   expect_no_overlap();
   stop_daemons_expect_clean();
 }
 
 TEST_F(SharesTest, FourClients10_20_30_40) {
   const std::vector<ClientConfig> clients = {{"a", 0.1, 1.0}, {"b", 0.2, 1.0}, {"c", 0.3, 1.0}, {"d", 0.4, 1.0}};
-  expect_shares(clients, run_saturating(clients, kRunSeconds));
+  expect_shares(clients, run_saturating(clients, kRunSeconds, 1, 2000, kSaturatingInflight));
   expect_no_overlap();
   stop_daemons_expect_clean();
 }
@@ -160,6 +239,7 @@ TEST_F(SharesTest, TwoProcessesOfOneClientShareItsToken) {
   start_pod_manager("solo");
   AppOptions a;
   a.seconds = kRunSeconds;
+  a.env["GEMINI_MAX_INFLIGHT"] = std::to_string(kSaturatingInflight);
   a.client = "duo";
   App& d1 = start_app(a);
   App& d2 = start_app(a);
