@@ -163,6 +163,8 @@ struct Harness {
       Micros start, span;
       if (__builtin_sub_overflow(end, used, &start)) {
         if (g_skip_known) return;  // known crash 1: end - used overflows in give_back()
+      } else if (g_skip_known && start == INT64_MIN) {
+        return;  // known crash 4: finish() mistakes an interval starting at INT64_MIN for "none yet"
       } else {
         const Micros new_lo = std::min(lo, start), new_hi = std::max(hi, end);
         // known crash 3: finish() adds up the union of intervals spanning more than INT64_MAX µs
