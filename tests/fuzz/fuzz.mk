@@ -43,11 +43,14 @@ $(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_link,$(t))))
 # The seeds are read-only input; what the run finds goes to build-fuzz/corpus/<target>, crashes to
 # build-fuzz/artifacts/<target>/.
 fuzz-ci: $(addprefix fuzz-ci-,$(FUZZ_TARGETS))
-fuzz-ci-%: $(FUZZ_BUILD)/fuzz-%
-	@mkdir -p $(FUZZ_BUILD)/corpus/$* $(FUZZ_BUILD)/artifacts/$*
-	$(FUZZ_CI_ENV) $< -max_total_time=$(FUZZ_TIME) -timeout=30 -print_final_stats=1 \
-	  $(addprefix -dict=,$(wildcard tests/fuzz/dict/$*.dict)) \
-	  -artifact_prefix=$(FUZZ_BUILD)/artifacts/$*/ $(FUZZ_BUILD)/corpus/$* tests/fuzz/corpus/$*
+define fuzz_ci
+fuzz-ci-$(1): $(FUZZ_BUILD)/fuzz-$(1)
+	@mkdir -p $(FUZZ_BUILD)/corpus/$(1) $(FUZZ_BUILD)/artifacts/$(1)
+	$$(FUZZ_CI_ENV) $$< -max_total_time=$$(FUZZ_TIME) -timeout=30 -print_final_stats=1 \
+	  $(addprefix -dict=,$(wildcard tests/fuzz/dict/$(1).dict)) \
+	  -artifact_prefix=$(FUZZ_BUILD)/artifacts/$(1)/ $(FUZZ_BUILD)/corpus/$(1) tests/fuzz/corpus/$(1)
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_ci,$(t))))
 
 fuzz-clean:
 	rm -rf $(FUZZ_BUILD)
