@@ -7,6 +7,7 @@
 #   make soak            bounded soak of the real daemons (SOAK_SECONDS, default 600; docs/hardening.md)
 #   make demo            two clients at shares 0.3 / 0.7 (real GPU if present, else the stand-in)
 #   make install PREFIX=/opt/gemini
+#   make fuzz / fuzz-ci    libFuzzer targets / a minute of each from the seeds (tests/fuzz/fuzz.mk)
 #   make clean
 
 CUDA_PATH ?= /usr/local/cuda
@@ -122,6 +123,7 @@ tools-test: all $(FAKE_LIB) $(FAKE_APP)
 # measure shares of time and must not compete with other suites for the CPU or for ports.
 TEST_SUITES := unit-test integration-test tools-test
 -include webhook/webhook.mk
+include tests/fuzz/fuzz.mk
 
 test: all $(UNIT_BIN) $(INTEG_BIN) $(FAKE_LIB) $(FAKE_APP) $(TEST_BUILD_EXTRA)
 	@set -e; for suite in $(TEST_SUITES); do $(MAKE) --no-print-directory $$suite; done

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Writes the hand-made seed corpora of the fuzz targets under tests/fuzz/corpus/ (committed; run
+again after changing the wire format or the op encoding of fuzz_policy.cpp):
+  frame/      one frame of each message type, a stream of all of them cut into chunks, a malformed one
+  config/     resource-config.txt, small good and bad configs
+  admission/  tests/webhook/fixtures/*.json (AdmissionReviews) and a few bad bodies
+  policy/     op sequences for fuzz_policy.cpp (see its header for the encoding)
+Known-crash inputs never go here (CI runs from these): they are in tests/fuzz/crashes/."""
+import os
+import shutil
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+CORPUS = os.path.join(HERE, "corpus")
+
+MAGIC, VERSION = 0x47454D31, 1
+(HELLO, SETTINGS, REQUEST, GRANT, RELEASE, ERROR, RENEW) = range(1, 8)
+
+
+def s(text):
+    b = text.encode()
+    return struct.pack(">H", len(b)) + b
+
+
+def frame(mtype, payload, request_id=1):
+    return struct.pack(">IHHQI", MAGIC, VERSION, mtype, request_id, len(payload)) + payload
+
+
+FRAMES = {
+    "hello-hook": frame(HELLO, b"\x01" + s("team-a/pod-1") + s("") + struct.pack(">IB", 4242, 0)),
+    "hello-pmgr-declared": frame(
+        HELLO,
+        b"\x02" + s("client1") + s("GPU-8a6c1d2e-0000-1111-2222-333344445555")
+        + struct.pack(">IBIIQ", 77, 1, 300000, 1000000, 4 << 30)),
+    "settings": frame(SETTINGS, struct.pack(">IIQ", 300000, 1000000, 4 << 30), 0),
+    "request": frame(REQUEST, struct.pack(">Q", 12000), 7),
+    "grant": frame(GRANT, struct.pack(">Q", 250000), 7),
+    "release": frame(RELEASE, struct.pack(">QQQQB", 180000, 9000, 5_000_000, 5_200_000, 0), 8),
+    "release-again": frame(RELEASE, struct.pack(">QQQQB", 2**64 - 1, 2**63, 0, 2**63 + 5, 1), 9),
+    "error": frame(ERROR, struct.pack(">H", 1) + s("client 'x' is not in resource-config.txt"), 2),
+    "renew": frame(RENEW, struct.pack(">QQ", 250000, 40000), 10),
+}
+
+
+def write(target, name, data):
+    d = os.path.join(CORPUS, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def frame_seeds():
+    # Input: k (low 4 bits), k u16 split offsets, then the stream.
+    for name, fr in FRAMES.items():
+        write("frame", name, b"\x00" + fr)
+    stream = b"".join(FRAMES.values())
+    cuts = [1, 19, 20, 21, 60, 61, 200, len(stream) - 1]
+    write("frame", "all-chunked", bytes([len(cuts)]) + b"".join(struct.pack(">H", c) for c in cuts) + stream)
+    write("frame", "all-bytewise-start", b"\x0f" + b"".join(struct.pack(">H", c) for c in range(1, 16)) + stream)
+    bad = frame(REQUEST, struct.pack(">Q", 1) + b"\x00")  # a trailing byte
+    write("frame", "malformed-after-two", b"\x02\x00\x05\x00\x2a" + FRAMES["request"] + FRAMES["grant"] + bad)
+
+
+CONFIGS = {
+    "three": "3\nns/a 0.2 0.5 1.5GiB\nns/b 0.3 1 0\nc 0.5 0.5 512MiB # trailing comment\n",
+    "crlf-bom": "\ufeff1\r\nclient1 0 1 4Gi\r\n",
+    "sum-slack": "3\na 0.1 1 0\nb 0.2 1 0\nc 0.7 1 0\n",
+    "exponent": "2\nx 1e-1 2.5e-1 10KB\ny 0 0 1T\n",
+    "bad-sum": "2\na 0.6 1 0\nb 0.5 1 0\n",
+    "bad-dup": "2\na 0.1 1 0\na 0.1 1 0\n",
+    "bad-count": "3\na 0.1 1 0\n",
+    "bad-size": "1\na 0.1 1 1.5\n",
+    "bad-limit": "1\na 0.5 0.4 0\n",
+    "bad-nan": "1\na nan 1 0\n",
+    "bad-id": "1\nbad$id 0 1 0\n",
+    "bad-fields": "1\na 0.1\n",
+    "empty": "# nothing\n\n",
+}
+
+
+def config_seeds():
+    shutil.copyfile(os.path.join(ROOT, "resource-config.txt"), os.path.join(CORPUS, "config", "resource-config.txt"))
+    for name, text in CONFIGS.items():
+        write("config", name, text.encode())
+
+
+def admission_seeds():
+    fixtures = os.path.join(ROOT, "tests", "webhook", "fixtures")
+    for name in sorted(os.listdir(fixtures)):
+        if name.endswith(".json"):
+            with open(os.path.join(fixtures, name), "rb") as f:
+                write("admission", name, f.read())
+    write("admission", "not-json", b"{\"kind\": ")
+    write("admission", "deep", b"[" * 70 + b"]" * 70)
+    write("admission", "no-uid", b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{}}')
+
+
+# fuzz_policy.cpp ops
+SET, REQ, REL, RENEW_, DISC, SCHED, ADV, ADV_BIG, ADV_EVENT = range(9)
+GRANTED, TAKE, GIVE, LOST, FINISH, RESET, GIVE_NOW, FINISH_RELEASE = range(9, 17)
+A, B, C, D, UNKNOWN = range(5)
+
+
+def u64(v):
+    return struct.pack(">Q", v % 2**64)
+
+
+def header(opts, start):
+    return bytes([opts]) + struct.pack(">I", start)
+
+
+def set_clients(*shares):
+    mask = 0
+    body = b""
+    for i, (r, l) in enumerate(shares):
+        if r is None:
+            continue
+        mask |= 1 << i
+        body += bytes([r, l])
+    return bytes([SET, mask]) + body
+
+
+def policy_seeds():
+    two = set_clients((77, 255), (255, 255))  # a: 0.3 / 1, b: the rest / 1
+    cycle = (bytes([REQ, A]) + u64(0) + bytes([REQ, B]) + u64(30000) + bytes([SCHED, ADV]) + struct.pack(">H", 50000)
+             + bytes([REL, A]) + u64(40000) + u64(20000) + b"\x01" + bytes([SCHED, ADV_EVENT, SCHED]))
+    write("policy", "two-clients", header(0, 1000000) + two + cycle * 4)
+    write("policy", "renew", header(1, 5) + set_clients((0, 128)) + bytes([REQ, A]) + u64(500) + bytes([SCHED])
+          + bytes([ADV_BIG]) + u64(1000) + bytes([RENEW_, A]) + u64(1000) + u64(700) + bytes([DISC, A, SCHED]))
+    write("policy", "limit-wait", header(2, 0) + set_clients((0, 40), (0, 255)) + (bytes([REQ, A]) + u64(2)
+          + bytes([SCHED, ADV_EVENT, SCHED, ADV]) + b"\x00\x09") * 6)
+    write("policy", "wire-extremes", header(0, 123456) + set_clients((0, 255), (1, 2)) + bytes([REQ, A]) + u64(-1)
+          + bytes([SCHED, REL, A]) + u64(2**63) + u64(-5) + b"\x00" + bytes([REQ, B]) + u64(2**63 - 1)
+          + bytes([SCHED, RENEW_, B]) + u64(-1) + u64(-1) + bytes([ADV_BIG]) + u64(-1) + bytes([SCHED, DISC, UNKNOWN]))
+    write("policy", "reconfig", header(0, 99) + set_clients((100, 200), (50, 255), (20, 20)) + bytes([REQ, C]) + u64(0)
+          + bytes([SCHED]) + set_clients((None, 0), (50, 255)) + bytes([SCHED]) + set_clients((255, 255)))
+    token = (bytes([GRANTED]) + u64(250000) + bytes([TAKE, 0, TAKE, 1, ADV]) + b"\x10\x00"
+             + bytes([GIVE_NOW, 0]) + struct.pack(">IHI", 3000, 100, 800) + bytes([GIVE_NOW, 1])
+             + struct.pack(">IHI", 4000, 0, 900) + bytes([ADV]) + b"\x00\x10")
+    write("policy", "token-share", header(0, 10**9) + token + bytes([FINISH]) + token + bytes([TAKE, 2, LOST, 2, RESET]))
+    write("policy", "pmgr-to-schd", header(0, 10**9) + two + bytes([REQ, A]) + u64(0) + bytes([SCHED]) + token
+          + bytes([FINISH_RELEASE, A, SCHED]))
+    write("policy", "give-back-wire", header(1, 10**6) + bytes([GRANTED]) + u64(1000) + bytes([TAKE, 3, GIVE, 3])
+          + u64(500) + u64(10**6 + 400) + u64(100) + bytes([FINISH]))
+
+
+def main():
+    for t in ("frame", "config", "admission", "policy"):
+        shutil.rmtree(os.path.join(CORPUS, t), ignore_errors=True)
+        os.makedirs(os.path.join(CORPUS, t))
+    frame_seeds()
+    config_seeds()
+    admission_seeds()
+    policy_seeds()
+
+
+if __name__ == "__main__":
+    main()
