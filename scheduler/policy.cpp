@@ -225,8 +225,16 @@ std::optional<ClientStats> Policy::stats(const std::string& name, Micros now) co
 
 void Policy::charge(Client& c, Micros used, Micros now) {
   if (used <= 0) return;
-  c.busy.push_back({now - used, now});
-  c.used_total += used;
+  // A charge covers [now - used, now] but never reaches back before the client's previous charge
+  // or before it became active: intervals stay disjoint, so a report larger than the hold (which a
+  // hook never makes; a forger might) raises the client's usage at most to the whole span, and a
+  // share stays within [0, 1].
+  Micros start = now - used;
+  if (!c.busy.empty()) start = std::max(start, c.busy.back().end);
+  start = std::max(start, c.active_since);
+  if (start >= now) return;
+  c.busy.push_back({start, now});
+  c.used_total += now - start;
   forget_old(c, now);
 }
 

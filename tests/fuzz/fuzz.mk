@@ -14,15 +14,15 @@ FUZZ_TARGETS := frame config admission policy
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CXXFLAGS := -std=c++17 -O1 -g $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP \
   -Iinclude -Ischeduler -Ipod-manager -Iwebhook
-# Known crashes the owners have not fixed yet (tests/fuzz/crashes/README.md): fuzz-ci steps around
-# them so that it stays green and still finds new ones. Empty it once they are fixed.
-FUZZ_CI_ENV := GEM_FUZZ_SKIP_KNOWN=1
+# Environment for fuzz-ci runs (empty: every property is checked).
+FUZZ_CI_ENV :=
 
 FUZZ_SRCS_frame := tests/fuzz/fuzz_frame.cpp common/protocol.cpp
-FUZZ_SRCS_config := tests/fuzz/fuzz_config.cpp common/config.cpp common/protocol.cpp
+FUZZ_SRCS_config := tests/fuzz/fuzz_config.cpp common/config.cpp common/config_index.cpp common/protocol.cpp
 FUZZ_SRCS_admission := tests/fuzz/fuzz_admission.cpp webhook/admission.cpp webhook/base64.cpp \
-  webhook/mutate.cpp webhook/patch.cpp webhook/settings.cpp common/config.cpp common/protocol.cpp
-FUZZ_SRCS_policy := tests/fuzz/fuzz_policy.cpp scheduler/policy.cpp pod-manager/token_share.cpp
+  webhook/mutate.cpp webhook/patch.cpp webhook/settings.cpp common/config.cpp common/config_index.cpp \
+  common/protocol.cpp
+FUZZ_SRCS_policy := tests/fuzz/fuzz_policy.cpp scheduler/policy.cpp pod-manager/token_share.cpp common/protocol.cpp
 
 fuzz_obj = $(patsubst %.cpp,$(FUZZ_BUILD)/obj/%.o,$(1))
 FUZZ_BINS := $(addprefix $(FUZZ_BUILD)/fuzz-,$(FUZZ_TARGETS))

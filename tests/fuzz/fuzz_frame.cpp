@@ -40,8 +40,11 @@ bool same(const proto::ClientSettings& a, const proto::ClientSettings& b) {
 }
 bool same(const proto::Hello& a, const proto::Hello& b) {
   return a.role == b.role && a.client == b.client && a.device_uuid == b.device_uuid && a.pid == b.pid &&
-         a.has_declared == b.has_declared && (!a.has_declared || same(a.declared, b.declared));
+         a.has_declared == b.has_declared && (!a.has_declared || same(a.declared, b.declared)) &&
+         a.secret == b.secret;
 }
+bool same(const proto::Heartbeat&, const proto::Heartbeat&) { return true; }
+bool same(const proto::TokenRevoke& a, const proto::TokenRevoke& b) { return a.held_us == b.held_us; }
 bool same(const proto::TokenRequest& a, const proto::TokenRequest& b) { return a.last_burst_us == b.last_burst_us; }
 bool same(const proto::TokenGrant& a, const proto::TokenGrant& b) { return a.quota_us == b.quota_us; }
 bool same(const proto::TokenRelease& a, const proto::TokenRelease& b) {

@@ -30,10 +30,9 @@
 //    says "last" exactly when the last holder leaves; remaining() >= 0 and 0 unless held; finish()
 //    reports used >= 0 and burst >= 0 and leaves nothing held.
 // UndefinedBehaviorSanitizer aborts on signed overflow anywhere in the code under test.
-//
-// GEM_FUZZ_SKIP_KNOWN=1 in the environment skips the operations that reach the known, reported
-// overflows in TokenShare (tests/fuzz/crashes/README.md), so that a run can go on finding others;
-// make fuzz-ci sets it until they are fixed.
+//  - finish() charges at least the time from the grant (a hook's report never lowers it).
+// The four TokenShare crashes this target found (overflows on wire values, a sentinel mistaken for
+// an interval) are fixed; their inputs are regression seeds in tests/fuzz/corpus/policy/known-*.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -46,6 +45,7 @@
 
 #include "policy.h"
 #include "token_share.h"
+#include "gem/protocol.h"
 
 using gem::Micros;
 using gem::pmgr::TokenShare;
@@ -64,7 +64,6 @@ namespace {
     if (!(cond)) fail(#cond); \
   } while (0)
 
-bool g_skip_known = false;
 
 class Input {
  public:
@@ -129,52 +128,29 @@ struct Harness {
     CHECK(share.holder_count() == holders.size());
     CHECK(share.has_holders() == !holders.empty());
     for (int who = 0; who < 4; ++who) CHECK(share.holds(who) == (holders.count(who) == 1));
-    if (!g_skip_known || no_grant_overflow()) {
-      const Micros rem = share.remaining(now);
-      CHECK(rem >= 0);
-      if (!share.held()) CHECK(rem == 0);
-      if (share.valid(now)) CHECK(share.held());
-    }
+    const Micros rem = share.remaining(now);
+    CHECK(rem >= 0);
+    if (!share.held()) CHECK(rem == 0);
+    if (share.valid(now)) CHECK(share.held());
   }
 
-  // known crash 2: remaining() and valid() add grant time + quota unchecked.
-  Micros grant_at = 0, quota = 0;
-  bool no_grant_overflow() const {
-    Micros sum;
-    return !__builtin_add_overflow(grant_at, quota, &sum) && !__builtin_sub_overflow(sum, now, &sum);
-  }
+  Micros grant_at = 0;
 
-  // gem-pmgr: the last process gave the token back.
+  // gem-pmgr: the last process gave the token back. The charge is at least the time held.
   TokenShare::Report finish() {
-    const TokenShare::Report r = share.finish();
+    const bool was_held = share.held();
+    const TokenShare::Report r = share.finish(now);
     CHECK(r.used >= 0 && r.burst >= 0);
+    if (was_held) CHECK(r.used >= now - grant_at);  // a hook's report never lowers the charge
     CHECK(!share.held() && !share.has_holders());
     holders.clear();
-    lo = INT64_MAX;
-    hi = INT64_MIN;
     return r;
   }
 
-  // Smallest start and largest end of the intervals given back since the last finish().
-  Micros lo = INT64_MAX, hi = INT64_MIN;
-
-  void give_back(int who, Micros used, Micros end, Micros burst) {
-    if (used > 0 && holders.count(who) == 1) {
-      Micros start, span;
-      if (__builtin_sub_overflow(end, used, &start)) {
-        if (g_skip_known) return;  // known crash 1: end - used overflows in give_back()
-      } else if (g_skip_known && start == INT64_MIN) {
-        return;  // known crash 4: finish() mistakes an interval starting at INT64_MIN for "none yet"
-      } else {
-        const Micros new_lo = std::min(lo, start), new_hi = std::max(hi, end);
-        // known crash 3: finish() adds up the union of intervals spanning more than INT64_MAX µs
-        if (g_skip_known && __builtin_sub_overflow(new_hi, new_lo, &span)) return;
-        lo = new_lo;
-        hi = new_hi;
-      }
-    }
+  // A hook's TokenRelease, raw wire values (TokenShare clamps them itself).
+  void give_back(int who, uint64_t used, uint64_t end, uint64_t burst) {
     const bool had = holders.erase(who) == 1;
-    const bool last = share.give_back(who, used, end, burst);
+    const bool last = share.give_back(who, used, end, burst, now);
     CHECK(last == (had && holders.empty()));
   }
 
@@ -273,10 +249,8 @@ struct Harness {
         break;
       }
       case 9: {
-        const Micros q = static_cast<Micros>(in.u64());
-        share.granted(q, now);
+        share.granted(gem::proto::wire_micros(in.u64()), now);  // as gem-pmgr passes a TokenGrant
         grant_at = now;
-        quota = q;
         break;
       }
       case 10: {
@@ -287,15 +261,16 @@ struct Harness {
       }
       case 11: {
         const int who = in.u8() % 4;
-        const Micros used = static_cast<Micros>(in.u64());
-        const Micros end = static_cast<Micros>(in.u64());
-        const Micros burst = static_cast<Micros>(in.u64());
+        const uint64_t used = in.u64();
+        const uint64_t end = in.u64();
+        const uint64_t burst = in.u64();
         give_back(who, used, end, burst);
         break;
       }
       case 12: {
         const int who = in.u8() % 4;
-        give_back(who, now - grant_at, now, 0);  // what TokenShare::lost() passes
+        const bool had = holders.erase(who) == 1;
+        CHECK(share.lost(who, now) == (had && holders.empty()));
         break;
       }
       case 13:
@@ -304,8 +279,6 @@ struct Harness {
       case 14:
         share.reset();
         holders.clear();
-        lo = INT64_MAX;
-        hi = INT64_MIN;
         break;
       case 15: {
         const int who = in.u8() % 4;
@@ -335,12 +308,6 @@ const PolicyOptions kOptions[] = {
 };
 
 }  // namespace
-
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  const char* skip = std::getenv("GEM_FUZZ_SKIP_KNOWN");
-  g_skip_known = skip != nullptr && *skip != '\0' && *skip != '0';
-  return 0;
-}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Input in(data, size);

@@ -169,28 +169,30 @@ TEST(Policy, DefaultLeaseGraceIsHalfASecond) {
 }
 
 // A client that reports 0 µs of use is charged the time it held the token; a report can only raise
-// the charge, and a huge one is capped at the window (no overflow, no other client touched).
+// the charge, never back over time already charged nor before the client became active, so a huge
+// one cannot overflow, touch another client or push a share above 1.
 TEST(Policy, ChargeIsAtLeastTheObservedHoldTime) {
   Policy p(Opts());
   p.set_clients({{"forger", 0.5, 1}, {"b", 0.5, 1}}, 0);
   p.request("forger", 0, 0);
   ASSERT_EQ(p.schedule(0)->client, "forger");
   p.release("forger", 0, 0, 200 * kMs);
-  EXPECT_EQ(p.stats("forger", 200 * kMs)->used_total, 200 * kMs);
-  p.request("forger", 0, 200 * kMs);
-  ASSERT_EQ(p.schedule(200 * kMs)->client, "forger");
-  p.release("forger", 300 * kMs, 0, 300 * kMs);  // reported more than held: raises the charge
-  EXPECT_EQ(p.stats("forger", 300 * kMs)->used_total, 500 * kMs);
-  p.request("forger", 0, 300 * kMs);
-  ASSERT_EQ(p.schedule(300 * kMs)->client, "forger");
-  p.release("forger", INT64_MAX, INT64_MAX, 400 * kMs);
-  EXPECT_EQ(p.stats("forger", 400 * kMs)->used_total, 500 * kMs + Opts().window);
-  EXPECT_EQ(p.stats("b", 400 * kMs)->used_total, 0);
-  // Renewal is charged the same way.
-  p.request("forger", 0, 400 * kMs);
-  ASSERT_EQ(p.schedule(400 * kMs)->client, "forger");
-  p.renew("forger", 0, 0, 500 * kMs);
-  EXPECT_EQ(p.stats("forger", 500 * kMs)->used_total, 600 * kMs + Opts().window);
+  EXPECT_EQ(p.stats("forger", 200 * kMs)->used_total, 200 * kMs) << "reported 0, held 200 ms";
+  p.request("forger", 0, 1000 * kMs);
+  ASSERT_EQ(p.schedule(1000 * kMs)->client, "forger");
+  p.release("forger", 300 * kMs, 0, 1100 * kMs);  // held 100 ms, reported 300: raises the charge
+  EXPECT_EQ(p.stats("forger", 1100 * kMs)->used_total, 500 * kMs);
+  p.request("forger", 0, 1100 * kMs);
+  ASSERT_EQ(p.schedule(1100 * kMs)->client, "forger");
+  p.release("forger", INT64_MAX, INT64_MAX, 1200 * kMs);  // back to the previous charge at most
+  EXPECT_EQ(p.stats("forger", 1200 * kMs)->used_total, 600 * kMs);
+  EXPECT_LE(p.stats("forger", 1200 * kMs)->share, 1.0);
+  EXPECT_EQ(p.stats("b", 1200 * kMs)->used_total, 0);
+  // Renewal is charged the same way: at least the time since the grant.
+  p.request("forger", 0, 1200 * kMs);
+  ASSERT_EQ(p.schedule(1200 * kMs)->client, "forger");
+  ASSERT_TRUE(p.renew("forger", 0, 0, 1300 * kMs));
+  EXPECT_EQ(p.stats("forger", 1300 * kMs)->used_total, 700 * kMs);
 }
 
 // With the forger charged its hold time, a neighbour keeps its REQUEST (the forging client
