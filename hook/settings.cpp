@@ -6,6 +6,7 @@
 
 #include "gem/log.h"
 #include "gem/protocol.h"
+#include "gem/secret.h"
 
 namespace gem::hook {
 
@@ -39,20 +40,8 @@ Settings load() {
   s.pmgr_timeout_ms = std::atoi(env("GEMINI_PMGR_TIMEOUT_MS", "800").c_str());
   if (s.pmgr_timeout_ms < 50 || s.pmgr_timeout_ms > 60000) s.pmgr_timeout_ms = 800;
   const std::string secret_file = env("GEMINI_SECRET_FILE", "");
-  if (!secret_file.empty()) {
-    // Read with plain stdio: the hook must not pull in anything that could clash with the program.
-    FILE* f = std::fopen(secret_file.c_str(), "re");
-    char line[proto::kMaxSecret + 2] = {0};
-    if (f == nullptr || std::fgets(line, sizeof line, f) == nullptr) {
-      LOG_ERROR("GEMINI_SECRET_FILE %s: cannot read it; the pod manager will refuse this process",
-                secret_file.c_str());
-    } else {
-      s.secret = line;
-      while (!s.secret.empty() && (s.secret.back() == '\n' || s.secret.back() == '\r' || s.secret.back() == ' ')) {
-        s.secret.pop_back();
-      }
-    }
-    if (f != nullptr) std::fclose(f);
+  if (!secret_file.empty() && !read_secret_file(secret_file, &s.secret, &err, "GEMINI_SECRET_FILE")) {
+    LOG_ERROR("%s; the pod manager will refuse this process", err.c_str());
   }
   s.print_stats = env("GEMINI_STATS", "0") == "1";
   s.stats_file = env("GEMINI_STATS_FILE", "");

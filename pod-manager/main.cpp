@@ -9,7 +9,7 @@
 #include "gem/net.h"
 #include "gem/listener.h"
 #include "manager.h"
-#include "secret.h"
+#include "gem/secret.h"
 
 namespace {
 
@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gem-pmgr: --allow_uids: %s\n", err.c_str());
     return 2;
   }
-  if (flags.has("secret_file") && !gem::pmgr::read_secret_file(flags.get("secret_file", ""), &opts.secret, &err)) {
+  if (flags.has("secret_file") && !gem::read_secret_file(flags.get("secret_file", ""), &opts.secret, &err)) {
     std::fprintf(stderr, "gem-pmgr: %s\n", err.c_str());
     return 2;
   }

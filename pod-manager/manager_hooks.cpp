@@ -4,7 +4,7 @@
 
 #include "gem/log.h"
 #include "manager.h"
-#include "secret.h"
+#include "gem/secret.h"
 
 namespace gem::pmgr {
 

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "gem/protocol.h"
+#include "gem/secret.h"
 
 namespace gem::sched {
 
@@ -86,16 +87,7 @@ bool Secrets::allows(const std::string& client, const std::string& secret) const
   if (path_.empty()) return true;
   auto it = by_client_.find(client);
   if (it == by_client_.end()) return false;
-  const std::string& want = it->second;
-  // Constant time in the secret's content: compare every byte of the longer one.
-  const size_t n = std::max(want.size(), secret.size());
-  unsigned diff = want.size() == secret.size() ? 0u : 1u;
-  for (size_t i = 0; i < n; ++i) {
-    const unsigned char a = i < want.size() ? static_cast<unsigned char>(want[i]) : 0;
-    const unsigned char b = i < secret.size() ? static_cast<unsigned char>(secret[i]) : 0;
-    diff |= static_cast<unsigned>(a ^ b);
-  }
-  return diff == 0;
+  return secrets_equal(it->second, secret);
 }
 
 }  // namespace gem::sched

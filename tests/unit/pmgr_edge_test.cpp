@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "../../pod-manager/manager.h"
-#include "../../pod-manager/secret.h"
+#include "gem/secret.h"
 
 namespace gem::pmgr {
 namespace {

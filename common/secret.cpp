@@ -1,4 +1,4 @@
-#include "secret.h"
+#include "gem/secret.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -7,12 +7,12 @@
 
 #include "gem/protocol.h"
 
-namespace gem::pmgr {
+namespace gem {
 
-bool read_secret_file(const std::string& path, std::string* secret, std::string* err) {
+bool read_secret_file(const std::string& path, std::string* secret, std::string* err, const std::string& what) {
   FILE* f = std::fopen(path.c_str(), "re");
   if (f == nullptr) {
-    *err = "--secret_file " + path + ": " + std::strerror(errno);
+    *err = what + " " + path + ": " + std::strerror(errno);
     return false;
   }
   char buf[4096];
@@ -24,12 +24,12 @@ bool read_secret_file(const std::string& path, std::string* secret, std::string*
   const size_t b = line.find_first_not_of(ws);
   line = b == std::string::npos ? std::string() : line.substr(b, line.find_last_not_of(ws) - b + 1);
   if (line.empty() || line.size() > proto::kMaxSecret) {
-    *err = "--secret_file " + path + ": the first line must hold 1 to " + std::to_string(proto::kMaxSecret) +
+    *err = what + " " + path + ": the first line must hold 1 to " + std::to_string(proto::kMaxSecret) +
            " bytes (it holds " + std::to_string(line.size()) + ")";
     return false;
   }
   if (!std::all_of(line.begin(), line.end(), [](char c) { return c >= 0x20 && c < 0x7f; })) {
-    *err = "--secret_file " + path + ": the secret must be printable ASCII";
+    *err = what + " " + path + ": the secret must be printable ASCII";
     return false;
   }
   *secret = line;
@@ -47,4 +47,4 @@ bool secrets_equal(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
-}  // namespace gem::pmgr
+}  // namespace gem
