@@ -2,6 +2,7 @@
 // Listener (connection cap, peer uid check, socket file mode), on real socket pairs.
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -197,6 +198,57 @@ TEST(Listener, PeerUidChecked) {
     close(sv[0]);
     close(sv[1]);
   }
+  std::system(("rm -rf " + dir).c_str());
+}
+
+// Out of descriptors: the pending client is shed through the reserved descriptor (it sees a close
+// at once instead of hanging in the backlog), accepting pauses for a moment, nothing spins, and
+// once descriptors are free again connections are accepted. Runs in a child with a low fd limit.
+TEST(Listener, EmfileShedsThePendingClientAndPauses) {
+  const std::string dir = temp_dir();
+  const pid_t child = fork();
+  if (child == 0) {
+    net::Endpoint ep;
+    ep.unix_path = dir + "/emfile.sock";
+    std::string err;
+    const int lfd = net::listen_on(ep, &err);
+    if (lfd < 0) _exit(10);
+    ListenerOptions o;
+    o.max_connections = 1000;  // not the cap: the descriptors run out first
+    Listener l(lfd, true, o);
+    const int client = net::connect_to(ep, 1000, &err);
+    if (client < 0) _exit(11);
+    // Use up every descriptor left (below a low limit), as a daemon flooded with connections would.
+    struct rlimit rl {64, 64};
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(12);
+    std::vector<int> hogs;
+    for (;;) {
+      const int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (fd < 0) break;
+      hogs.push_back(fd);
+    }
+    const std::vector<int> got = l.accept_ready(0);
+    if (!got.empty()) _exit(13);                       // nothing could be accepted
+    if (l.refused() != 1) _exit(14);                   // counted
+    if (l.accepting(mono_us())) _exit(15);             // paused: the caller stops polling the fd
+    if (l.resume_at() - mono_us() > 100000) _exit(16);  // for 100 ms at most
+    char c;
+    pollfd p{client, POLLIN, 0};
+    if (poll(&p, 1, 1000) != 1 || recv(client, &c, 1, 0) != 0) _exit(17);  // the client saw a close
+    for (int fd : hogs) close(fd);
+    const int again = net::connect_to(ep, 1000, &err);
+    if (again < 0) _exit(18);
+    std::vector<int> later;
+    for (int i = 0; i < 100 && later.empty(); ++i) {
+      usleep(5000);
+      if (l.accepting(mono_us())) later = l.accept_ready(0);
+    }
+    _exit(later.size() == 1 ? 0 : 19);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "step " << WEXITSTATUS(status) << " failed (see the exit codes in the test)";
   std::system(("rm -rf " + dir).c_str());
 }
 
