@@ -27,19 +27,6 @@ std::string big_config(double r1, double r2, size_t others, bool duplicate_last)
   return s;
 }
 
-// Longest time inside [from, to] during which no kernel of any process ran.
-Micros longest_idle(std::vector<Kernel> ks, Micros from, Micros to) {
-  std::sort(ks.begin(), ks.end(), [](const Kernel& a, const Kernel& b) { return a.start < b.start; });
-  Micros busy_until = from, longest = 0;
-  for (const Kernel& k : ks) {
-    if (k.end <= busy_until) continue;
-    if (k.start >= to) break;
-    longest = std::max(longest, std::min(k.start, to) - busy_until);
-    busy_until = std::max(busy_until, k.end);
-  }
-  return std::max(longest, to - std::min(busy_until, to));
-}
-
 int count_in_log(const std::string& log, const std::string& needle) {
   int n = 0;
   for (size_t p = log.find(needle); p != std::string::npos; p = log.find(needle, p + 1)) ++n;
