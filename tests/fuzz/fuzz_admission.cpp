@@ -28,16 +28,11 @@
 
 using nlohmann::json;
 
+#include "fuzz_check.h"
+
 namespace {
 
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "fuzz_admission: property violated: %s\n", what);
-  std::abort();
-}
-#define CHECK(cond) \
-  do {              \
-    if (!(cond)) fail(#cond); \
-  } while (0)
+constexpr const char* kFuzzTarget = "fuzz_admission";
 
 bool strtod_share(const std::string& s, double* out) {
   char* end = nullptr;
@@ -95,13 +90,13 @@ void check_patch(const json& response, size_t patch_ops, std::string_view body, 
     patched = pod.patch(ops);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "patch: %s\nerror: %s\n", ops.dump().c_str(), e.what());
-    fail("the patch applies to request.object");
+    FAIL("the patch applies to request.object");
   }
   const gemwh::MutateResult again = gemwh::mutate_pod(patched, opts);
   if (again.outcome != gemwh::Outcome::kUnchanged) {
     std::fprintf(stderr, "patched pod: %s\noutcome %d, patch %s, message %s\n", patched.dump().c_str(),
                  static_cast<int>(again.outcome), again.patch.ops().dump().c_str(), again.message.c_str());
-    fail("a reinvocation on the patched pod changes nothing");
+    FAIL("a reinvocation on the patched pod changes nothing");
   }
   bool had_sidecar = false;
   if (const json* inits = find_path(pod, {"spec", "initContainers"}); inits && inits->is_array()) {
@@ -119,7 +114,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const gemwh::AdmissionResult r = gemwh::review(body, opts);
   if (r.http_status == 500) {
     std::fprintf(stderr, "500: %s\n", r.body.c_str());
-    fail("review() does not answer 500");
+    FAIL("review() does not answer 500");
   }
   CHECK(r.http_status == 200 || r.http_status == 400);
   const json out = json::parse(r.body, nullptr, false);

@@ -21,16 +21,11 @@
 #include "gem/config.h"
 #include "gem/protocol.h"
 
+#include "fuzz_check.h"
+
 namespace {
 
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "fuzz_config: property violated: %s\n", what);
-  std::abort();
-}
-#define CHECK(cond) \
-  do {              \
-    if (!(cond)) fail(#cond); \
-  } while (0)
+constexpr const char* kFuzzTarget = "fuzz_config";
 
 bool id_char(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
@@ -105,7 +100,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string out = write_back(cfg);
     if (!gem::parse_config(out, "written", &again, &err2)) {
       std::fprintf(stderr, "%s\n%s\n", out.c_str(), err2.to_string().c_str());
-      fail("written-back config parses");
+      FAIL("written-back config parses");
     }
     CHECK(same(cfg, again));
   } else {

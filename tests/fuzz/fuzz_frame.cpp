@@ -24,16 +24,11 @@
 
 namespace proto = gem::proto;
 
+#include "fuzz_check.h"
+
 namespace {
 
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "fuzz_frame: property violated: %s\n", what);
-  std::abort();
-}
-#define CHECK(cond) \
-  do {              \
-    if (!(cond)) fail(#cond); \
-  } while (0)
+constexpr const char* kFuzzTarget = "fuzz_frame";
 
 bool same(const proto::ClientSettings& a, const proto::ClientSettings& b) {
   return a.request_ppm == b.request_ppm && a.limit_ppm == b.limit_ppm && a.gpu_mem_bytes == b.gpu_mem_bytes;

@@ -53,16 +53,11 @@ using gem::sched::ClientShare;
 using gem::sched::Policy;
 using gem::sched::PolicyOptions;
 
+#include "fuzz_check.h"
+
 namespace {
 
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "fuzz_policy: invariant violated: %s\n", what);
-  std::abort();
-}
-#define CHECK(cond) \
-  do {              \
-    if (!(cond)) fail(#cond); \
-  } while (0)
+constexpr const char* kFuzzTarget = "fuzz_policy";
 
 
 class Input {
@@ -112,7 +107,7 @@ struct Harness {
       CHECK(std::isfinite(s->share));
       if (!(s->share >= 0 && s->share <= 1)) {
         std::fprintf(stderr, "client %s share %.17g\n", name, s->share);
-        fail("0 <= share <= 1");
+        FAIL("0 <= share <= 1");
       }
       CHECK(s->used_total >= 0 && s->used_total >= used_total[name]);
       used_total[name] = s->used_total;
