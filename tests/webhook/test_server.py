@@ -299,9 +299,11 @@ class MalformedRequests(unittest.TestCase):
     def test_non_tls_and_garbage_connections(self):
         for payload in (b"POST /mutate HTTP/1.1\r\nHost: x\r\n\r\n", b"\x16\x03\x01\x00\x05hello", b""):
             with socket.create_connection(("127.0.0.1", self.server.port), timeout=5) as s:
-                s.sendall(payload)
-                s.shutdown(socket.SHUT_WR)
+                # The server may drop a garbage connection before we are done with it (ENOTCONN,
+                # ECONNRESET, EPIPE): that is a fine answer; what matters is that it keeps serving.
                 try:
+                    s.sendall(payload)
+                    s.shutdown(socket.SHUT_WR)
                     s.recv(100)
                 except OSError:
                     pass
