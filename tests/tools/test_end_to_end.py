@@ -5,7 +5,8 @@ Each client's share of the kernel time logged by the stand-in driver, over the p
 ran, must be within 5 points of its REQUEST (the C++ integration tests hold the scheduler to 2 points;
 this test checks that the launchers wire everything up). GEMINI_MAX_INFLIGHT=8 keeps at most ~8
 kernels (16 ms) queued, under the 30 ms quota: with the hook's default (128 in flight, 256 ms of 2 ms
-kernels) each grant overshoots its quota ~8x and a 3 s run holds too few grants for a 5-point check."""
+kernels) each grant overshoots its quota ~8x. The run lasts 6 s (5 s measured): with every hand-off
+charged to its holder (issue 6), a 2 s measure on a loaded 2-core machine strayed past 5 points once."""
 
 import json
 import os
@@ -85,7 +86,7 @@ class TestEndToEnd(unittest.TestCase):
             err = open(self.tmp / f"{name}.err", "w")
             p = subprocess.Popen(
                 [U.PY, str(U.COMMAND), "--hook", str(U.hook_lib()), "--name", name, "--port", str(base + 1 + i),
-                 "--timeout", "60", "--", str(app), "--seconds", "3", "--kernel_us", "2000"],
+                 "--timeout", "60", "--", str(app), "--seconds", "6", "--kernel_us", "2000"],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
             self.procs.append(p)
             runs[name] = (p, out, err)
@@ -110,7 +111,7 @@ class TestEndToEnd(unittest.TestCase):
             intervals[name] = mine
         # The first second is the scheduler's warm-up (its window starts empty): not counted.
         t0, t1, busy = overlap_shares(intervals, skip_us=SKIP_US)
-        self.assertGreater(t1 - t0, 1_500_000, "the two clients overlapped less than 2.5 s")
+        self.assertGreater(t1 - t0, 4_000_000, "the two clients overlapped less than 4 s after the warm-up")
         total = sum(busy.values())
         report = {n: round(busy[n] / total, 3) for n in busy}
         for name, req in clients:
