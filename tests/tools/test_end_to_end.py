@@ -4,9 +4,11 @@ launch-command.py runs of the stand-in's fake-cuda-app under libgemhook.so.1 at 
 Each client's share of the kernel time logged by the stand-in driver, over the period where both
 ran, must be within 5 points of its REQUEST (the C++ integration tests hold the scheduler to 2 points;
 this test checks that the launchers wire everything up). GEMINI_MAX_INFLIGHT=8 keeps at most ~8
-kernels (16 ms) queued, under the 30 ms quota: with the hook's default (128 in flight, 256 ms of 2 ms
-kernels) each grant overshoots its quota ~8x. The run lasts 6 s (5 s measured): with every hand-off
-charged to its holder (issue 6), a 2 s measure on a loaded 2-core machine strayed past 5 points once."""
+kernels (16 ms) queued, under the quota: with the hook's default (128 in flight, 256 ms of 2 ms
+kernels) each grant overshoots its quota. Quotas of 100 ms (not 30): since issue 6 every hand-off is
+charged to its holder, and the larger client renews without a hand-off whenever the other is not
+waiting, so on a loaded 2-core machine (right after the integration suite) hand-offs of a few ms
+against 30 ms quotas tilted 0.3/0.7 to 0.25/0.75 in two CI runs. The run lasts 6 s (5 s measured)."""
 
 import json
 import os
@@ -70,7 +72,7 @@ class TestEndToEnd(unittest.TestCase):
         self.addCleanup(backend_log.close)
         backend = subprocess.Popen(
             [U.PY, str(U.BACKEND), str(schd), str(pmgr), "--config", str(cfg), "--port", str(base),
-             "--pmgr_base_port", str(base + 1), "--base_quota", "30", "--min_quota", "10", "--window", "2000",
+             "--pmgr_base_port", str(base + 1), "--base_quota", "100", "--min_quota", "50", "--window", "2000",
              "--stats", str(stats)],
             stdin=subprocess.DEVNULL, stdout=backend_log, stderr=subprocess.STDOUT)
         self.procs.append(backend)
