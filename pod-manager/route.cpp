@@ -35,16 +35,24 @@ void Route::hook_hello(HookId h, uint64_t rid, Micros now, Actions* out) {
 void Route::hook_request(HookId h, uint64_t rid, const proto::TokenRequest& m, Micros now, Actions* out) {
   if (m.last_burst_us > 0) last_burst_ = proto::wire_micros(m.last_burst_us);
   if (token_.valid(now) && !token_.holds(h)) {  // the client holds a valid token: join it
-    token_.take(h);
-    to_hook(h, {rid, proto::TokenGrant{static_cast<uint64_t>(token_.remaining(now))}}, out);
+    join_token(h, rid, now, out);
     return;
   }
+  if (queue_for_scheduler(h, rid, now, out)) ask_scheduler(now, out);
+}
+
+void Route::join_token(HookId h, uint64_t rid, Micros now, Actions* out) {
+  token_.take(h);
+  to_hook(h, {rid, proto::TokenGrant{static_cast<uint64_t>(token_.remaining(now))}}, out);
+}
+
+bool Route::queue_for_scheduler(HookId h, uint64_t rid, Micros now, Actions* out) {
   if (ensure_link(now, out) == Link::kUnavailable) {
     unavailable(h, rid, last_error_, out);
-    return;
+    return false;
   }
   add_waiter(h, rid, now, out);
-  ask_scheduler(now, out);
+  return true;
 }
 
 void Route::hook_release(HookId h, uint64_t rid, const proto::TokenRelease& m, Micros now, Actions* out) {
@@ -56,16 +64,11 @@ void Route::hook_release(HookId h, uint64_t rid, const proto::TokenRelease& m, M
     return;
   }
   if (was_holder && !last && token_.valid(now)) {  // other processes still hold it: rejoin them
-    token_.take(h);
-    to_hook(h, {rid, proto::TokenGrant{static_cast<uint64_t>(token_.remaining(now))}}, out);
+    join_token(h, rid, now, out);
     return;
   }
   // Asking again is a token request: it needs the scheduler.
-  if (ensure_link(now, out) == Link::kUnavailable) {
-    unavailable(h, rid, last_error_, out);
-    return;
-  }
-  add_waiter(h, rid, now, out);
+  if (!queue_for_scheduler(h, rid, now, out)) return;
   if (last) {
     return_token(now, out);  // the release says "again"
   } else {

@@ -112,6 +112,11 @@ class Route {
   bool outstanding() const { return requested_ || renewing_; }
   void note_waiting(Micros now);
   void add_waiter(HookId h, uint64_t rid, Micros now, Actions* out);
+  /// Hook `h` joins the client's valid token and is granted what is left of its quota.
+  void join_token(HookId h, uint64_t rid, Micros now, Actions* out);
+  /// Queues `h` for the scheduler's next grant; false (and `h` told "unavailable") when the route
+  /// cannot reach its scheduler now.
+  bool queue_for_scheduler(HookId h, uint64_t rid, Micros now, Actions* out);
   void ask_scheduler(Micros now, Actions* out);
   void serve_waiters(Micros now, Actions* out);
   void return_token(Micros now, Actions* out);
