@@ -34,6 +34,8 @@ LDLIBS := -lpthread -ldl
 
 COMMON_SRCS := $(wildcard common/*.cpp)
 HOOK_SRCS := $(wildcard hook/*.cpp)
+# Pure parts of the hook (no driver, no I/O) that the unit tests link.
+HOOK_PURE_SRCS := hook/mem_ledger.cpp
 SCHD_SRCS := $(filter-out scheduler/main.cpp,$(wildcard scheduler/*.cpp))
 PMGR_SRCS := $(filter-out pod-manager/main.cpp,$(wildcard pod-manager/*.cpp))
 UNIT_SRCS := $(wildcard tests/unit/*.cpp)
@@ -101,7 +103,7 @@ $(FAKE_APP): $(call obj,$(FAKE_APP_SRCS))
 	$(CXX) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
 GTEST_LIBS := -lgtest -lgtest_main
-$(UNIT_BIN): $(call obj,$(UNIT_SRCS)) $(SCHD_A) $(PMGR_A) $(COMMON_A)
+$(UNIT_BIN): $(call obj,$(UNIT_SRCS)) $(call obj,$(HOOK_PURE_SRCS)) $(SCHD_A) $(PMGR_A) $(COMMON_A)
 	@mkdir -p $(dir $@)
 	$(CXX) $(SANFLAGS) -o $@ $^ $(GTEST_LIBS) $(LDLIBS)
 $(INTEG_BIN): $(call obj,$(INTEG_SRCS)) $(COMMON_A)
