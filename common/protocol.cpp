@@ -15,9 +15,15 @@ constexpr uint16_t kFirstType = 1;
 constexpr uint16_t kLastType = std::variant_size_v<Body>;
 
 const char* const kTypeNames[] = {"Hello", "ClientSettings", "TokenRequest", "TokenGrant", "TokenRelease",
-                                  "Error",  "TokenRenew",     "Heartbeat",    "TokenRevoke"};
+                                  "Error",  "TokenRenew",     "Heartbeat",    "TokenRevoke",
+                                  "MemReserve", "MemReturn", "MemQuery", "MemState"};
 static_assert(sizeof(kTypeNames) / sizeof(kTypeNames[0]) == std::variant_size_v<Body>,
               "one name per message type");
+
+bool valid_role(uint8_t role) {
+  return role == static_cast<uint8_t>(Role::kHook) || role == static_cast<uint8_t>(Role::kPodManager) ||
+         role == static_cast<uint8_t>(Role::kHookMemory);
+}
 
 bool printable(const std::string& s) {
   for (unsigned char c : s) {
@@ -56,7 +62,7 @@ uint64_t get_u64(const uint8_t* p) {
 }
 
 bool encode_body(const Hello& m, std::vector<uint8_t>* out) {
-  if (m.role != Role::kHook && m.role != Role::kPodManager) return false;
+  if (!valid_role(static_cast<uint8_t>(m.role))) return false;
   put_u8(out, static_cast<uint8_t>(m.role));
   if (!put_str(out, m.client) || !put_str(out, m.device_uuid)) return false;
   put_u32(out, m.pid);
@@ -98,6 +104,23 @@ bool encode_body(const TokenRenew& m, std::vector<uint8_t>* out) {
 bool encode_body(const Heartbeat&, std::vector<uint8_t>*) { return true; }
 bool encode_body(const TokenRevoke& m, std::vector<uint8_t>* out) {
   put_u64(out, m.held_us);
+  return true;
+}
+bool encode_body(const MemReserve& m, std::vector<uint8_t>* out) {
+  put_u64(out, m.need_bytes);
+  put_u64(out, m.want_bytes);
+  put_u8(out, m.existing ? 1 : 0);
+  return true;
+}
+bool encode_body(const MemReturn& m, std::vector<uint8_t>* out) {
+  put_u64(out, m.bytes);
+  return true;
+}
+bool encode_body(const MemQuery&, std::vector<uint8_t>*) { return true; }
+bool encode_body(const MemState& m, std::vector<uint8_t>* out) {
+  put_u64(out, m.limit_bytes);
+  put_u64(out, m.client_held_bytes);
+  put_u64(out, m.granted_bytes);
   return true;
 }
 bool encode_body(const Error& m, std::vector<uint8_t>* out) {
@@ -153,8 +176,7 @@ class Reader {
 
 bool decode_body(Reader* r, Hello* m, std::string* err) {
   uint8_t role = r->u8();
-  if (r->ok() && role != static_cast<uint8_t>(Role::kHook) &&
-      role != static_cast<uint8_t>(Role::kPodManager)) {
+  if (r->ok() && !valid_role(role)) {
     *err = "role " + std::to_string(role) + " invalid";
     return false;
   }
@@ -201,7 +223,6 @@ bool decode_body(Reader* r, TokenRelease* m, std::string* err) {
   m->again = again == 1;
   return true;
 }
-// Unknown error codes are kept as they are: the code only informs the log line on the receiver.
 bool decode_body(Reader* r, TokenRenew* m, std::string*) {
   m->used_us = r->u64();
   m->burst_us = r->u64();
@@ -212,6 +233,29 @@ bool decode_body(Reader* r, TokenRevoke* m, std::string*) {
   m->held_us = r->u64();
   return true;
 }
+bool decode_body(Reader* r, MemReserve* m, std::string* err) {
+  m->need_bytes = r->u64();
+  m->want_bytes = r->u64();
+  const uint8_t existing = r->u8();
+  if (r->ok() && existing > 1) {
+    *err = "existing must be 0 or 1";
+    return false;
+  }
+  m->existing = existing == 1;
+  return true;
+}
+bool decode_body(Reader* r, MemReturn* m, std::string*) {
+  m->bytes = r->u64();
+  return true;
+}
+bool decode_body(Reader*, MemQuery*, std::string*) { return true; }
+bool decode_body(Reader* r, MemState* m, std::string*) {
+  m->limit_bytes = r->u64();
+  m->client_held_bytes = r->u64();
+  m->granted_bytes = r->u64();
+  return true;
+}
+// Unknown error codes are kept as they are: the code only informs the log line on the receiver.
 bool decode_body(Reader* r, Error* m, std::string* err) {
   m->code = static_cast<ErrorCode>(r->u16());
   return r->str(&m->message, err);

@@ -1,5 +1,5 @@
-// gem-pmgr's I/O edge: serves the hooks of one client's processes and forwards to the scheduler
-// endpoints they are routed to. Single-threaded poll loop that only does sockets: the protocol
+// gem-pmgr's I/O edge: serves the hooks of one client's processes (launch gates and memory
+// sessions) and forwards to the scheduler endpoints they are routed to. Single-threaded poll loop that only does sockets: the protocol
 // state of each scheduler endpoint is a pure Route (route.h) whose Actions this edge executes.
 // Nothing here blocks: connects are non-blocking, every wait has a deadline (docs/design.md).
 #pragma once
@@ -57,6 +57,7 @@ class Manager {
     bool hello = false;
     std::string route;  // key of scheds_, once Hello was accepted
     uint32_t pid = 0;
+    bool memory = false;  // a memory session (Hello role kHookMemory), not a launch gate
   };
   struct Sched {
     net::Endpoint endpoint;
@@ -81,9 +82,16 @@ class Manager {
   void on_hook_readable(HookId id);
   void on_hook_message(HookId id, const proto::Message& m);
   void on_hook_hello(HookId id, Hook& h, uint64_t rid, const proto::Hello& hello);
+  /// The route a Hello is served by, created if new; nullptr when refused (the hook is dropped).
+  Sched* route_for(HookId id, Hook& h, uint64_t rid, const proto::Hello& hello);
   void on_hook_request(Hook& h, HookId id, uint64_t rid, const proto::TokenRequest& m);
   void on_hook_release(Hook& h, HookId id, uint64_t rid, const proto::TokenRelease& m);
   void on_hook_renew(Hook& h, HookId id, uint64_t rid, const proto::TokenRenew& m);
+  // Memory sessions (manager_memory.cpp), one function per message type.
+  void on_mem_message(HookId id, Hook& h, const proto::Message& m);
+  void on_mem_reserve(Hook& h, HookId id, uint64_t rid, const proto::MemReserve& m);
+  void on_mem_return(Hook& h, HookId id, uint64_t rid, const proto::MemReturn& m);
+  void on_mem_query(Hook& h, HookId id, uint64_t rid);
   void refuse_hook(HookId id, Hook& h, uint64_t rid, proto::ErrorCode code, const std::string& why);
   void drop_hook(HookId id, const std::string& why);
   Sched* sched_of(const Hook& h);

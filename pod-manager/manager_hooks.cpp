@@ -26,6 +26,8 @@ void Manager::on_hook_message(HookId id, const proto::Message& m) {
     on_hook_hello(id, h, m.request_id, *hello);
   } else if (!h.hello) {
     refuse_hook(id, h, m.request_id, proto::ErrorCode::kProtocol, "Hello must come first");
+  } else if (h.memory) {
+    on_mem_message(id, h, m);
   } else if (const auto* req = std::get_if<proto::TokenRequest>(&m.body)) {
     on_hook_request(h, id, m.request_id, *req);
   } else if (const auto* rel = std::get_if<proto::TokenRelease>(&m.body)) {
@@ -34,7 +36,7 @@ void Manager::on_hook_message(HookId id, const proto::Message& m) {
     on_hook_renew(h, id, m.request_id, *ren);
   } else {
     refuse_hook(id, h, m.request_id, proto::ErrorCode::kProtocol,
-                std::string("unexpected ") + proto::type_name(m.body));
+                std::string("unexpected ") + proto::type_name(m.body) + " on a launch-gate connection");
   }
 }
 
@@ -43,7 +45,7 @@ void Manager::on_hook_hello(HookId id, Hook& h, uint64_t rid, const proto::Hello
     refuse_hook(id, h, rid, proto::ErrorCode::kProtocol, "second Hello on one connection");
     return;
   }
-  if (hello.role != proto::Role::kHook) {
+  if (hello.role != proto::Role::kHook && hello.role != proto::Role::kHookMemory) {
     refuse_hook(id, h, rid, proto::ErrorCode::kProtocol, "Hello with the wrong role");
     return;
   }
@@ -56,38 +58,52 @@ void Manager::on_hook_hello(HookId id, Hook& h, uint64_t rid, const proto::Hello
     refuse_hook(id, h, rid, proto::ErrorCode::kDenied, "wrong or missing secret (GEMINI_SECRET_FILE)");
     return;
   }
+  const bool memory = hello.role == proto::Role::kHookMemory;
+  if (memory && hello.device_uuid.empty()) {
+    refuse_hook(id, h, rid, proto::ErrorCode::kProtocol, "a memory session needs its GPU's UUID");
+    return;
+  }
+  Sched* s = route_for(id, h, rid, hello);
+  if (s == nullptr) return;
+  h.hello = true;
+  h.memory = memory;
+  h.route = s->endpoint.to_string();
+  h.pid = hello.pid;
+  LOG_INFO("process %u connected%s for GPU %s (scheduler %s)", h.pid, memory ? " its memory session" : "",
+           hello.device_uuid.empty() ? "(unknown)" : hello.device_uuid.c_str(), h.route.c_str());
+  Actions acts;
+  if (memory) {
+    s->route.mem_hello(id, hello.device_uuid, rid, mono_us(), &acts);
+  } else {
+    s->route.hook_hello(id, rid, mono_us(), &acts);
+  }
+  push(h.route, std::move(acts));
+}
+
+Manager::Sched* Manager::route_for(HookId id, Hook& h, uint64_t rid, const proto::Hello& hello) {
   net::Endpoint ep;
   std::string why;
   if (!scheduler_for(opts_, hello.device_uuid, &ep, &why)) {
     refuse_hook(id, h, rid, proto::ErrorCode::kProtocol, why);
-    return;
+    return nullptr;
   }
   const std::string key = ep.to_string();
   auto it = scheds_.find(key);
-  if (it == scheds_.end()) {
-    if (scheds_.size() >= kMaxRoutes) {
-      refuse_hook(id, h, rid, proto::ErrorCode::kBusy, "too many scheduler endpoints");
-      return;
-    }
-    RouteOptions ro;
-    ro.client = opts_.client;
-    // The default route may serve several devices: it names none (gem-schd --gpu then checks nothing).
-    ro.device_uuid = key == opts_.scheduler.to_string() ? std::string() : hello.device_uuid;
-    ro.secret = opts_.secret;
-    ro.pid = static_cast<uint32_t>(getpid());
-    ro.has_declared = opts_.has_declared;
-    ro.declared = opts_.declared;
-    ro.scheduler_timeout = opts_.scheduler_timeout;
-    it = scheds_.emplace(key, Sched{ep, Route(ro), -1, nullptr}).first;
+  if (it != scheds_.end()) return &it->second;
+  if (scheds_.size() >= kMaxRoutes) {
+    refuse_hook(id, h, rid, proto::ErrorCode::kBusy, "too many scheduler endpoints");
+    return nullptr;
   }
-  h.hello = true;
-  h.route = key;
-  h.pid = hello.pid;
-  LOG_INFO("process %u connected for GPU %s (scheduler %s)", h.pid,
-           hello.device_uuid.empty() ? "(unknown)" : hello.device_uuid.c_str(), key.c_str());
-  Actions acts;
-  it->second.route.hook_hello(id, rid, mono_us(), &acts);
-  push(key, std::move(acts));
+  RouteOptions ro;
+  ro.client = opts_.client;
+  // The default route may serve several devices: it names none (gem-schd --gpu then checks nothing).
+  ro.device_uuid = key == opts_.scheduler.to_string() ? std::string() : hello.device_uuid;
+  ro.secret = opts_.secret;
+  ro.pid = static_cast<uint32_t>(getpid());
+  ro.has_declared = opts_.has_declared;
+  ro.declared = opts_.declared;
+  ro.scheduler_timeout = opts_.scheduler_timeout;
+  return &scheds_.emplace(key, Sched{ep, Route(ro), -1, nullptr}).first->second;
 }
 
 void Manager::on_hook_request(Hook& h, HookId id, uint64_t rid, const proto::TokenRequest& m) {

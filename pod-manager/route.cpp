@@ -12,7 +12,8 @@ proto::ClientSettings unknown_settings(const RouteOptions& o) {
 std::string ms(Micros us) { return std::to_string(us / 1000) + " ms"; }
 }  // namespace
 
-Route::Route(RouteOptions opts) : opts_(std::move(opts)), settings_(unknown_settings(opts_)) {}
+Route::Route(RouteOptions opts)
+    : opts_(std::move(opts)), settings_(unknown_settings(opts_)), mem_(opts_.heartbeat_period) {}
 
 const char* Route::state_name(State s) {
   switch (s) {
@@ -96,6 +97,7 @@ void Route::hook_renew(HookId h, uint64_t rid, const proto::TokenRenew& m, Micro
 }
 
 void Route::hook_gone(HookId h, Micros now, Actions* out) {
+  mem_.gone(h);
   hooks_.erase(h);
   waiters_.erase(std::remove_if(waiters_.begin(), waiters_.end(), [h](const Waiter& w) { return w.hook == h; }),
                  waiters_.end());
@@ -193,6 +195,7 @@ void Route::on_grant(const proto::Message& m, const proto::TokenGrant& g, Micros
 void Route::on_settings(const proto::ClientSettings& s, Actions* out) {
   settings_ = s;
   for (HookId h : hooks_) to_hook(h, {0, s}, out);
+  mem_.set_limit(s.gpu_mem_bytes, out);
 }
 
 void Route::on_revoke(const proto::TokenRevoke& r, Micros now, Actions* out) {
@@ -215,6 +218,7 @@ void Route::tick(Micros now, Actions* out) {
              " was awaited",
          now, out);
   }
+  mem_.tick(now, out);
   if (now >= hb_due_) {
     if (!hook_waits()) {
       hb_due_ = kNever;
@@ -232,7 +236,7 @@ void Route::tick(Micros now, Actions* out) {
 }
 
 Micros Route::next_deadline() const {
-  Micros d = hb_due_;
+  Micros d = std::min(hb_due_, mem_.next_deadline());
   if (state_ == State::kConnecting || state_ == State::kHelloSent) d = std::min(d, deadline_);
   if (state_ == State::kReady && outstanding()) d = std::min(d, quiet_since_ + opts_.scheduler_timeout);
   return d;
@@ -313,6 +317,7 @@ void Route::fail(const std::string& why, Micros now, Actions* out) {
   for (const Waiter& w : waiters_) unavailable(w.hook, w.rid, why, out);
   waiters_.clear();
   hb_due_ = kNever;
+  mem_.set_limit(settings_.gpu_mem_bytes, out);  // the last limit known (or declared) holds meanwhile
 }
 
 void Route::unavailable(HookId h, uint64_t rid, const std::string& why, Actions* out) const {

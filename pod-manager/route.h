@@ -9,7 +9,8 @@
 // Connection states: Disconnected -> (a hook needs it, retry_at passed) Connecting -> (connected)
 // HelloSent -> (ClientSettings) Ready; a failure, refusal, timeout or silence goes back to
 // Disconnected, answers every waiter with kSchedulerUnavailable and allows no new attempt before
-// retry_at (retry_period later). Rules: docs/design.md, "The pod manager". Not thread-safe.
+// retry_at (retry_period later). Rules: docs/design.md, "The pod manager". Memory sessions
+// (docs/memory.md) are MemSessions fed by the same connection's settings. Not thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -18,16 +19,13 @@
 #include <string>
 #include <vector>
 
+#include "action.h"
 #include "gem/clock.h"
 #include "gem/protocol.h"
+#include "mem_sessions.h"
 #include "token_share.h"
 
 namespace gem::pmgr {
-
-/// A hook connection, as numbered by the edge (never reused while the daemon runs).
-using HookId = uint64_t;
-
-constexpr Micros kNever = INT64_MAX;
 
 struct RouteOptions {
   std::string client;       // this pod manager's client ID
@@ -41,21 +39,6 @@ struct RouteOptions {
   Micros heartbeat_period = proto::kHeartbeatPeriodMs * 1000;  // to hooks that wait (µs)
   size_t max_waiters = 4096;  // queued hook requests, at most (the listener caps hooks anyway)
 };
-
-struct Action {
-  enum class Kind {
-    kToHook,          // send msg to hook; if that fails the edge drops the hook (hook_gone)
-    kToScheduler,     // send msg to the scheduler; if that fails the edge reports sched_lost
-    kConnect,         // start a non-blocking connection; report sched_connected / sched_lost
-    kCloseScheduler,  // close the scheduler connection, whatever its state (no report back)
-    kDropHook,        // close this hook's connection (why); the edge then reports hook_gone
-  };
-  Kind kind = Kind::kToHook;
-  HookId hook = 0;
-  proto::Message msg;
-  std::string why;
-};
-using Actions = std::vector<Action>;
 
 class Route {
  public:
@@ -71,7 +54,20 @@ class Route {
   void hook_release(HookId h, uint64_t rid, const proto::TokenRelease& m, Micros now, Actions* out);
   void hook_renew(HookId h, uint64_t rid, const proto::TokenRenew& m, Micros now, Actions* out);
   /// The hook's connection is gone: forgets it; charged from the grant until now if it held the token.
+  /// A memory session's lease is released at once.
   void hook_gone(HookId h, Micros now, Actions* out);
+
+  // Memory sessions (route_memory.cpp; docs/memory.md). They share the scheduler connection (the
+  // limit is the client's ClientSettings.gpu_mem_bytes) but never take part in the token.
+  /// A memory session said Hello for GPU `uuid` (non-empty): answered with MemState once the
+  /// limit is known (see MemSessions); starts connecting to the scheduler if it is not.
+  void mem_hello(HookId h, const std::string& uuid, uint64_t rid, Micros now, Actions* out);
+  /// MemReserve / MemReturn / MemQuery from a memory session (see MemSessions). A reserve or a
+  /// query while the scheduler is disconnected also tries to reconnect (when retry_at has passed),
+  /// so the limit is learnt again; the answer never waits for it.
+  void mem_reserve(HookId h, uint64_t rid, const proto::MemReserve& m, Micros now, Actions* out);
+  void mem_return(HookId h, uint64_t rid, const proto::MemReturn& m, Actions* out);
+  void mem_query(HookId h, uint64_t rid, Micros now, Actions* out);
 
   // Events from the scheduler connection.
   void sched_connected(Micros now, Actions* out);
@@ -90,7 +86,9 @@ class Route {
   const proto::ClientSettings& settings() const { return settings_; }
   const TokenShare& token() const { return token_; }
   size_t waiter_count() const { return waiters_.size(); }
-  size_t hook_count() const { return hooks_.size(); }
+  /// Launch-gate hooks and memory sessions routed here.
+  size_t hook_count() const { return hooks_.size() + mem_.count(); }
+  const MemSessions& memory() const { return mem_; }
   bool renewing() const { return renewing_; }
   bool requested() const { return requested_; }
   static const char* state_name(State s);
@@ -145,6 +143,7 @@ class Route {
   Waiter renew_for_{0, 0};        // hook 0: the renewing hook is gone
   uint64_t renew_id_ = 0;
   Micros renew_sent_at_ = 0;
+  MemSessions mem_;               // memory sessions and their budgets
 };
 
 }  // namespace gem::pmgr

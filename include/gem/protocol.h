@@ -10,8 +10,10 @@
 // Every integer read off the wire is untrusted: receivers convert times with wire_micros() (which
 // saturates) and never do arithmetic on a raw u64.
 //
-// Version 2 (this one) added Heartbeat, TokenRevoke and Hello.secret; a version-1 peer is refused
-// as "unsupported version 1" (the hook, gem-pmgr and gem-schd of one release go together).
+// Version 2 added Heartbeat, TokenRevoke and Hello.secret. Version 3 (this one) added the memory
+// session (Role::kHookMemory) and its messages MemReserve, MemReturn, MemQuery and MemState
+// (docs/memory.md). A peer of another version is refused as "unsupported version N" (the hook,
+// gem-pmgr and gem-schd of one release go together).
 #pragma once
 
 #include <cstddef>
@@ -23,7 +25,7 @@
 namespace gem::proto {
 
 constexpr uint32_t kMagic = 0x47454D31;  // "GEM1"
-constexpr uint16_t kVersion = 2;
+constexpr uint16_t kVersion = 3;
 constexpr size_t kHeaderSize = 20;
 constexpr size_t kMaxPayload = 1024;
 // Client IDs are Kubernetes "namespace/name" (63 + 1 + 253 bytes at most); Gemini allowed 63.
@@ -39,6 +41,13 @@ constexpr int64_t wire_micros(uint64_t v) {
   return v > static_cast<uint64_t>(kMaxWireMicros) ? kMaxWireMicros : static_cast<int64_t>(v);
 }
 
+/// Memory sizes (bytes) from the wire are clamped to this (1 PiB) before any arithmetic, so a sum
+/// of many of them never overflows a uint64.
+constexpr uint64_t kMaxWireBytes = uint64_t{1} << 50;
+
+/// A size in bytes from the wire, saturated to [0, kMaxWireBytes].
+constexpr uint64_t wire_bytes(uint64_t v) { return v > kMaxWireBytes ? kMaxWireBytes : v; }
+
 /// Liveness (docs/design.md, "Liveness"): a daemon sends a Heartbeat every kHeartbeatPeriodMs to
 /// each peer that waits for an answer from it (a queued token request, a renewal, a Hello), so a
 /// waiter tells a legitimately queued request from a hung daemon: no byte for the waiter's
@@ -49,7 +58,9 @@ constexpr int kHeartbeatPeriodMs = 200;
 /// "GPU-" + 8-4-4-4-12 lowercase or uppercase hex digits. Nothing else is routed or used in a path.
 bool valid_gpu_uuid(const std::string& uuid);
 
-enum class Role : uint8_t { kHook = 1, kPodManager = 2 };
+/// Who opens a connection (Hello.role): the hook's launch gate (to gem-pmgr), a pod manager (to
+/// gem-schd), or the hook's memory session for one GPU (to gem-pmgr; docs/memory.md).
+enum class Role : uint8_t { kHook = 1, kPodManager = 2, kHookMemory = 3 };
 
 /// Reply to Hello and, unsolicited (request_id 0), after a config reload: the client's settings.
 struct ClientSettings {
@@ -117,6 +128,39 @@ struct TokenRevoke {
   uint64_t held_us = 0;
 };
 
+/// Memory session (hook -> gem-pmgr, docs/memory.md): ask for a lease. The session's lease grows by
+/// want_bytes when the client's total on this GPU stays within its limit, else by need_bytes when
+/// that fits, else by nothing. existing: need_bytes are already allocated (re-sent after
+/// reconnecting to a restarted gem-pmgr), so they are granted in full even over the limit.
+/// Answered with MemState (granted_bytes = what the lease grew by; 0 = refused). Sizes in bytes;
+/// the receiver clamps them with wire_bytes().
+struct MemReserve {
+  uint64_t need_bytes = 0;
+  uint64_t want_bytes = 0;
+  bool existing = false;
+};
+
+/// Memory session (hook -> gem-pmgr): give back `bytes` of the sender's own lease (saturating at
+/// what it holds). No answer.
+struct MemReturn {
+  uint64_t bytes = 0;
+};
+
+/// Memory session (hook -> gem-pmgr): what is the limit now? Answered with MemState
+/// (granted_bytes 0). No payload.
+struct MemQuery {};
+
+/// gem-pmgr -> hook on a memory session: the answer to Hello (once the limit is known), MemReserve
+/// and MemQuery (their request id), and unsolicited (request id 0) when the limit changes.
+/// limit_bytes: the client's GPU_MEM on this GPU, 0 = no limit. client_held_bytes: the leases of
+/// all memory sessions of the client on this GPU, after this answer's grant. granted_bytes: what
+/// the answered MemReserve added to the sender's lease (0 = refused, and 0 in every other answer).
+struct MemState {
+  uint64_t limit_bytes = 0;
+  uint64_t client_held_bytes = 0;
+  uint64_t granted_bytes = 0;
+};
+
 enum class ErrorCode : uint16_t {
   kUnknownClient = 1,      // name not in resource-config.txt
   kSchedulerUnavailable = 2,  // gem-pmgr cannot reach gem-schd
@@ -132,7 +176,7 @@ struct Error {
 };
 
 using Body = std::variant<Hello, ClientSettings, TokenRequest, TokenGrant, TokenRelease, Error, TokenRenew,
-                          Heartbeat, TokenRevoke>;
+                          Heartbeat, TokenRevoke, MemReserve, MemReturn, MemQuery, MemState>;
 
 struct Message {
   uint64_t request_id = 0;

@@ -49,6 +49,15 @@ bool same(const proto::TokenRelease& a, const proto::TokenRelease& b) {
 bool same(const proto::TokenRenew& a, const proto::TokenRenew& b) {
   return a.used_us == b.used_us && a.burst_us == b.burst_us;
 }
+bool same(const proto::MemReserve& a, const proto::MemReserve& b) {
+  return a.need_bytes == b.need_bytes && a.want_bytes == b.want_bytes && a.existing == b.existing;
+}
+bool same(const proto::MemReturn& a, const proto::MemReturn& b) { return a.bytes == b.bytes; }
+bool same(const proto::MemQuery&, const proto::MemQuery&) { return true; }
+bool same(const proto::MemState& a, const proto::MemState& b) {
+  return a.limit_bytes == b.limit_bytes && a.client_held_bytes == b.client_held_bytes &&
+         a.granted_bytes == b.granted_bytes;
+}
 bool same(const proto::Error& a, const proto::Error& b) { return a.code == b.code && a.message == b.message; }
 
 bool same(const proto::Message& a, const proto::Message& b) {

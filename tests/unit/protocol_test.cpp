@@ -62,17 +62,20 @@ Hello full_hello(bool declared) {
 TEST(Protocol, HeaderLayout) {
   Message m{0x0102030405060708ULL, TokenGrant{0x1122334455667788ULL}};
   std::vector<uint8_t> b = frame(m);
-  std::vector<uint8_t> want = {'G', 'E', 'M', '1', 0, 2, 0, 4, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 8,
+  std::vector<uint8_t> want = {'G', 'E', 'M', '1', 0, 3, 0, 4, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 8,
                                0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88};
   EXPECT_EQ(b, want);
 }
 
 TEST(Protocol, TypeNumbersAndNames) {
-  const Body bodies[] = {Hello{}, ClientSettings{}, TokenRequest{}, TokenGrant{}, TokenRelease{},
-                         Error{}, TokenRenew{}};
-  const char* names[] = {"Hello", "ClientSettings", "TokenRequest", "TokenGrant", "TokenRelease",
-                         "Error", "TokenRenew"};
-  for (size_t i = 0; i < 7; ++i) {
+  const Body bodies[] = {Hello{},      ClientSettings{}, TokenRequest{}, TokenGrant{}, TokenRelease{},
+                         Error{},      TokenRenew{},     Heartbeat{},    TokenRevoke{}, MemReserve{},
+                         MemReturn{},  MemQuery{},       MemState{}};
+  const char* names[] = {"Hello",      "ClientSettings", "TokenRequest", "TokenGrant",  "TokenRelease",
+                         "Error",      "TokenRenew",     "Heartbeat",    "TokenRevoke", "MemReserve",
+                         "MemReturn",  "MemQuery",       "MemState"};
+  static_assert(sizeof(names) / sizeof(names[0]) == std::variant_size_v<Body>, "every type listed");
+  for (size_t i = 0; i < std::variant_size_v<Body>; ++i) {
     std::vector<uint8_t> b = frame(Message{1, bodies[i]});
     EXPECT_EQ(b[7], i + 1);
     EXPECT_STREQ(type_name(bodies[i]), names[i]);
@@ -159,7 +162,10 @@ TEST(Protocol, BadHeaderRejectedWithoutPayload) {
   // Header complete and invalid: rejected at once, not after waiting for the (absent) payload.
   EXPECT_EQ(malformed(raw(4, {}, 0x12345678, kVersion, 8)), "bad magic 0x12345678");
   EXPECT_EQ(malformed(raw(4, {}, kMagic, 7, 8)), "unsupported version 7");
-  EXPECT_EQ(malformed(raw(10, {}, kMagic, kVersion, 8)), "unknown message type 10");
+  // The previous releases' frames are refused by version, whatever follows.
+  EXPECT_EQ(malformed(raw(4, std::vector<uint8_t>(8), kMagic, 2)), "unsupported version 2");
+  EXPECT_EQ(malformed(raw(4, std::vector<uint8_t>(8), kMagic, 1)), "unsupported version 1");
+  EXPECT_EQ(malformed(raw(14, {}, kMagic, kVersion, 8)), "unknown message type 14");
   EXPECT_EQ(malformed(raw(0, {}, kMagic, kVersion, 8)), "unknown message type 0");
   EXPECT_EQ(malformed(raw(4, {}, kMagic, kVersion, 70000)), "payload length 70000 exceeds 1024");
   EXPECT_EQ(malformed(raw(4, {}, kMagic, kVersion, 0xffffffffu)),
@@ -198,6 +204,8 @@ std::vector<uint8_t> hello_payload(uint8_t role, const std::vector<uint8_t>& cli
 TEST(Protocol, HelloErrors) {
   EXPECT_EQ(decode(raw(1, hello_payload(1, {'a'}, 0, 0)).data(), 20 + 13).status, DecodeStatus::kOk);
   EXPECT_EQ(malformed(raw(1, hello_payload(9, {'a'}, 0, 0))), "role 9 invalid");
+  EXPECT_EQ(malformed(raw(1, hello_payload(4, {'a'}, 0, 0))), "role 4 invalid");
+  EXPECT_EQ(decode(raw(1, hello_payload(3, {'a'}, 0, 0)).data(), 20 + 13).status, DecodeStatus::kOk);
   EXPECT_EQ(malformed(raw(1, hello_payload(0, {'a'}, 0, 0))), "role 0 invalid");
   EXPECT_EQ(malformed(raw(1, hello_payload(1, {'a'}, 2, 16))), "has_declared must be 0 or 1");
   EXPECT_EQ(malformed(raw(1, hello_payload(1, {'a'}, 1, 15))), "truncated Hello payload");
@@ -233,6 +241,72 @@ TEST(Protocol, HeartbeatRevokeAndSecretRoundTrip) {
   EXPECT_EQ(malformed(raw(9, {0, 0})), "truncated TokenRevoke payload");
 }
 
+TEST(Protocol, MemoryMessagesRoundTrip) {
+  const uint64_t big = 0xffffffffffffffffULL;
+  Hello h;
+  h.role = Role::kHookMemory;
+  h.client = "ns/pod";
+  h.device_uuid = "GPU-fa4e0000-0000-0000-0000-00000000000d";
+  h.pid = 77;
+  EXPECT_EQ(std::get<Hello>(roundtrip({1, h}).body).role, Role::kHookMemory);
+  for (bool existing : {false, true}) {
+    auto r = std::get<MemReserve>(roundtrip({11, MemReserve{big, 0x0102030405060708ULL, existing}}).body);
+    EXPECT_EQ(r.need_bytes, big);
+    EXPECT_EQ(r.want_bytes, 0x0102030405060708ULL);
+    EXPECT_EQ(r.existing, existing);
+  }
+  EXPECT_EQ(std::get<MemReturn>(roundtrip({12, MemReturn{big - 3}}).body).bytes, big - 3);
+  EXPECT_TRUE(std::holds_alternative<MemQuery>(roundtrip({13, MemQuery{}}).body));
+  auto st = std::get<MemState>(roundtrip({0, MemState{4ULL << 30, big, 2ULL << 20}}).body);
+  EXPECT_EQ(st.limit_bytes, 4ULL << 30);
+  EXPECT_EQ(st.client_held_bytes, big);
+  EXPECT_EQ(st.granted_bytes, 2ULL << 20);
+}
+
+TEST(Protocol, MemoryMessagesLayout) {
+  std::vector<uint8_t> b = frame(Message{5, MemReserve{0x10, 0x20, true}});
+  std::vector<uint8_t> want = {'G', 'E', 'M', '1', 0, 3, 0, 10, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 17,
+                               0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0x20, 1};
+  EXPECT_EQ(b, want);
+  b = frame(Message{0, MemState{1, 2, 3}});
+  ASSERT_EQ(b.size(), kHeaderSize + 24);
+  EXPECT_EQ(b[7], 13);
+  EXPECT_EQ(b[kHeaderSize + 7], 1);
+  EXPECT_EQ(b[kHeaderSize + 15], 2);
+  EXPECT_EQ(b[kHeaderSize + 23], 3);
+  EXPECT_EQ(frame(Message{1, MemQuery{}}).size(), kHeaderSize);
+  EXPECT_EQ(frame(Message{1, MemReturn{9}}).size(), kHeaderSize + 8);
+}
+
+TEST(Protocol, MemoryMessagesErrors) {
+  std::vector<uint8_t> reserve(17);
+  EXPECT_EQ(decode(raw(10, reserve).data(), 20 + 17).status, DecodeStatus::kOk);
+  reserve[16] = 2;
+  EXPECT_EQ(malformed(raw(10, reserve)), "existing must be 0 or 1");
+  reserve[16] = 0xff;
+  EXPECT_EQ(malformed(raw(10, reserve)), "existing must be 0 or 1");
+  EXPECT_EQ(malformed(raw(10, std::vector<uint8_t>(16))), "truncated MemReserve payload");
+  EXPECT_EQ(malformed(raw(10, std::vector<uint8_t>(18))), "1 trailing bytes after MemReserve");
+  EXPECT_EQ(malformed(raw(11, std::vector<uint8_t>(7))), "truncated MemReturn payload");
+  EXPECT_EQ(malformed(raw(11, std::vector<uint8_t>(9))), "1 trailing bytes after MemReturn");
+  EXPECT_EQ(malformed(raw(12, {0})), "1 trailing bytes after MemQuery");
+  EXPECT_EQ(malformed(raw(13, std::vector<uint8_t>(23))), "truncated MemState payload");
+  EXPECT_EQ(malformed(raw(13, std::vector<uint8_t>(25))), "1 trailing bytes after MemState");
+  EXPECT_EQ(malformed(raw(13, {})), "truncated MemState payload");
+  // Partial memory frames wait for more.
+  std::vector<uint8_t> b = frame(Message{3, MemState{1, 2, 3}});
+  for (size_t n = 0; n < b.size(); ++n) EXPECT_EQ(decode(b.data(), n).status, DecodeStatus::kNeedMore);
+}
+
+TEST(Protocol, WireBytesSaturates) {
+  EXPECT_EQ(wire_bytes(0), 0u);
+  EXPECT_EQ(wire_bytes(kMaxWireBytes), kMaxWireBytes);
+  EXPECT_EQ(wire_bytes(kMaxWireBytes + 1), kMaxWireBytes);
+  EXPECT_EQ(wire_bytes(UINT64_MAX), kMaxWireBytes);
+  // 8192 saturated sizes still add without overflow.
+  EXPECT_LE(wire_bytes(UINT64_MAX), UINT64_MAX / 8192);
+}
+
 TEST(Protocol, WireMicrosSaturates) {
   EXPECT_EQ(wire_micros(0), 0);
   EXPECT_EQ(wire_micros(123), 123);
@@ -263,7 +337,9 @@ std::vector<Message> sample_messages() {
   return {Message{1, full_hello(true)},      Message{2, full_hello(false)},
           Message{0, ClientSettings{1, 2, 3}}, Message{3, TokenRequest{44}},
           Message{3, TokenGrant{55}},          Message{4, TokenRelease{6, 7, 8, 9}},
-          Message{5, Error{ErrorCode::kUnknownClient, "no such client ns/pod"}}};
+          Message{5, Error{ErrorCode::kUnknownClient, "no such client ns/pod"}},
+          Message{6, MemReserve{1 << 20, 64 << 20, false}}, Message{7, MemReturn{4096}},
+          Message{8, MemQuery{}},              Message{0, MemState{4ULL << 30, 1 << 30, 0}}};
 }
 
 TEST(FrameBuffer, ByteByByteYieldsAllInOrder) {
@@ -289,6 +365,7 @@ TEST(FrameBuffer, ByteByByteYieldsAllInOrder) {
   EXPECT_EQ(std::get<Hello>(got[0].body).client, std::string(kMaxName, 'n'));
   EXPECT_EQ(std::get<TokenRelease>(got[5].body).end_us, 9u);
   EXPECT_EQ(std::get<Error>(got[6].body).message, "no such client ns/pod");
+  EXPECT_EQ(std::get<MemState>(got[10].body).limit_bytes, 4ULL << 30);
   EXPECT_EQ(fb.buffered(), 0u);
 }
 

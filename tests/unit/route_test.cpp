@@ -1,33 +1,32 @@
 // gem-pmgr's Route (the pure per-scheduler core) driven by scenario scripts with a simulated clock,
-// like etcd raft's interaction tests. Each file in tests/unit/testdata/route/ is a list of
-//   > T_MS command args...
-// lines, each followed by the actions the route must return, one per line, in order ('#' lines
-// and blank lines are comments). Commands:
+// like etcd raft's interaction tests (the format: script.h). Each file in tests/unit/testdata/route/
+// is a list of "> T_MS command args..." lines, each followed by the actions the route must return.
+// Commands:
 //   hook H hello|gone                     hook H request [burst=B]
 //   hook H release used=U end=E [burst=B] [again]      (µs; "max" is UINT64_MAX)
-//   hook H renew used=U [burst=B]          every hook command takes [id=N] (its request id)
+//   hook H renew used=U [burst=B]          every hook and mem command takes [id=N] (its request id)
+//   mem H hello [gpu=D]                    a memory session for GPU D (default 0)
+//   mem H reserve need=N want=W [existing] mem H return bytes=B    mem H query    (sizes: script_num)
 //   sched connected|lost|heard|heartbeat|error        sched settings req=R lim=L mem=M
-//   sched grant Q [id=N]    sched revoke HELD          tick    state
+//   sched grant Q [id=N]    sched revoke HELD          tick    state    memory
 // Run with GEM_REWRITE=1 to rewrite the files with what the route does now (then review the diff).
 #include "../../pod-manager/route.h"
 
 #include <gtest/gtest.h>
 
-#include <dirent.h>
-
-#include <algorithm>
-#include <cstdlib>
-#include <fstream>
-#include <map>
 #include <sstream>
+
+#include "script.h"
 
 namespace gem::pmgr {
 namespace {
 
-std::string testdata_dir() {
-  if (const char* src = std::getenv("GEM_SRC")) return std::string(src) + "/tests/unit/testdata/route";
-  std::string f = __FILE__;
-  return f.substr(0, f.rfind('/')) + "/testdata/route";
+using gem::testing::script_num;
+
+std::string gpu_uuid(uint64_t d) {
+  char buf[64];
+  snprintf(buf, sizeof(buf), "GPU-fa4e0000-0000-0000-0000-%012llx", static_cast<unsigned long long>(d));
+  return buf;
 }
 
 const char* code_name(proto::ErrorCode c) {
@@ -61,6 +60,8 @@ std::string body_text(const proto::Message& m) {
     o << "TokenRelease used=" << rel->used_us << " burst=" << rel->burst_us << " again=" << rel->again;
   } else if (const auto* ren = std::get_if<proto::TokenRenew>(&b)) {
     o << "TokenRenew used=" << ren->used_us << " burst=" << ren->burst_us;
+  } else if (const auto* ms = std::get_if<proto::MemState>(&b)) {
+    o << "MemState limit=" << ms->limit_bytes << " held=" << ms->client_held_bytes << " granted=" << ms->granted_bytes;
   } else {
     o << proto::type_name(b);
   }
@@ -78,8 +79,6 @@ std::string action_text(const Action& a) {
   }
   return "?";
 }
-
-uint64_t num(const std::string& v) { return v == "max" ? UINT64_MAX : std::stoull(v); }
 
 // One scenario: the route under test and the interpreter of its commands.
 class Scenario {
@@ -100,21 +99,12 @@ class Scenario {
 
   // Runs one command line (without "> "); returns the route's actions, one line each.
   std::vector<std::string> run(const std::string& line) {
-    std::istringstream in(line);
-    std::string t_ms, who;
-    in >> t_ms >> who;
+    const gem::testing::Command c = gem::testing::parse_command(line);
+    const std::string& t_ms = c.words.at(0);
+    const std::string& who = c.words.at(1);
     const Micros now = static_cast<Micros>(std::stoll(t_ms)) * 1000;
-    std::vector<std::string> words;
-    std::map<std::string, std::string> kv;
-    for (std::string w; in >> w;) {
-      const size_t eq = w.find('=');
-      if (eq == std::string::npos) {
-        words.push_back(w);
-      } else {
-        kv[w.substr(0, eq)] = w.substr(eq + 1);
-      }
-    }
-    auto get = [&](const std::string& k) { return kv.count(k) ? num(kv[k]) : 0; };
+    const std::vector<std::string> words(c.words.begin() + 2, c.words.end());
+    auto get = [&](const std::string& k) { return c.kv.count(k) ? script_num(c.kv.at(k)) : 0; };
     Actions acts;
     std::vector<std::string> out;
     if (who == "hook") {
@@ -126,7 +116,7 @@ class Scenario {
       } else if (verb == "request") {
         route_.hook_request(h, id, proto::TokenRequest{get("burst")}, now, &acts);
       } else if (verb == "release") {
-        const bool again = std::find(words.begin(), words.end(), "again") != words.end();
+        const bool again = c.flag("again");
         route_.hook_release(h, id, proto::TokenRelease{get("used"), get("burst"), 0, get("end"), again}, now, &acts);
       } else if (verb == "renew") {
         route_.hook_renew(h, id, proto::TokenRenew{get("used"), get("burst")}, now, &acts);
@@ -153,12 +143,31 @@ class Scenario {
             {id, proto::ClientSettings{static_cast<uint32_t>(get("req")), static_cast<uint32_t>(get("lim")), get("mem")}},
             now, &acts);
       } else if (verb == "grant") {
-        route_.sched_message({id, proto::TokenGrant{num(words.at(1))}}, now, &acts);
+        route_.sched_message({id, proto::TokenGrant{script_num(words.at(1))}}, now, &acts);
       } else if (verb == "revoke") {
-        route_.sched_message({0, proto::TokenRevoke{num(words.at(1))}}, now, &acts);
+        route_.sched_message({0, proto::TokenRevoke{script_num(words.at(1))}}, now, &acts);
       } else {
         ADD_FAILURE() << "unknown sched command: " << line;
       }
+    } else if (who == "mem") {
+      const HookId h = std::stoull(words.at(0));
+      const std::string& verb = words.at(1);
+      const uint64_t id = get("id");
+      if (verb == "hello") {
+        route_.mem_hello(h, gpu_uuid(get("gpu")), id, now, &acts);
+      } else if (verb == "reserve") {
+        route_.mem_reserve(h, id, proto::MemReserve{get("need"), get("want"), c.flag("existing")}, now, &acts);
+      } else if (verb == "return") {
+        route_.mem_return(h, id, proto::MemReturn{get("bytes")}, &acts);
+      } else if (verb == "query") {
+        route_.mem_query(h, id, now, &acts);
+      } else if (verb == "gone") {
+        route_.hook_gone(h, now, &acts);
+      } else {
+        ADD_FAILURE() << "unknown mem command: " << line;
+      }
+    } else if (who == "memory") {
+      out.push_back(memory_line());
     } else if (who == "tick") {
       route_.tick(now, &acts);
     } else if (who == "state") {
@@ -190,78 +199,29 @@ class Scenario {
     return o.str();
   }
 
+  std::string memory_line() const {
+    const MemSessions& m = route_.memory();
+    std::ostringstream o;
+    o << "memory known=" << m.known() << " limit=" << m.limit() << " sessions=" << m.count()
+      << " hooks=" << route_.hook_count();
+    for (uint64_t d = 0; d < 4; ++d) {
+      if (const MemBudget* b = m.budget(gpu_uuid(d))) o << " gpu" << d << ".held=" << b->held();
+    }
+    return o.str();
+  }
+
   Route route_;
 };
 
-struct Step {
-  int line;
-  std::string command;
-  std::vector<std::string> expected;
-};
-
-std::vector<std::string> scenario_files() {
-  std::vector<std::string> files;
-  DIR* d = opendir(testdata_dir().c_str());
-  if (d == nullptr) return files;
-  while (dirent* e = readdir(d)) {
-    const std::string n = e->d_name;
-    if (n.size() > 4 && n.substr(n.size() - 4) == ".txt") files.push_back(n);
-  }
-  closedir(d);
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
-void run_file(const std::string& name) {
-  const std::string path = testdata_dir() + "/" + name;
-  std::ifstream f(path);
-  ASSERT_TRUE(f.good()) << "cannot read " << path;
-  std::vector<std::string> lines;
-  for (std::string l; std::getline(f, l);) lines.push_back(l);
-  const bool rewrite = std::getenv("GEM_REWRITE") != nullptr;
-  std::vector<std::string> rewritten;
-  Scenario sc;
-  for (size_t i = 0; i < lines.size();) {
-    const std::string& l = lines[i];
-    if (l.rfind("> ", 0) != 0) {
-      // Comments and blank lines are kept; stray expectation lines only before the first command.
-      if (l.empty() || l[0] == '#') {
-        rewritten.push_back(l);
-      } else {
-        ADD_FAILURE() << path << ":" << i + 1 << ": expectation without a command: " << l;
-      }
-      ++i;
-      continue;
-    }
-    Step st{static_cast<int>(i + 1), l.substr(2), {}};
-    size_t j = i + 1;
-    for (; j < lines.size() && lines[j].rfind("> ", 0) != 0 && !lines[j].empty() && lines[j][0] != '#'; ++j) {
-      st.expected.push_back(lines[j]);
-    }
-    const std::vector<std::string> got = sc.run(st.command);
-    if (!rewrite && got != st.expected) {
-      std::string e, g;
-      for (const auto& s : st.expected) e += "  " + s + "\n";
-      for (const auto& s : got) g += "  " + s + "\n";
-      ADD_FAILURE() << path << ":" << st.line << ": > " << st.command << "\nexpected:\n" << e << "got:\n" << g;
-    }
-    rewritten.push_back(l);
-    rewritten.insert(rewritten.end(), got.begin(), got.end());
-    i = j;
-  }
-  if (rewrite) {
-    std::ofstream o(path, std::ios::trunc);
-    for (const auto& l : rewritten) o << l << "\n";
-  }
-}
-
 TEST(RouteScenario, AllScriptsPass) {
-  const std::vector<std::string> files = scenario_files();
-  ASSERT_GE(files.size(), 7u) << "scenario scripts not found in " << testdata_dir()
+  const std::string dir = gem::testing::testdata_dir("route");
+  const std::vector<std::string> files = gem::testing::script_files(dir);
+  ASSERT_GE(files.size(), 7u) << "scenario scripts not found in " << dir
                               << " (run from the repository root, or set GEM_SRC)";
   for (const std::string& f : files) {
     SCOPED_TRACE(f);
-    run_file(f);
+    Scenario sc;
+    gem::testing::run_script(dir + "/" + f, [&sc](const std::string& line) { return sc.run(line); });
   }
 }
 
@@ -287,6 +247,50 @@ TEST(Route, HostileReleaseValuesAreClampedToTheHold) {
   ASSERT_NE(rel, nullptr);
   EXPECT_EQ(rel->used_us, 50000u) << "held from 1 ms to 51 ms";
   EXPECT_EQ(rel->burst_us, static_cast<uint64_t>(proto::kMaxWireMicros));
+}
+
+TEST(Route, MemoryUsesTheDeclaredLimitWhenTheSchedulerIsUnreachable) {
+  RouteOptions o = Scenario::options();
+  o.has_declared = true;
+  o.declared.gpu_mem_bytes = 3ULL << 30;
+  Route r(o);
+  Actions a;
+  r.mem_hello(4, "GPU-fa4e0000-0000-0000-0000-000000000000", 9, 0, &a);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].kind, Action::Kind::kConnect);
+  a.clear();
+  r.sched_connected(10, &a);
+  r.sched_message({1, proto::Error{proto::ErrorCode::kUnknownClient, "no such client"}}, 20, &a);
+  const auto* st = a.empty() ? nullptr : std::get_if<proto::MemState>(&a.back().msg.body);
+  ASSERT_NE(st, nullptr);
+  EXPECT_EQ(a.back().hook, 4u);
+  EXPECT_EQ(a.back().msg.request_id, 9u);
+  EXPECT_EQ(st->limit_bytes, 3ULL << 30) << "gem-schd refused the client: the declared --gpu_mem applies";
+  a.clear();
+  r.mem_reserve(4, 10, proto::MemReserve{3ULL << 30, 3ULL << 30, false}, 30, &a);
+  r.mem_reserve(4, 11, proto::MemReserve{1, 1, false}, 40, &a);
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(std::get<proto::MemState>(a[0].msg.body).granted_bytes, 3ULL << 30);
+  EXPECT_EQ(std::get<proto::MemState>(a[1].msg.body).granted_bytes, 0u);
+}
+
+TEST(Route, MemorySessionsKeepTheRouteBusyAndGetNoTokenMessages) {
+  Route r(Scenario::options());
+  Actions a;
+  r.mem_hello(1, "GPU-fa4e0000-0000-0000-0000-000000000000", 1, 0, &a);
+  EXPECT_EQ(r.hook_count(), 1u);
+  EXPECT_EQ(r.next_deadline(), 200000) << "the next heartbeat to the waiting Hello";
+  a.clear();
+  r.sched_connected(10, &a);
+  r.sched_message({1, proto::ClientSettings{1, 2, 0}}, 20, &a);
+  r.sched_message({0, proto::ClientSettings{1, 3, 0}}, 30, &a);
+  ASSERT_EQ(a.size(), 2u) << "the Hello to gem-schd and the MemState answer; a reload keeping GPU_MEM is not pushed";
+  EXPECT_TRUE(std::holds_alternative<proto::MemState>(a[1].msg.body));
+  EXPECT_EQ(r.next_deadline(), kNever);
+  a.clear();
+  r.hook_gone(1, 40, &a);
+  EXPECT_TRUE(a.empty());
+  EXPECT_EQ(r.hook_count(), 0u);
 }
 
 TEST(Route, LongErrorTextsFitInAFrame) {
