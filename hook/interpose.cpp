@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "gate.h"
+#include "mem_hooks.h"
 #include "stats.h"
 #include "symbols.h"
 
@@ -57,6 +58,14 @@ using namespace gem::hook;
     if (!resolve(true) || real::name == nullptr) return CUDA_ERROR_NOT_INITIALIZED;  \
     forget_contexts(device, ctx);                                                    \
     return real::name args;                                                          \
+  }
+#include "cuda_hooks.def"
+
+// Memory accounting and views: the bodies are in mem_hooks.cpp.
+#define GEM_WRAP(name, params, args)                                                 \
+  extern "C" GEM_EXPORT CUresult name params {                                       \
+    if (!ready() || real::name == nullptr) return CUDA_ERROR_NOT_INITIALIZED;        \
+    return on_##name args;                                                           \
   }
 #include "cuda_hooks.def"
 

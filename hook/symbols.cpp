@@ -12,7 +12,9 @@ namespace real {
 #define GEM_LAUNCH(name, params, args, stream, ptsz) decltype(&::name) name = nullptr;
 #define GEM_LOOKUP(name) decltype(&::name) name = nullptr;
 #define GEM_CTX_END(name, params, args, device, ctx) decltype(&::name) name = nullptr;
+#define GEM_WRAP(name, params, args) decltype(&::name) name = nullptr;
 #define GEM_USE(name) decltype(&::name) name = nullptr;
+#define GEM_USE_OR(name, older) decltype(&::name) name = nullptr;
 #include "cuda_hooks.def"
 }  // namespace real
 
@@ -36,6 +38,7 @@ constexpr int kWrapped = 0
 #define GEM_LAUNCH(name, params, args, stream, ptsz) +1
 #define GEM_LOOKUP(name) +1
 #define GEM_CTX_END(name, params, args, device, ctx) +1
+#define GEM_WRAP(name, params, args) +1
 #include "cuda_hooks.def"
     ;
 
@@ -77,12 +80,12 @@ bool resolve(bool may_load) {
   g_pairs[i++] = {reinterpret_cast<void*>(real::name), reinterpret_cast<void*>(&::name)};
 #define GEM_LOOKUP(name) GEM_LAUNCH(name, , , , )
 #define GEM_CTX_END(name, params, args, device, ctx) GEM_LAUNCH(name, , , , )
+#define GEM_WRAP(name, params, args) GEM_LAUNCH(name, , , , )
 #define GEM_USE(name) load(lib, &real::name, #name);
+#define GEM_USE_OR(name, older) \
+  load(lib, &real::name, #name);  \
+  if (real::name == nullptr) load(lib, &real::name, #older);
 #include "cuda_hooks.def"
-  if (real::cuEventElapsedTime_v2 == nullptr) {  // drivers before CUDA 12.8 have only the first version
-    real::cuEventElapsedTime_v2 =
-        reinterpret_cast<decltype(real::cuEventElapsedTime_v2)>(real_dlsym(lib, "cuEventElapsedTime"));
-  }
   g_resolved.store(true, std::memory_order_release);
   return true;
 }

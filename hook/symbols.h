@@ -18,7 +18,9 @@ namespace real {
 #define GEM_LAUNCH(name, params, args, stream, ptsz) extern decltype(&::name) name;
 #define GEM_LOOKUP(name) extern decltype(&::name) name;
 #define GEM_CTX_END(name, params, args, device, ctx) extern decltype(&::name) name;
+#define GEM_WRAP(name, params, args) extern decltype(&::name) name;
 #define GEM_USE(name) extern decltype(&::name) name;
+#define GEM_USE_OR(name, older) extern decltype(&::name) name;
 #include "cuda_hooks.def"
 }  // namespace real
 
