@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "fake_driver.h"
+#include "mem_model.h"
 
 using fakecuda::Driver;
 
@@ -59,7 +60,7 @@ CUresult total_mem(size_t* bytes, CUdevice dev) {
   if (CUresult r = fakecuda::check_init()) return r;
   if (bytes == nullptr) return CUDA_ERROR_INVALID_VALUE;
   if (!Driver::get().valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
-  *bytes = Driver::kDeviceMemBytes;
+  *bytes = fakecuda::Memory::get().total();
   return CUDA_SUCCESS;
 }
 

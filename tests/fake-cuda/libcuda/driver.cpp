@@ -1,9 +1,11 @@
 #include <fcntl.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
 #include "fake_driver.h"
+#include "mem_model.h"
 
 namespace fakecuda {
 
@@ -21,6 +23,12 @@ CUresult Driver::init() {
     long v = strtol(e, &end, 10);
     if (end != e && *end == '\0' && v >= 0 && v <= 64) count = static_cast<int>(v);
   }
+  uint64_t mem = kDefaultMemBytes;
+  if (const char* e = getenv("FAKE_CUDA_MEM_BYTES")) {
+    uint64_t v = 0;
+    if (parse_bytes(e, &v)) mem = v;
+  }
+  Memory::get().init(count, mem);
   int fd = -1;
   if (const char* path = getenv("FAKE_CUDA_LOG"); path && *path) {
     fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -33,7 +41,6 @@ CUresult Driver::init() {
     handles_[c] = HandleKind::kContext;
   }
   primary_refs_.assign(static_cast<size_t>(count), 0);
-  used_.assign(static_cast<size_t>(count), 0);
   initialized_.store(true, std::memory_order_release);
   return count > 0 ? CUDA_SUCCESS : CUDA_ERROR_NO_DEVICE;
 }
@@ -43,11 +50,12 @@ void Driver::retain_primary(int d) {
   ++primary_refs_[static_cast<size_t>(d)];
 }
 
-bool Driver::release_primary(int d) {
+bool Driver::release_primary(int d, bool* now_zero) {
   std::lock_guard<std::mutex> lk(mu_);
   int& r = primary_refs_[static_cast<size_t>(d)];
   if (r == 0) return false;
   --r;
+  *now_zero = r == 0;
   return true;
 }
 
@@ -74,30 +82,24 @@ bool Driver::valid_handle(const void* h, HandleKind k) {
   return it != handles_.end() && it->second == k;
 }
 
-CUresult Driver::mem_alloc(int device, size_t bytes, CUdeviceptr* out) {
-  std::lock_guard<std::mutex> lk(mu_);
-  uint64_t& used = used_[static_cast<size_t>(device)];
-  if (bytes > kDeviceMemBytes - used) return CUDA_ERROR_OUT_OF_MEMORY;
-  used += bytes;
-  *out = next_addr_;
-  allocs_[next_addr_] = Alloc{device, bytes};
-  // 512-byte aligned like cudaMalloc, plus a gap so neighbouring allocations never touch.
-  next_addr_ += ((bytes + 511) & ~uint64_t{511}) + 512;
-  return CUDA_SUCCESS;
-}
-
-CUresult Driver::mem_free(CUdeviceptr p) {
-  std::lock_guard<std::mutex> lk(mu_);
-  auto it = allocs_.find(p);
-  if (it == allocs_.end()) return CUDA_ERROR_INVALID_VALUE;
-  used_[static_cast<size_t>(it->second.device)] -= it->second.bytes;
-  allocs_.erase(it);
-  return CUDA_SUCCESS;
-}
-
-uint64_t Driver::mem_used(int device) {
-  std::lock_guard<std::mutex> lk(mu_);
-  return used_[static_cast<size_t>(device)];
+bool parse_bytes(const char* s, uint64_t* out) {
+  if (s == nullptr || *s < '0' || *s > '9') return false;
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno != 0) return false;
+  int shift = 0;
+  switch (*end) {
+    case 'k': case 'K': shift = 10; ++end; break;
+    case 'm': case 'M': shift = 20; ++end; break;
+    case 'g': case 'G': shift = 30; ++end; break;
+    case 't': case 'T': shift = 40; ++end; break;
+    default: break;
+  }
+  if (shift != 0 && (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0)) end += strlen(end);
+  if (*end != '\0' || v == 0 || v > (~0ull >> shift)) return false;
+  *out = static_cast<uint64_t>(v) << shift;
+  return true;
 }
 
 std::vector<CUcontext>& ctx_stack() {
