@@ -1,10 +1,9 @@
 #include <fcntl.h>
 
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
 
 #include "fake_driver.h"
+#include "fake_env.h"
 #include "mem_model.h"
 
 namespace fakecuda {
@@ -17,18 +16,8 @@ Driver& Driver::get() {
 CUresult Driver::init() {
   std::lock_guard<std::mutex> lk(mu_);
   if (initialized()) return device_count_ > 0 ? CUDA_SUCCESS : CUDA_ERROR_NO_DEVICE;
-  int count = 1;
-  if (const char* e = getenv("FAKE_CUDA_DEVICES")) {
-    char* end = nullptr;
-    long v = strtol(e, &end, 10);
-    if (end != e && *end == '\0' && v >= 0 && v <= 64) count = static_cast<int>(v);
-  }
-  uint64_t mem = kDefaultMemBytes;
-  if (const char* e = getenv("FAKE_CUDA_MEM_BYTES")) {
-    uint64_t v = 0;
-    if (parse_bytes(e, &v)) mem = v;
-  }
-  Memory::get().init(count, mem);
+  const int count = env_device_count();
+  Memory::get().init(count, env_mem_bytes());
   int fd = -1;
   if (const char* path = getenv("FAKE_CUDA_LOG"); path && *path) {
     fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -80,26 +69,6 @@ bool Driver::valid_handle(const void* h, HandleKind k) {
   std::lock_guard<std::mutex> lk(mu_);
   auto it = handles_.find(h);
   return it != handles_.end() && it->second == k;
-}
-
-bool parse_bytes(const char* s, uint64_t* out) {
-  if (s == nullptr || *s < '0' || *s > '9') return false;
-  char* end = nullptr;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno != 0) return false;
-  int shift = 0;
-  switch (*end) {
-    case 'k': case 'K': shift = 10; ++end; break;
-    case 'm': case 'M': shift = 20; ++end; break;
-    case 'g': case 'G': shift = 30; ++end; break;
-    case 't': case 'T': shift = 40; ++end; break;
-    default: break;
-  }
-  if (shift != 0 && (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0)) end += strlen(end);
-  if (*end != '\0' || v == 0 || v > (~0ull >> shift)) return false;
-  *out = static_cast<uint64_t>(v) << shift;
-  return true;
 }
 
 std::vector<CUcontext>& ctx_stack() {

@@ -85,8 +85,6 @@ enum class HandleKind {
 // Thread-safe.
 class Driver {
  public:
-  static constexpr uint64_t kDefaultMemBytes = 16ull << 30;
-
   static Driver& get();
 
   // cuInit: reads FAKE_CUDA_DEVICES / FAKE_CUDA_MEM_BYTES / FAKE_CUDA_LOG once.
@@ -117,9 +115,6 @@ class Driver {
   std::vector<const void*> retired_;  // destroyed handles, never freed
 };
 
-// Parses a byte count: digits with an optional binary suffix K, M, G or T (also KiB, MB, ...).
-// False if malformed or 0.
-bool parse_bytes(const char* s, uint64_t* out);
 
 // The calling thread's current context (top of its context stack), or nullptr.
 CUcontext current_ctx();
