@@ -1,7 +1,7 @@
 # GPU sharing by time-slice tokens: libgemhook.so.1, gem-schd, gem-pmgr.
 # Needs the CUDA toolkit's headers only (CUDA_PATH); never a GPU, never links libcuda.
 #   make                 build everything into $(BUILD)
-#   make test            unit + integration tests against the stand-in libcuda (no GPU)
+#   make test            unit + integration tests against the stand-in libcuda and NVML (no GPU)
 #   make test SANITIZE=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-san/)
 #   make bench-config    resource-config.txt parse times, 10^4..10^6 clients, before/after issue 6
 #   make soak            bounded soak of the real daemons (SOAK_SECONDS, default 600; docs/hardening.md)
@@ -42,6 +42,8 @@ UNIT_SRCS := $(wildcard tests/unit/*.cpp)
 INTEG_SRCS := $(wildcard tests/integration/*.cpp)
 FAKE_LIB_SRCS := $(wildcard tests/fake-cuda/libcuda/*.cpp)
 FAKE_APP_SRCS := $(wildcard tests/fake-cuda/app/*.cpp)
+FAKE_NVML_SRCS := $(wildcard tests/fake-cuda/libnvml/*.cpp)
+FAKE_MEM_APP_SRCS := $(wildcard tests/fake-cuda/memapp/*.cpp)
 
 obj = $(patsubst %.cpp,$(BUILD)/obj/%.o,$(1))
 
@@ -53,6 +55,10 @@ SCHD_A := $(BUILD)/obj/libgemschd.a
 PMGR_A := $(BUILD)/obj/libgempmgr.a
 FAKE_LIB := $(BUILD)/fake-cuda/libcuda.so.1
 FAKE_APP := $(BUILD)/fake-cuda/fake-cuda-app
+FAKE_NVML := $(BUILD)/fake-cuda/libnvidia-ml.so.1
+FAKE_MEM_APP := $(BUILD)/fake-cuda/fake-mem-app
+# Everything the tests run against instead of a GPU.
+FAKE_ALL := $(FAKE_LIB) $(FAKE_APP) $(FAKE_NVML) $(FAKE_MEM_APP)
 UNIT_BIN := $(BUILD)/tests/unit-tests
 INTEG_BIN := $(BUILD)/tests/integration-tests
 
@@ -94,11 +100,18 @@ $(PMGR_BIN): $(call obj,pod-manager/main.cpp) $(PMGR_A) $(COMMON_A)
 	@mkdir -p $(dir $@)
 	$(CXX) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
-# Stand-in driver and a program that reaches it the way the CUDA runtime does.
+# Stand-in driver and NVML, and programs that reach them the way the CUDA runtime (and monitoring
+# code) do: fake-cuda-app launches kernels, fake-mem-app drives every memory path.
 $(FAKE_LIB): $(call obj,$(FAKE_LIB_SRCS))
 	@mkdir -p $(dir $@)
 	$(CXX) -shared $(SANFLAGS) -o $@ $^ -Wl,-soname,libcuda.so.1 $(LDLIBS)
+$(FAKE_NVML): $(call obj,$(FAKE_NVML_SRCS))
+	@mkdir -p $(dir $@)
+	$(CXX) -shared $(SANFLAGS) -o $@ $^ -Wl,-soname,libnvidia-ml.so.1 $(LDLIBS)
 $(FAKE_APP): $(call obj,$(FAKE_APP_SRCS))
+	@mkdir -p $(dir $@)
+	$(CXX) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+$(FAKE_MEM_APP): $(call obj,$(FAKE_MEM_APP_SRCS))
 	@mkdir -p $(dir $@)
 	$(CXX) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -113,12 +126,12 @@ $(INTEG_BIN): $(call obj,$(INTEG_SRCS)) $(COMMON_A)
 unit-test: $(UNIT_BIN)
 	$(UNIT_BIN)
 
-integration-test: all $(FAKE_LIB) $(FAKE_APP) $(INTEG_BIN)
+integration-test: all $(FAKE_ALL) $(INTEG_BIN)
 	GEM_BUILD=$(abspath $(BUILD)) SANITIZE=$(SANITIZE) $(INTEG_BIN)
 
 # Under SANITIZE=1 the launchers preload an ASan-built hook into programs that are not: the ASan
 # runtime then comes in as the hook's dependency, not first.
-tools-test: all $(FAKE_LIB) $(FAKE_APP)
+tools-test: all $(FAKE_ALL)
 	$(if $(filter 1,$(SANITIZE)),ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0) GEM_BUILD=$(abspath $(BUILD)) $(PYTHON) -m unittest discover -s tests/tools -p 'test_*.py' -v
 
 # Test binaries build in parallel; the suites run one after another, since the integration tests
@@ -127,7 +140,7 @@ TEST_SUITES := unit-test integration-test tools-test
 -include webhook/webhook.mk
 include tests/fuzz/fuzz.mk
 
-test: all $(UNIT_BIN) $(INTEG_BIN) $(FAKE_LIB) $(FAKE_APP) $(TEST_BUILD_EXTRA)
+test: all $(UNIT_BIN) $(INTEG_BIN) $(FAKE_ALL) $(TEST_BUILD_EXTRA)
 	@set -e; for suite in $(TEST_SUITES); do $(MAKE) --no-print-directory $$suite; done
 
 SOAK_SECONDS ?= 600

@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "fake_driver.h"
+#include "mem_model.h"
 
 using fakecuda::Driver;
 using fakecuda::HandleKind;
@@ -9,6 +10,13 @@ using fakecuda::HandleKind;
 namespace {
 
 bool valid_ctx(CUcontext c) { return Driver::get().valid_handle(c, HandleKind::kContext); }
+
+// As on the real driver, a context's end frees the memory allocated in it (cuMemAlloc*, arrays).
+void free_context_memory(CUcontext ctx) {
+  for (const void* h : fakecuda::Memory::get().on_context_destroyed(ctx)) {
+    if (!Driver::get().remove_handle(h, HandleKind::kArray)) Driver::get().remove_handle(h, HandleKind::kMipmappedArray);
+  }
+}
 
 CUresult create_ctx(CUcontext* pctx, CUdevice dev) {
   if (CUresult r = fakecuda::check_init()) return r;
@@ -30,6 +38,7 @@ CUresult destroy_ctx(CUcontext ctx) {
   // rather than touching freed memory (the object is retired, not freed).
   auto& s = fakecuda::ctx_stack();
   s.erase(std::remove(s.begin(), s.end(), ctx), s.end());
+  free_context_memory(ctx);
   return CUDA_SUCCESS;
 }
 
@@ -52,8 +61,12 @@ CUresult pop_ctx(CUcontext* pctx) {
 CUresult release_primary(CUdevice dev) {
   if (CUresult r = fakecuda::check_init()) return r;
   if (!Driver::get().valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
-  // The primary context object itself stays: a later retain hands back the same handle.
-  return Driver::get().release_primary(dev) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_CONTEXT;
+  // The primary context object itself stays: a later retain hands back the same handle. Released
+  // to 0 it is destroyed, with the memory allocated in it.
+  bool now_zero = false;
+  if (!Driver::get().release_primary(dev, &now_zero)) return CUDA_ERROR_INVALID_CONTEXT;
+  if (now_zero) free_context_memory(Driver::get().primary(dev));
+  return CUDA_SUCCESS;
 }
 
 }  // namespace
@@ -142,6 +155,7 @@ FAKE_API CUresult CUDAAPI cuCtxSynchronize(void) {
   // A serial device: waiting for everything queued on it covers every stream of the context.
   fakecuda::DeviceSim& sim = Driver::get().sim(c->device);
   sim.wait(sim.last_enqueued());
+  fakecuda::Memory::get().on_synchronize(c->device);
   return CUDA_SUCCESS;
 }
 

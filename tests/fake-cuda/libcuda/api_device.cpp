@@ -3,6 +3,8 @@
 #include <cstring>
 
 #include "fake_driver.h"
+#include "fake_env.h"
+#include "mem_model.h"
 
 using fakecuda::Driver;
 
@@ -42,16 +44,14 @@ FAKE_API CUresult CUDAAPI cuDeviceGetName(char* name, int len, CUdevice dev) {
 
 namespace {
 
-// UUID of device d: fa 4e 00 .. 00 d (big-endian in the last bytes, for d > 255 too).
+// UUID of device d: fa 4e 00 .. 00 d (big-endian in the last bytes, for d > 255 too; fake_env.h).
 CUresult device_uuid(CUuuid* uuid, CUdevice dev) {
   if (CUresult r = fakecuda::check_init()) return r;
   if (uuid == nullptr) return CUDA_ERROR_INVALID_VALUE;
   if (!Driver::get().valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
-  memset(uuid->bytes, 0, sizeof uuid->bytes);
-  uuid->bytes[0] = static_cast<char>(0xfa);
-  uuid->bytes[1] = static_cast<char>(0x4e);
-  uuid->bytes[14] = static_cast<char>((dev >> 8) & 0xff);
-  uuid->bytes[15] = static_cast<char>(dev & 0xff);
+  unsigned char b[16];
+  fakecuda::device_uuid_bytes(dev, b);
+  memcpy(uuid->bytes, b, sizeof b);
   return CUDA_SUCCESS;
 }
 
@@ -59,7 +59,7 @@ CUresult total_mem(size_t* bytes, CUdevice dev) {
   if (CUresult r = fakecuda::check_init()) return r;
   if (bytes == nullptr) return CUDA_ERROR_INVALID_VALUE;
   if (!Driver::get().valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
-  *bytes = Driver::kDeviceMemBytes;
+  *bytes = fakecuda::Memory::get().total();
   return CUDA_SUCCESS;
 }
 

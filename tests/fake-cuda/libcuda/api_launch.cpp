@@ -10,18 +10,33 @@ using fakecuda::HandleKind;
 
 namespace fakecuda {
 
-CUresult submit_kernel(int device, Nanos duration_ns, CUstream s, bool ptsz, const char* api) {
+namespace {
+
+CUresult submit_target(int device, CUstream s, bool ptsz, StreamTarget* t) {
   CUcontext c = current_ctx();
   if (c == nullptr) return CUDA_ERROR_INVALID_CONTEXT;
+  if (CUresult r = resolve_stream(s, ptsz, t)) return r;
+  if (t->device != device || c->device != device) return CUDA_ERROR_INVALID_HANDLE;
+  return CUDA_SUCCESS;
+}
+
+}  // namespace
+
+CUresult check_submit(int device, CUstream s, bool ptsz) {
   StreamTarget t;
-  if (CUresult r = resolve_stream(s, ptsz, &t)) return r;
-  if (t.device != device || c->device != device) return CUDA_ERROR_INVALID_HANDLE;
+  return submit_target(device, s, ptsz, &t);
+}
+
+CUresult submit_kernel(int device, Nanos duration_ns, CUstream s, bool ptsz, const char* api, uint64_t* seq_out) {
+  StreamTarget t;
+  if (CUresult r = submit_target(device, s, ptsz, &t)) return r;
   Op op;
   op.kind = Op::Kind::kKernel;
   op.duration_ns = duration_ns;
   op.api = api;
   uint64_t seq = Driver::get().sim(device).enqueue(std::move(op));
   note_enqueued(t, seq);
+  if (seq_out != nullptr) *seq_out = seq;
   return CUDA_SUCCESS;
 }
 

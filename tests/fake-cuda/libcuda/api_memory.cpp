@@ -1,8 +1,8 @@
-// Device memory: accounted per device (16 GiB each), addresses are fake and never dereferenced,
-// so tests can "allocate" far more than the host has.
+// Device memory: cuMemAlloc and its kin, cuMemFree, cuMemGetInfo. What is counted: mem_model.h.
 #include "fake_driver.h"
+#include "mem_model.h"
 
-using fakecuda::Driver;
+using fakecuda::Memory;
 
 namespace {
 
@@ -18,8 +18,8 @@ CUresult mem_info(size_t* free, size_t* total) {
   int dev = 0;
   if (CUresult r = ctx_device(&dev)) return r;
   if (free == nullptr || total == nullptr) return CUDA_ERROR_INVALID_VALUE;
-  *total = Driver::kDeviceMemBytes;
-  *free = Driver::kDeviceMemBytes - Driver::get().mem_used(dev);
+  *total = Memory::get().total();
+  *free = *total - Memory::get().used(dev);
   return CUDA_SUCCESS;
 }
 
@@ -29,14 +29,15 @@ FAKE_API CUresult CUDAAPI cuMemAlloc_v2(CUdeviceptr* dptr, size_t bytesize) {
   int dev = 0;
   if (CUresult r = ctx_device(&dev)) return r;
   if (dptr == nullptr || bytesize == 0) return CUDA_ERROR_INVALID_VALUE;
-  return Driver::get().mem_alloc(dev, bytesize, dptr);
+  return Memory::get().alloc_plain(dev, fakecuda::current_ctx(), bytesize, dptr);
 }
 
+// Frees what any allocation function returned (cuMemAlloc*, stream-ordered, graph allocations).
 FAKE_API CUresult CUDAAPI cuMemFree_v2(CUdeviceptr dptr) {
   int dev = 0;
   if (CUresult r = ctx_device(&dev)) return r;
   if (dptr == 0) return CUDA_SUCCESS;
-  return Driver::get().mem_free(dptr);
+  return Memory::get().free(dptr);
 }
 
 FAKE_API CUresult CUDAAPI cuMemGetInfo_v2(size_t* free, size_t* total) { return mem_info(free, total); }
@@ -49,7 +50,7 @@ FAKE_API CUresult CUDAAPI cuMemAllocManaged(CUdeviceptr* dptr, size_t bytesize, 
   if (dptr == nullptr || bytesize == 0 || (flags != CU_MEM_ATTACH_GLOBAL && flags != CU_MEM_ATTACH_HOST)) {
     return CUDA_ERROR_INVALID_VALUE;
   }
-  return Driver::get().mem_alloc(dev, bytesize, dptr);
+  return Memory::get().alloc_plain(dev, fakecuda::current_ctx(), bytesize, dptr);
 }
 
 FAKE_API CUresult CUDAAPI cuMemAllocPitch_v2(CUdeviceptr* dptr, size_t* pPitch, size_t WidthInBytes, size_t Height,
@@ -58,48 +59,29 @@ FAKE_API CUresult CUDAAPI cuMemAllocPitch_v2(CUdeviceptr* dptr, size_t* pPitch, 
   if (CUresult r = ctx_device(&dev)) return r;
   if (dptr == nullptr || pPitch == nullptr || WidthInBytes == 0 || Height == 0) return CUDA_ERROR_INVALID_VALUE;
   if (ElementSizeBytes != 4 && ElementSizeBytes != 8 && ElementSizeBytes != 16) return CUDA_ERROR_INVALID_VALUE;
+  // Rows padded to 512 bytes (the real driver's pitch alignment on current GPUs); counted pitch * Height.
+  if (WidthInBytes > ~size_t{0} - 511) return CUDA_ERROR_OUT_OF_MEMORY;
   size_t pitch = (WidthInBytes + 511) & ~size_t{511};
-  if (Height > Driver::kDeviceMemBytes / pitch) return CUDA_ERROR_OUT_OF_MEMORY;
-  CUresult r = Driver::get().mem_alloc(dev, pitch * Height, dptr);
+  if (Height > Memory::get().total() / pitch) return CUDA_ERROR_OUT_OF_MEMORY;
+  CUresult r = Memory::get().alloc_plain(dev, fakecuda::current_ctx(), pitch * Height, dptr);
   if (r == CUDA_SUCCESS) *pPitch = pitch;
   return r;
-}
-
-namespace {
-
-// Stream-ordered forms complete at once: the fake has no pool to defer into.
-CUresult alloc_async(CUdeviceptr* dptr, size_t bytesize, CUstream s, bool ptsz) {
-  if (CUresult r = fakecuda::check_init()) return r;
-  if (dptr == nullptr || bytesize == 0) return CUDA_ERROR_INVALID_VALUE;
-  fakecuda::StreamTarget t;
-  if (CUresult r = fakecuda::resolve_stream(s, ptsz, &t)) return r;
-  return Driver::get().mem_alloc(t.device, bytesize, dptr);
-}
-
-CUresult free_async(CUdeviceptr dptr, CUstream s, bool ptsz) {
-  if (CUresult r = fakecuda::check_init()) return r;
-  fakecuda::StreamTarget t;
-  if (CUresult r = fakecuda::resolve_stream(s, ptsz, &t)) return r;
-  return Driver::get().mem_free(dptr);
-}
-
-}  // namespace
-
-FAKE_API CUresult CUDAAPI cuMemAllocAsync(CUdeviceptr* dptr, size_t bytesize, CUstream hStream) {
-  return alloc_async(dptr, bytesize, hStream, false);
-}
-FAKE_API CUresult CUDAAPI cuMemAllocAsync_ptsz(CUdeviceptr* dptr, size_t bytesize, CUstream hStream) {
-  return alloc_async(dptr, bytesize, hStream, true);
-}
-FAKE_API CUresult CUDAAPI cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream) { return free_async(dptr, hStream, false); }
-FAKE_API CUresult CUDAAPI cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream) {
-  return free_async(dptr, hStream, true);
 }
 
 // Legacy 32-bit forms (cudaVersion < 3020). Addresses above 4 GiB cannot be expressed in them.
 FAKE_API CUresult CUDAAPI cuMemAlloc(CUdeviceptr_v1* dptr, unsigned int bytesize) {
   (void)dptr;
   (void)bytesize;
+  return CUDA_ERROR_NOT_SUPPORTED;
+}
+
+FAKE_API CUresult CUDAAPI cuMemAllocPitch(CUdeviceptr_v1* dptr, unsigned int* pPitch, unsigned int WidthInBytes,
+                                          unsigned int Height, unsigned int ElementSizeBytes) {
+  (void)dptr;
+  (void)pPitch;
+  (void)WidthInBytes;
+  (void)Height;
+  (void)ElementSizeBytes;
   return CUDA_ERROR_NOT_SUPPORTED;
 }
 
@@ -125,7 +107,4 @@ FAKE_ALIAS(cuMemFree)
 FAKE_ALIAS(cuMemGetInfo)
 FAKE_ALIAS(cuMemAllocManaged)
 FAKE_ALIAS(cuMemAllocPitch_v2)
-FAKE_ALIAS(cuMemAllocAsync)
-FAKE_ALIAS(cuMemAllocAsync_ptsz)
-FAKE_ALIAS(cuMemFreeAsync)
-FAKE_ALIAS(cuMemFreeAsync_ptsz)
+FAKE_ALIAS(cuMemAllocPitch)

@@ -1,6 +1,7 @@
 // Streams and events. All streams of a device share its FIFO; a stream only remembers the
 // sequence number of its latest op so synchronise/query know what to wait for.
 #include "fake_driver.h"
+#include "mem_model.h"
 
 using fakecuda::Driver;
 using fakecuda::HandleKind;
@@ -34,6 +35,7 @@ CUresult stream_sync(CUstream s, bool ptsz) {
   StreamTarget t;
   if (CUresult r = fakecuda::resolve_stream(s, ptsz, &t)) return r;
   Driver::get().sim(t.device).wait(fakecuda::sync_seq(t));
+  fakecuda::Memory::get().on_synchronize(t.device);  // pools release over their threshold
   return CUDA_SUCCESS;
 }
 
@@ -131,7 +133,10 @@ FAKE_API CUresult CUDAAPI cuEventSynchronize(CUevent hEvent) {
   if (CUresult r = fakecuda::check_init()) return r;
   if (!valid_event(hEvent)) return CUDA_ERROR_INVALID_HANDLE;
   int dev = hEvent->timing->device.load();
-  if (dev >= 0) Driver::get().sim(dev).wait(hEvent->timing->seq.load());
+  if (dev >= 0) {
+    Driver::get().sim(dev).wait(hEvent->timing->seq.load());
+    fakecuda::Memory::get().on_synchronize(dev);
+  }
   return CUDA_SUCCESS;
 }
 

@@ -1,9 +1,10 @@
 #include <fcntl.h>
 
 #include <cstdlib>
-#include <cstring>
 
 #include "fake_driver.h"
+#include "fake_env.h"
+#include "mem_model.h"
 
 namespace fakecuda {
 
@@ -15,12 +16,8 @@ Driver& Driver::get() {
 CUresult Driver::init() {
   std::lock_guard<std::mutex> lk(mu_);
   if (initialized()) return device_count_ > 0 ? CUDA_SUCCESS : CUDA_ERROR_NO_DEVICE;
-  int count = 1;
-  if (const char* e = getenv("FAKE_CUDA_DEVICES")) {
-    char* end = nullptr;
-    long v = strtol(e, &end, 10);
-    if (end != e && *end == '\0' && v >= 0 && v <= 64) count = static_cast<int>(v);
-  }
+  const int count = env_device_count();
+  Memory::get().init(count, env_mem_bytes());
   int fd = -1;
   if (const char* path = getenv("FAKE_CUDA_LOG"); path && *path) {
     fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -33,7 +30,6 @@ CUresult Driver::init() {
     handles_[c] = HandleKind::kContext;
   }
   primary_refs_.assign(static_cast<size_t>(count), 0);
-  used_.assign(static_cast<size_t>(count), 0);
   initialized_.store(true, std::memory_order_release);
   return count > 0 ? CUDA_SUCCESS : CUDA_ERROR_NO_DEVICE;
 }
@@ -43,11 +39,12 @@ void Driver::retain_primary(int d) {
   ++primary_refs_[static_cast<size_t>(d)];
 }
 
-bool Driver::release_primary(int d) {
+bool Driver::release_primary(int d, bool* now_zero) {
   std::lock_guard<std::mutex> lk(mu_);
   int& r = primary_refs_[static_cast<size_t>(d)];
   if (r == 0) return false;
   --r;
+  *now_zero = r == 0;
   return true;
 }
 
@@ -72,32 +69,6 @@ bool Driver::valid_handle(const void* h, HandleKind k) {
   std::lock_guard<std::mutex> lk(mu_);
   auto it = handles_.find(h);
   return it != handles_.end() && it->second == k;
-}
-
-CUresult Driver::mem_alloc(int device, size_t bytes, CUdeviceptr* out) {
-  std::lock_guard<std::mutex> lk(mu_);
-  uint64_t& used = used_[static_cast<size_t>(device)];
-  if (bytes > kDeviceMemBytes - used) return CUDA_ERROR_OUT_OF_MEMORY;
-  used += bytes;
-  *out = next_addr_;
-  allocs_[next_addr_] = Alloc{device, bytes};
-  // 512-byte aligned like cudaMalloc, plus a gap so neighbouring allocations never touch.
-  next_addr_ += ((bytes + 511) & ~uint64_t{511}) + 512;
-  return CUDA_SUCCESS;
-}
-
-CUresult Driver::mem_free(CUdeviceptr p) {
-  std::lock_guard<std::mutex> lk(mu_);
-  auto it = allocs_.find(p);
-  if (it == allocs_.end()) return CUDA_ERROR_INVALID_VALUE;
-  used_[static_cast<size_t>(it->second.device)] -= it->second.bytes;
-  allocs_.erase(it);
-  return CUDA_SUCCESS;
-}
-
-uint64_t Driver::mem_used(int device) {
-  std::lock_guard<std::mutex> lk(mu_);
-  return used_[static_cast<size_t>(device)];
 }
 
 std::vector<CUcontext>& ctx_stack() {

@@ -56,44 +56,52 @@ struct CUgraphNode_st {
 struct CUgraph_st {
   std::mutex mu;
   std::vector<CUgraphNode> nodes;  // insertion order is a valid topological order
+  // Memory nodes (guarded by fakecuda::Memory's lock): addresses allocated in this graph, those
+  // allocated elsewhere that it frees, and how many instantiations exist (at most one with memory nodes).
+  std::vector<CUdeviceptr> mem_allocs, mem_frees;
+  int mem_execs = 0;
 };
 struct CUgraphExec_st {
   int device;
   fakecuda::Nanos duration_ns;  // nodes run back to back on a serial device
+  CUgraph graph = nullptr;
+  // Guarded by fakecuda::Memory's lock.
+  unsigned long long flags = 0;
+  // Copied from the graph at instantiation: its allocations, those not freed in it, and the
+  // allocations of other graphs it frees.
+  std::vector<CUdeviceptr> mem_allocs, mem_outlive, mem_frees;
+  bool backed = false;    // its allocations have memory in the device's graph pool
+  uint64_t last_seq = 0;  // device FIFO sequence of its latest launch
 };
 
 namespace fakecuda {
 
-enum class HandleKind { kContext, kStream, kEvent, kModule, kFunction, kGraph, kGraphNode, kGraphExec };
+enum class HandleKind {
+  kContext, kStream, kEvent, kModule, kFunction, kGraph, kGraphNode, kGraphExec, kArray, kMipmappedArray
+};
 
-// Process-wide driver state: devices, primary contexts, live handles, memory accounting.
+// Process-wide driver state: devices, primary contexts, live handles (memory: mem_model.h).
 // Created on first use and leaked on purpose, so no static destructor races the executors at exit.
 // Thread-safe.
 class Driver {
  public:
-  static constexpr uint64_t kDeviceMemBytes = 16ull << 30;
-
   static Driver& get();
 
-  // cuInit: reads FAKE_CUDA_DEVICES / FAKE_CUDA_LOG once.
+  // cuInit: reads FAKE_CUDA_DEVICES / FAKE_CUDA_MEM_BYTES / FAKE_CUDA_LOG once.
   CUresult init();
   bool initialized() const { return initialized_.load(std::memory_order_acquire); }
   int device_count() const { return device_count_; }
   bool valid_device(CUdevice d) const { return d >= 0 && d < device_count_; }
   DeviceSim& sim(int d) { return *sims_[static_cast<size_t>(d)]; }
   CUcontext primary(int d) { return primaries_[static_cast<size_t>(d)]; }
-  // Primary context reference counts (cuDevicePrimaryCtxRetain/Release).
+  // Primary context reference counts (cuDevicePrimaryCtxRetain/Release). release_primary is false
+  // when the count is already 0; *now_zero tells whether this release dropped it to 0.
   void retain_primary(int d);
-  bool release_primary(int d);
+  bool release_primary(int d, bool* now_zero);
 
   void add_handle(const void* h, HandleKind k);
   bool remove_handle(const void* h, HandleKind k);
   bool valid_handle(const void* h, HandleKind k);
-
-  // Device memory accounting: fake, never dereferenceable addresses.
-  CUresult mem_alloc(int device, size_t bytes, CUdeviceptr* out);
-  CUresult mem_free(CUdeviceptr p);
-  uint64_t mem_used(int device);
 
  private:
   Driver() = default;
@@ -105,14 +113,8 @@ class Driver {
   std::vector<int> primary_refs_;
   std::unordered_map<const void*, HandleKind> handles_;
   std::vector<const void*> retired_;  // destroyed handles, never freed
-  struct Alloc {
-    int device;
-    size_t bytes;
-  };
-  std::unordered_map<CUdeviceptr, Alloc> allocs_;
-  std::vector<uint64_t> used_;
-  CUdeviceptr next_addr_ = 0x7f2000000000ull;
 };
+
 
 // The calling thread's current context (top of its context stack), or nullptr.
 CUcontext current_ctx();
@@ -143,7 +145,14 @@ inline CUresult check_init() {
 
 // Enqueues `duration_ns` of work made on `device` (a function's or graph's) on stream s, reached
 // through the entry point named `api` (a static string, for the log). Needs a current context on
-// the same device.
-CUresult submit_kernel(int device, Nanos duration_ns, CUstream s, bool ptsz, const char* api);
+// the same device. *seq_out (if given): the op's sequence number on the device FIFO.
+CUresult submit_kernel(int device, Nanos duration_ns, CUstream s, bool ptsz, const char* api,
+                       uint64_t* seq_out = nullptr);
+// Graph node plumbing (api_graph.cpp): argument checks shared by every cuGraphAdd*Node, and
+// appending a node that runs for duration_ns (0 for memory nodes).
+CUresult check_node_args(CUgraphNode* phNode, CUgraph g, const CUgraphNode* deps, size_t ndeps);
+void add_node(CUgraph g, Nanos duration_ns, CUgraphNode* phNode);
+// Checks what submit_kernel would refuse (current context, stream, device), without enqueuing.
+CUresult check_submit(int device, CUstream s, bool ptsz);
 
 }  // namespace fakecuda

@@ -23,7 +23,16 @@
   X(cuGraphLaunch) X(cuGraphLaunch_ptsz) X(cuGraphExecDestroy) X(cuGraphDestroy) X(cuMemAlloc) X(cuMemAlloc_v2)  \
   X(cuMemFree) X(cuMemFree_v2) X(cuMemGetInfo) X(cuMemGetInfo_v2) X(cuMemAllocManaged) X(cuMemAllocPitch_v2)         \
   X(cuMemAllocAsync) X(cuMemAllocAsync_ptsz) X(cuMemFreeAsync) X(cuMemFreeAsync_ptsz) X(cuGetErrorString) X(cuGetErrorName)          \
-  X(cuGetExportTable) X(cuGetProcAddress) X(cuGetProcAddress_v2)
+  X(cuGetExportTable) X(cuGetProcAddress) X(cuGetProcAddress_v2) X(cuMemAllocPitch)                              \
+  X(cuMemAllocFromPoolAsync) X(cuMemAllocFromPoolAsync_ptsz) X(cuMemPoolCreate) X(cuMemPoolDestroy)              \
+  X(cuDeviceGetDefaultMemPool) X(cuDeviceGetMemPool) X(cuDeviceSetMemPool) X(cuMemGetDefaultMemPool)             \
+  X(cuMemGetMemPool) X(cuMemSetMemPool) X(cuMemPoolGetAttribute) X(cuMemPoolSetAttribute) X(cuMemPoolTrimTo)     \
+  X(cuMemGetAllocationGranularity) X(cuMemCreate) X(cuMemRelease) X(cuMemAddressReserve) X(cuMemAddressFree)     \
+  X(cuMemMap) X(cuMemUnmap) X(cuMemSetAccess) X(cuArrayCreate) X(cuArrayCreate_v2) X(cuArray3DCreate)            \
+  X(cuArray3DCreate_v2) X(cuMipmappedArrayCreate) X(cuArrayDestroy) X(cuMipmappedArrayDestroy)                   \
+  X(cuArrayGetMemoryRequirements) X(cuMipmappedArrayGetMemoryRequirements) X(cuGraphAddMemAllocNode)             \
+  X(cuGraphAddMemFreeNode) X(cuDeviceGraphMemTrim) X(cuDeviceGetGraphMemAttribute) X(cuDeviceSetGraphMemAttribute) \
+  X(cuGraphUpload) X(cuGraphUpload_ptsz)
 
 FAKE_ENTRY_POINTS(FAKE_ALIAS_DECL)
 
@@ -102,9 +111,45 @@ const Entry kEntries[] = {
     {"cuMemGetInfo", 2000, FN(cuMemGetInfo), nullptr},
     {"cuMemGetInfo", 3020, FN(cuMemGetInfo_v2), nullptr},
     {"cuMemAllocManaged", 6000, FN(cuMemAllocManaged), nullptr},
+    {"cuMemAllocPitch", 2000, FN(cuMemAllocPitch), nullptr},
     {"cuMemAllocPitch", 3020, FN(cuMemAllocPitch_v2), nullptr},
     {"cuMemAllocAsync", 11020, FN(cuMemAllocAsync), FN(cuMemAllocAsync_ptsz)},
+    {"cuMemAllocFromPoolAsync", 11020, FN(cuMemAllocFromPoolAsync), FN(cuMemAllocFromPoolAsync_ptsz)},
     {"cuMemFreeAsync", 11020, FN(cuMemFreeAsync), FN(cuMemFreeAsync_ptsz)},
+    {"cuMemPoolCreate", 11020, FN(cuMemPoolCreate), nullptr},
+    {"cuMemPoolDestroy", 11020, FN(cuMemPoolDestroy), nullptr},
+    {"cuDeviceGetDefaultMemPool", 11020, FN(cuDeviceGetDefaultMemPool), nullptr},
+    {"cuDeviceGetMemPool", 11020, FN(cuDeviceGetMemPool), nullptr},
+    {"cuDeviceSetMemPool", 11020, FN(cuDeviceSetMemPool), nullptr},
+    {"cuMemGetDefaultMemPool", 13000, FN(cuMemGetDefaultMemPool), nullptr},
+    {"cuMemGetMemPool", 13000, FN(cuMemGetMemPool), nullptr},
+    {"cuMemSetMemPool", 13000, FN(cuMemSetMemPool), nullptr},
+    {"cuMemPoolGetAttribute", 11020, FN(cuMemPoolGetAttribute), nullptr},
+    {"cuMemPoolSetAttribute", 11020, FN(cuMemPoolSetAttribute), nullptr},
+    {"cuMemPoolTrimTo", 11020, FN(cuMemPoolTrimTo), nullptr},
+    {"cuMemGetAllocationGranularity", 10020, FN(cuMemGetAllocationGranularity), nullptr},
+    {"cuMemCreate", 10020, FN(cuMemCreate), nullptr},
+    {"cuMemRelease", 10020, FN(cuMemRelease), nullptr},
+    {"cuMemAddressReserve", 10020, FN(cuMemAddressReserve), nullptr},
+    {"cuMemAddressFree", 10020, FN(cuMemAddressFree), nullptr},
+    {"cuMemMap", 10020, FN(cuMemMap), nullptr},
+    {"cuMemUnmap", 10020, FN(cuMemUnmap), nullptr},
+    {"cuMemSetAccess", 10020, FN(cuMemSetAccess), nullptr},
+    {"cuArrayCreate", 2000, FN(cuArrayCreate), nullptr},
+    {"cuArrayCreate", 3020, FN(cuArrayCreate_v2), nullptr},
+    {"cuArray3DCreate", 2000, FN(cuArray3DCreate), nullptr},
+    {"cuArray3DCreate", 3020, FN(cuArray3DCreate_v2), nullptr},
+    {"cuMipmappedArrayCreate", 5000, FN(cuMipmappedArrayCreate), nullptr},
+    {"cuArrayDestroy", 2000, FN(cuArrayDestroy), nullptr},
+    {"cuMipmappedArrayDestroy", 5000, FN(cuMipmappedArrayDestroy), nullptr},
+    {"cuArrayGetMemoryRequirements", 11060, FN(cuArrayGetMemoryRequirements), nullptr},
+    {"cuMipmappedArrayGetMemoryRequirements", 11060, FN(cuMipmappedArrayGetMemoryRequirements), nullptr},
+    {"cuGraphAddMemAllocNode", 11040, FN(cuGraphAddMemAllocNode), nullptr},
+    {"cuGraphAddMemFreeNode", 11040, FN(cuGraphAddMemFreeNode), nullptr},
+    {"cuDeviceGraphMemTrim", 11040, FN(cuDeviceGraphMemTrim), nullptr},
+    {"cuDeviceGetGraphMemAttribute", 11040, FN(cuDeviceGetGraphMemAttribute), nullptr},
+    {"cuDeviceSetGraphMemAttribute", 11040, FN(cuDeviceSetGraphMemAttribute), nullptr},
+    {"cuGraphUpload", 11010, FN(cuGraphUpload), FN(cuGraphUpload_ptsz)},
     {"cuGetErrorString", 6000, FN(cuGetErrorString), nullptr},
     {"cuGetErrorName", 6000, FN(cuGetErrorName), nullptr},
     {"cuGetExportTable", 3000, FN(cuGetExportTable), nullptr},
