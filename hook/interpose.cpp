@@ -8,6 +8,7 @@
 
 #include "gate.h"
 #include "mem_hooks.h"
+#include "nvml_hooks.h"
 #include "stats.h"
 #include "symbols.h"
 
@@ -98,5 +99,7 @@ void* dlsym(void* handle, const char* name) {
   void* p = real_dlsym(handle, name);
   // Driver API names are "cu" + an upper-case letter; "cuda*" runtime names are not ours.
   if (p != nullptr && name[0] == 'c' && name[1] == 'u' && name[2] >= 'A' && name[2] <= 'Z') return wrap(p);
+  // NVML's memory figures (nvml_hooks.cpp).
+  if (p != nullptr && name[0] == 'n' && name[1] == 'v' && name[2] == 'm' && name[3] == 'l') return nvml_wrapper(name, p);
   return p;
 }
