@@ -363,7 +363,7 @@ std::string GemTest::config_text(const std::vector<ClientConfig>& clients) {
   std::string s = "# written by the integration tests\n" + std::to_string(clients.size()) + "\n";
   for (const auto& c : clients) {
     char line[256];
-    std::snprintf(line, sizeof line, "%s %g %g 0\n", c.name.c_str(), c.request, c.limit);
+    std::snprintf(line, sizeof line, "%s %g %g %s\n", c.name.c_str(), c.request, c.limit, c.gpu_mem.c_str());
     s += line;
   }
   return s;

@@ -126,6 +126,7 @@ struct ClientConfig {
   std::string name;
   double request = 0;
   double limit = 1;
+  std::string gpu_mem = "0";  // GPU_MEM as written in the file ("64MiB"; 0 = no limit)
 };
 
 struct AppOptions {
