@@ -464,6 +464,10 @@ App& GemTest::start_app(const AppOptions& a) {
     o.argv.push_back("--sync_every");
     o.argv.push_back(std::to_string(a.sync_every));
   }
+  if (!a.mem_steps.empty()) {
+    o.argv = {bin("fake-cuda/fake-mem-app")};
+    o.argv.insert(o.argv.end(), a.mem_steps.begin(), a.mem_steps.end());
+  }
   o.env = sanitizer_env();
   o.env["LD_LIBRARY_PATH"] = bin("fake-cuda");
   o.env["LD_PRELOAD"] = bin("lib/libgemhook.so.1");
@@ -483,6 +487,18 @@ App& GemTest::start_app(const AppOptions& a) {
   app->proc = std::make_unique<Process>(o);
   apps_.push_back(std::move(app));
   return *apps_.back();
+}
+
+std::vector<nlohmann::json> App::steps() const {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(read_text(out_path));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] != '{') continue;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded()) out.push_back(j);
+  }
+  return out;
 }
 
 void GemTest::wait_apps(double seconds) {

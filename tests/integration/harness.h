@@ -140,6 +140,8 @@ struct AppOptions {
   std::string client;  // POD_NAME; empty: unset (the hook passes everything through)
   std::map<std::string, std::string> env;  // extra environment
   std::string pmgr_socket;                 // default: the pod manager of `client`
+  /// Non-empty: run fake-mem-app with these steps instead of fake-cuda-app (tests/fake-cuda/memapp).
+  std::vector<std::string> mem_steps;
 };
 
 struct App {
@@ -149,6 +151,8 @@ struct App {
   Micros started_us = 0;
   /// The JSON line the app prints at the end ("launches", "pid", ...); empty object if none.
   nlohmann::json result() const;
+  /// fake-mem-app's step lines printed so far (one JSON object each).
+  std::vector<nlohmann::json> steps() const;
   /// The hook's counters file (GEMINI_STATS_FILE); empty object if none.
   nlohmann::json hook_stats() const;
 };
