@@ -83,7 +83,7 @@ class Backend:
     """gem-schd + one gem-pmgr per client via tools/launch-backend.py, on free ports."""
 
     def __init__(self, build, workdir, clients, quotas=None, log_level=None):
-        """clients: [(id, request, limit)]; quotas: dict base_quota/min_quota/window (ms)."""
+        """clients: [(id, request, limit[, gpu_mem])]; quotas: dict base_quota/min_quota/window (ms)."""
         self.build = Path(build)
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -100,7 +100,7 @@ class Backend:
 
     def __enter__(self):
         cfg = self.dir / "resource-config.txt"
-        cfg.write_text(f"{len(self.clients)}\n" + "".join(f"{c} {r} {l} 0\n" for c, r, l in self.clients))
+        cfg.write_text(f"{len(self.clients)}\n" + "".join(f"{c[0]} {c[1]} {c[2]} {c[3] if len(c) > 3 else 0}\n" for c in self.clients))
         self.base = free_port_block(len(self.clients) + 1)
         argv = [PY, str(TOOLS / "launch-backend.py"), str(self.build / "bin" / "gem-schd"),
                 str(self.build / "bin" / "gem-pmgr"), "--config", str(cfg), "--port", str(self.base),
