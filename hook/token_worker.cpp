@@ -3,7 +3,6 @@
 #include <time.h>
 
 #include <algorithm>
-#include <cstdio>
 
 #include "gate.h"
 #include "gate_registry.h"
@@ -28,15 +27,6 @@ void sleep_us(Micros us) {
   }
 }
 
-std::string uuid_string(const CUuuid& u) {
-  const auto* b = reinterpret_cast<const unsigned char*>(u.bytes);
-  char s[64];
-  std::snprintf(s, sizeof s,
-                "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-                b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-  return s;
-}
-
 }  // namespace
 
 void TokenWorker::run() {
@@ -47,10 +37,8 @@ void TokenWorker::run() {
     CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_RELAXED;
     real::cuThreadExchangeStreamCaptureMode(&mode);
   }
-  if (real::cuDeviceGetUuid_v2 != nullptr) {
-    CUuuid u;
-    if (real::cuDeviceGetUuid_v2(&u, device_) == CUDA_SUCCESS) uuid_ = uuid_string(u);
-  }
+  // A lookup that fails keeps what uuid_ held (a fork()ed child: the parent's).
+  if (std::string u = device_uuid(device_); !u.empty()) uuid_ = u;
   Micros quota = 0;
   bool have_answer = false;  // a release asked for the token again and its answer is in `next`
   Outcome next = Outcome::kRetryLater;

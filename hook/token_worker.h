@@ -20,7 +20,8 @@
 // the launch counts), and the GPU through the SliceTimer, which orders its own locks.
 // Settings: reads the process's settings() (hook/settings.h) where it needs them and keeps no copy:
 // the client, the pod manager's address, the secret, GEMINI_PMGR_TIMEOUT_MS and GEMINI_FAIL_CLOSED
-// are per process, the same for every per-device session.
+// are per process, the same for every per-device session; the Hello names the device by
+// device_uuid() (looked up once, on the worker thread).
 // Counters: tokens (grants and renewals), unthrottled_launches, revocations (hook/stats.h).
 #pragma once
 
