@@ -1,40 +1,46 @@
-// The token gate of one GPU in this process: kernel launches on that GPU pass only while the
-// client holds the GPU's time-slice token.
+// The token gate of one GPU in this process: kernel launches on that GPU pass only while the gate is
+// open, which is while the client holds the GPU's time-slice token (or while no daemon answers and
+// the gate runs unthrottled; see token_worker.h).
 //
-// Fast path (token held, quota left): two atomic increments and one atomic load, no system call,
-// no lock. A worker thread per GPU does everything else: it asks the pod manager for the token,
-// opens the gate, closes it when the quota is spent or no launch came for GEMINI_IDLE_MS, waits
-// for launches already inside the driver, drains the GPU (cuCtxSynchronize covers every stream of
-// the context, non-blocking and per-thread ones included), measures the GPU time the slice took
-// with events on a stream of its own, and gives the token back with that time. Launching threads
-// that find the gate shut wait on a condition variable of this gate only, so allocations and
-// queries on other threads never wait for a token.
-// If the pod manager or scheduler cannot be reached, or the pod manager falls silent for
-// GEMINI_PMGR_TIMEOUT_MS while a request waits, the gate stays open ("unthrottled") and the worker
-// asks again every second *with the gate open*, so a stopped daemon costs the program one timeout
-// at most; with GEMINI_FAIL_CLOSED=1 launches wait instead. While holding the token the worker
-// watches the pod manager's connection: a TokenRevoke (the scheduler took the token back) shuts
-// the gate at once.
+// Fast path (gate open): two atomic increments and one atomic load, no system call, no lock.
+// Launching threads that find the gate shut wait on a condition variable of this gate only, so
+// allocations and queries on other threads never wait for a token; the first of them starts the
+// gate's worker thread. Every pace_mask_ + 1 launches a launching thread paces its stream (pace())
+// so the work queued on the GPU, which the drain at the end of a slice waits for, stays bounded
+// (GEMINI_MAX_INFLIGHT).
+//
+// The parts, one job each:
+//   gate.h            this class: the launch fast path, waiting at a shut gate, pacing, open/shut
+//   token_worker.h    the worker thread: the token protocol with the pod manager
+//   slice_timer.h     the contexts launched on, the drain, the slice's GPU time (events)
+//   gate_registry.h   one gate per device, current_gate(), fork and exit, contexts ending
+//   settings.h        the process's settings, read once from the environment
+//
+// Ownership: a Gate is made by the registry, once per device, and never destroyed; it owns its
+// SliceTimer and TokenWorker. Thread-safety: run() and forget_context() are thread-safe; the
+// worker-side calls are the TokenWorker's; reset_after_fork() runs in a fork()ed child only.
+// Locks, always taken in this order: the SliceTimer's driver_mu_, then mu_, then pace_mu_; none
+// is held while a launch runs.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
-#include <string>
-#include <thread>
-#include <vector>
 
 #include "driver_api.h"
-#include "gem/clock.h"
-#include "pmgr_client.h"
+#include "gate_registry.h"  // current_gate(), for the launch wrappers
+#include "slice_timer.h"
+#include "token_worker.h"
 
 namespace gem::hook {
 
 class Gate {
  public:
-  /// `device`: CUDA device ordinal. Created once per device and never destroyed.
+  /// `device`: CUDA device ordinal. Made once per device by the registry and never destroyed.
   explicit Gate(CUdevice device);
+  Gate(const Gate&) = delete;
+  Gate& operator=(const Gate&) = delete;
 
   /// Runs `launch` (a call into the real driver) when the token allows; `stream` is the stream it
   /// launches onto (`ptsz`: stream 0 is the per-thread default stream). Thread-safe.
@@ -60,33 +66,31 @@ class Gate {
   /// a drain in progress, then drops it and the hook's own stream and events in it. Thread-safe.
   void forget_context(CUcontext ctx);
 
-  /// Returns once no drain is in progress (the worker holds driver_mu_ while it drains).
-  void wait_driver_idle() { std::lock_guard<std::mutex> lk(driver_mu_); }
+  /// Returns once no drain is in progress.
+  void wait_driver_idle() { timer_.wait_driver_idle(); }
+
+  // Worker side: called by the gate's TokenWorker only.
+
+  /// Opens the gate and wakes the launching threads waiting at it.
+  void open();
+  /// Shuts the gate: launches from now on wait (those already past it go on).
+  void shut() { open_.store(false, std::memory_order_seq_cst); }
+  /// Returns once every launch that passed the gate has left the driver.
+  void wait_in_flight() const;
+  /// Returns once a launching thread waits at the gate.
+  void wait_for_demand();
+  /// Whether a launching thread waits at the gate now.
+  bool has_waiters();
+  /// Launches that reached the gate / left it so far (each attempt counts, even one that waited).
+  uint64_t entered() const { return entered_.load(); }
+  uint64_t exited() const { return exited_.load(); }
+  /// Whether a launching thread waits in pace() (busy, not idle).
+  bool pacing() const { return pacing_.load(std::memory_order_relaxed) > 0; }
 
  private:
-  enum class Outcome { kGranted, kUnthrottled, kRetryLater };
-
   void wait_open();
   void pace(CUstream stream, bool ptsz);
-  void worker_loop();
-  Outcome obtain(Micros* quota);
-  Outcome answer(PmgrClient::Answer a, Micros granted, Micros* quota);
-  Outcome degraded() const;
-  /// Keeps the gate open without a token until one is granted (asking again every second while
-  /// the program launches); returns with the gate shut, the unthrottled work drained and *quota
-  /// set to what is left of the grant.
-  void run_unthrottled(Micros* quota);
-  /// Keeps the gate open until `until` (returns true), until the client is idle (false), or until
-  /// the token is revoked or the pod manager lost (true); at `until` the token is renewed if the
-  /// scheduler allows.
-  bool hold(Micros until);
-  bool renew(Micros now, Micros* until);
-  void sync_contexts();
-  void drain_and_measure(Micros* used, Micros* end);
-  void note_context(CUcontext ctx);
-  void record_start();
 
-  const CUdevice device_;
   // Every pace_mask_ + 1 launches the launching thread records an event on its stream and waits for
   // the one recorded two rounds before, so at most about 2 * (pace_mask_ + 1) launches of a stream
   // are queued on the GPU: that is the most the drain at the end of a slice can take.
@@ -105,33 +109,10 @@ class Gate {
   std::condition_variable cv_open_;  // launching threads wait here
   std::condition_variable cv_work_;  // the worker waits here for demand
   int waiting_ = 0;                  // launching threads waiting for the gate (under mu_)
-  bool worker_started_ = false;
-  std::vector<CUcontext> contexts_;  // contexts launched on (under mu_)
-  // Held by the worker while it uses contexts_ in the driver, and by forget_context().
-  std::mutex driver_mu_;
+  bool worker_started_ = false;      // under mu_
 
-  // Worker-thread state.
-  PmgrClient pmgr_;
-  std::string uuid_;
-  Micros retry_at_ = 0;
-  bool warned_ = false;
-  std::string why_;  // why the last request got no token
-  Micros burst_ = 0;       // µs of the burst in progress (slices since the last idle release)
-  Micros last_burst_ = 0;  // µs of the last finished burst
-  CUstream stream_ = nullptr;
-  CUevent start_event_ = nullptr, end_event_ = nullptr;
-  bool start_recorded_ = false;
-  Micros slice_start_ = 0;
+  SliceTimer timer_;    // its contexts are guarded by mu_
+  TokenWorker worker_;  // its thread is started by wait_open()
 };
-
-/// Calls forget_context on the gate of `device` (-1: every gate). Thread-safe.
-void forget_contexts(CUdevice device, CUcontext ctx);
-
-/// From the process's exit on, gates stop calling into the driver (it is being torn down).
-void stop_gates_at_exit();
-
-/// The gate of the device of the calling thread's current context; nullptr when there is no
-/// current context or gating is off. Thread-safe; cached per thread.
-Gate* current_gate();
 
 }  // namespace gem::hook

@@ -1,26 +1,45 @@
-// The hook's settings, read once from the environment (docs/interfaces.md lists them).
+// The hook's per-process settings, read once from the environment (docs/interfaces.md lists them),
+// and the name a per-device session gives its GPU.
+//
+// Everything here is per process and shared: each per-device session of the process (a gate's
+// token worker, and any other session to the pod manager for a device) reads settings() where it
+// needs them and keeps no copy. Thread-safety: settings() is parsed on first use and never changes
+// afterwards; device_uuid() is thread-safe.
 #pragma once
 
 #include <string>
 
+#include "driver_api.h"
 #include "gem/net.h"
 
 namespace gem::hook {
 
 struct Settings {
   bool enabled = false;        // POD_NAME set: gate launches; else pass everything through
+
+  // The client and its pod manager: how every per-device session of the process says Hello, and
+  // what it does while the pod manager or scheduler cannot be reached.
   std::string client;          // POD_NAME
   net::Endpoint pod_manager;   // POD_MANAGER_SOCKET, or POD_MANAGER_IP:POD_MANAGER_PORT
-  bool fail_closed = false;    // GEMINI_FAIL_CLOSED=1
+  std::string secret;          // first line of GEMINI_SECRET_FILE: the client's shared secret
+  int pmgr_timeout_ms = 800;   // GEMINI_PMGR_TIMEOUT_MS: silence from gem-pmgr that means it hung
+  bool fail_closed = false;    // GEMINI_FAIL_CLOSED=1: wait instead of running unthrottled
+
+  // The launch gate.
   int idle_ms = 10;            // GEMINI_IDLE_MS
   int max_inflight = 128;      // GEMINI_MAX_INFLIGHT: launches queued on the GPU at most (about)
-  int pmgr_timeout_ms = 800;   // GEMINI_PMGR_TIMEOUT_MS: silence from gem-pmgr that means it hung
-  std::string secret;          // first line of GEMINI_SECRET_FILE: the client's shared secret
+
+  // The launch counters' report at exit (hook/stats.h).
   bool print_stats = false;    // GEMINI_STATS=1
   std::string stats_file;      // GEMINI_STATS_FILE
 };
 
 /// Parsed on first use; never changes afterwards. Thread-safe.
 const Settings& settings();
+
+/// The UUID of CUDA device `device` as a per-device session names it in its Hello
+/// ("GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", as nvidia-smi -L prints it); empty when the driver
+/// cannot say. Calls the driver (cuDeviceGetUuid_v2).
+std::string device_uuid(CUdevice device);
 
 }  // namespace gem::hook

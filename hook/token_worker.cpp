@@ -1,0 +1,211 @@
+#include "token_worker.h"
+
+#include <time.h>
+
+#include <algorithm>
+
+#include "gate.h"
+#include "gate_registry.h"
+#include "gem/log.h"
+#include "settings.h"
+#include "slice_timer.h"
+#include "stats.h"
+#include "symbols.h"
+
+namespace gem::hook {
+
+namespace {
+
+constexpr Micros kRetryPeriod = 1000000;  // unthrottled stretch before the next attempt, µs
+// The least quota a slice starts with after an unthrottled stretch (µs): enough to renew or drain.
+constexpr Micros TokenMinQuota = 1000;
+
+void sleep_us(Micros us) {
+  if (us <= 0) return;
+  timespec ts{static_cast<time_t>(us / 1000000), static_cast<long>((us % 1000000) * 1000)};
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+
+}  // namespace
+
+void TokenWorker::run() {
+  // The drain may run while another thread captures a CUDA graph; relaxed mode keeps our
+  // cuCtxSynchronize from invalidating that capture (CUDA Programming Guide, "Cross-stream
+  // dependencies and events" / cudaStreamCaptureModeRelaxed).
+  if (real::cuThreadExchangeStreamCaptureMode != nullptr) {
+    CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_RELAXED;
+    real::cuThreadExchangeStreamCaptureMode(&mode);
+  }
+  // A lookup that fails keeps what uuid_ held (a fork()ed child: the parent's).
+  if (std::string u = device_uuid(device_); !u.empty()) uuid_ = u;
+  Micros quota = 0;
+  bool have_answer = false;  // a release asked for the token again and its answer is in `next`
+  Outcome next = Outcome::kRetryLater;
+  for (;;) {
+    if (!have_answer) {
+      gate_.wait_for_demand();
+      next = obtain(&quota);
+    }
+    have_answer = false;
+    if (next == Outcome::kRetryLater) {
+      sleep_us(kRetryPeriod / 10);
+      continue;
+    }
+    if (next == Outcome::kUnthrottled) run_unthrottled(&quota);
+    timer_.start(mono_us());
+    gate_.open();
+    counters().tokens.fetch_add(1, std::memory_order_relaxed);
+    const bool idle_release = !hold(timer_.started() + quota);
+    gate_.shut();
+    // Launches that passed the gate before it shut are still inside the driver: let them finish
+    // queueing, then wait for the GPU.
+    gate_.wait_in_flight();
+    Micros used = 0, end = 0;
+    timer_.drain_and_measure(&used, &end);
+    // A burst is the GPU time of back-to-back slices up to an idle release (Gemini's kernel burst).
+    burst_ += used;
+    if (idle_release) {
+      last_burst_ = burst_;
+      burst_ = 0;
+    }
+    // A client whose quota ran out is busy and will want the token again even if, right now, its
+    // threads wait in a synchronise rather than at the gate; saying so in the release keeps the
+    // scheduler from treating it as gone and handing out turns by alternation.
+    const bool waiting = gate_.has_waiters();
+    const bool again = !idle_release || waiting;
+    proto::TokenRelease rel{static_cast<uint64_t>(used),
+                            static_cast<uint64_t>(idle_release ? last_burst_ : std::max(burst_, last_burst_)),
+                            static_cast<uint64_t>(end - used), static_cast<uint64_t>(end), again};
+    if (again) {
+      uint64_t q = 0;
+      const PmgrClient::Answer a = pmgr_.release_and_request(rel, &q, &why_);
+      next = answer(a, static_cast<Micros>(q), &quota);
+      have_answer = true;
+    } else if (!pmgr_.release_token(rel)) {
+      LOG_WARN("could not give the token back: pod manager connection lost");
+    }
+  }
+}
+
+TokenWorker::Outcome TokenWorker::degraded() const {
+  return settings().fail_closed ? Outcome::kRetryLater : Outcome::kUnthrottled;
+}
+
+TokenWorker::Outcome TokenWorker::obtain(Micros* quota) {
+  const Settings& s = settings();
+  if (mono_us() < retry_at_) return degraded();
+  if (!pmgr_.connected()) {
+    std::string why;
+    if (!pmgr_.connect(s.pod_manager, s.client, uuid_, s.secret, s.pmgr_timeout_ms, &why)) {
+      retry_at_ = mono_us() + kRetryPeriod;
+      if (!warned_) {
+        LOG_WARN("pod manager %s unreachable (%s): %s; retrying every second", s.pod_manager.to_string().c_str(),
+                 why.c_str(), s.fail_closed ? "launches wait (GEMINI_FAIL_CLOSED=1)" : "running unthrottled");
+        warned_ = true;
+      }
+      return degraded();
+    }
+  }
+  uint64_t q = 0;
+  const PmgrClient::Answer a = pmgr_.request_token(static_cast<uint64_t>(last_burst_), &q, &why_);
+  return answer(a, static_cast<Micros>(q), quota);
+}
+
+TokenWorker::Outcome TokenWorker::answer(PmgrClient::Answer a, Micros granted, Micros* quota) {
+  const Settings& s = settings();
+  if (a == PmgrClient::Answer::kGranted) {
+    if (warned_) LOG_WARN("token granted again: launches are gated again");
+    warned_ = false;
+    *quota = std::min<Micros>(granted, proto::kMaxWireMicros);
+    return Outcome::kGranted;
+  }
+  if (!warned_) {
+    LOG_WARN("no token from pod manager %s (%s): %s; retrying every second", s.pod_manager.to_string().c_str(),
+             why_.c_str(), s.fail_closed ? "launches wait (GEMINI_FAIL_CLOSED=1)" : "running unthrottled");
+    warned_ = true;
+  }
+  retry_at_ = mono_us() + kRetryPeriod;
+  return degraded();
+}
+
+void TokenWorker::run_unthrottled(Micros* quota) {
+  uint64_t counted = gate_.entered();
+  gate_.open();
+  uint64_t seen = counted;
+  auto count = [&] {  // launches made unthrottled, counted as they happen (the program may exit)
+    const uint64_t e = gate_.entered();
+    counters().unthrottled_launches.fetch_add(e - counted, std::memory_order_relaxed);
+    counted = e;
+  };
+  for (;;) {
+    sleep_us(kRetryPeriod / 10);
+    count();
+    if (stopping_at_exit() || mono_us() < retry_at_) continue;
+    const uint64_t e = gate_.entered();
+    if (e == seen) continue;  // the program does not launch: nothing to ask for
+    seen = e;
+    const Micros asked = mono_us();
+    if (obtain(quota) != Outcome::kGranted) continue;
+    // Granted: shut the gate and let the unthrottled work finish before the slice starts.
+    gate_.shut();
+    gate_.wait_in_flight();
+    count();
+    timer_.sync_contexts();
+    *quota = std::max<Micros>(*quota - (mono_us() - asked), TokenMinQuota);
+    return;
+  }
+}
+
+bool TokenWorker::hold(Micros until) {
+  const Micros idle = static_cast<Micros>(settings().idle_ms) * 1000;
+  uint64_t seen = gate_.entered();
+  Micros last_activity = mono_us();
+  bool gpu_checked = false;
+  for (;;) {
+    const Micros now = mono_us();
+    if (now >= until) {
+      if (!renew(now, &until)) return true;
+      continue;
+    }
+    // Sleeps on the pod manager's connection, so a revocation shuts the gate at once.
+    const PmgrClient::Event ev = pmgr_.wait_event(std::min(until - now, std::max<Micros>(idle / 4, 500)));
+    if (ev == PmgrClient::Event::kRevoked) {
+      counters().revocations.fetch_add(1, std::memory_order_relaxed);
+      LOG_WARN("the scheduler took the token back (held past quota + lease grace)");
+      return true;
+    }
+    if (ev == PmgrClient::Event::kBroken) return true;
+    const uint64_t e = gate_.entered();
+    const Micros t = mono_us();
+    if (e != seen || e != gate_.exited() || gate_.pacing()) {
+      seen = e;
+      last_activity = t;
+      gpu_checked = false;
+    } else if (t - last_activity >= idle) {
+      if (gpu_checked) return false;
+      // No launch for a while may only mean the program waits for the GPU (a synchronise after
+      // each step): wait for its work too, and call it idle only if no launch follows within
+      // GEMINI_IDLE_MS of the GPU going quiet.
+      timer_.sync_contexts();
+      gpu_checked = true;
+      last_activity = mono_us();
+    }
+  }
+}
+
+bool TokenWorker::renew(Micros now, Micros* until) {
+  // Charged by CPU time: the work still queued is measured with the next slice, by the same client.
+  const Micros used = now - timer_.started();
+  uint64_t q = 0;
+  const PmgrClient::Answer a =
+      pmgr_.renew_token(static_cast<uint64_t>(used), static_cast<uint64_t>(burst_ + used), &q, &why_);
+  if (a != PmgrClient::Answer::kGranted || q == 0) return false;
+  counters().tokens.fetch_add(1, std::memory_order_relaxed);
+  burst_ += used;
+  timer_.start(now);
+  *until = now + std::min<Micros>(static_cast<Micros>(q), proto::kMaxWireMicros);
+  return true;
+}
+
+}  // namespace gem::hook
