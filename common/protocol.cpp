@@ -94,6 +94,7 @@ bool encode_body(const TokenRelease& m, std::vector<uint8_t>* out) {
   put_u64(out, m.start_us);
   put_u64(out, m.end_us);
   out->push_back(m.again ? 1 : 0);
+  put_u64(out, m.unthrottled_us);
   return true;
 }
 bool encode_body(const TokenRenew& m, std::vector<uint8_t>* out) {
@@ -221,6 +222,7 @@ bool decode_body(Reader* r, TokenRelease* m, std::string* err) {
     return false;
   }
   m->again = again == 1;
+  m->unthrottled_us = r->u64();
   return true;
 }
 bool decode_body(Reader* r, TokenRenew* m, std::string*) {

@@ -4,7 +4,6 @@
 
 #include <atomic>
 
-#include "device_uuid.h"
 #include "gem/log.h"
 #include "settings.h"
 

@@ -10,20 +10,20 @@
 
 #include "gem/net.h"
 #include "gem/protocol.h"
+#include "pmgr_conn.h"
 
 namespace gem::hook {
 
 class PmgrClient {
  public:
   PmgrClient() = default;
-  ~PmgrClient();
   PmgrClient(const PmgrClient&) = delete;
   PmgrClient& operator=(const PmgrClient&) = delete;
 
   /// Connects and says Hello (with `secret`), each step within timeout_ms. False with *why.
   bool connect(const net::Endpoint& ep, const std::string& client, const std::string& uuid,
                const std::string& secret, int timeout_ms, std::string* why);
-  bool connected() const { return fd_ >= 0; }
+  bool connected() const { return conn_.is_open(); }
   void close();
 
   enum class Answer { kGranted, kRefused, kBroken };
@@ -51,15 +51,9 @@ class PmgrClient {
   const proto::ClientSettings& client_settings() const { return settings_; }
 
  private:
-  bool send(const proto::Message& m);
   Answer await_answer(uint64_t* quota_us, std::string* why);
-  /// Next message, waiting up to timeout_ms. False on timeout (*timed_out) or a broken connection.
-  bool receive(proto::Message* m, int timeout_ms, std::string* why, bool* timed_out = nullptr);
 
-  int fd_ = -1;
-  int timeout_ms_ = 800;
-  uint64_t next_id_ = 1;
-  proto::FrameBuffer in_;
+  PmgrConn conn_;
   proto::ClientSettings settings_;
 };
 

@@ -74,9 +74,14 @@ void TokenWorker::run() {
     // scheduler from treating it as gone and handing out turns by alternation.
     const bool waiting = gate_.has_waiters();
     const bool again = !idle_release || waiting;
+    // GPU time used without a token since the last release is reported with this one (the
+    // scheduler may charge a report above what it observed, never below): a client that ran
+    // unthrottled through a daemon fault is charged for it and claims no catch-up afterwards.
     proto::TokenRelease rel{static_cast<uint64_t>(used),
                             static_cast<uint64_t>(idle_release ? last_burst_ : std::max(burst_, last_burst_)),
-                            static_cast<uint64_t>(end - used), static_cast<uint64_t>(end), again};
+                            static_cast<uint64_t>(end - used), static_cast<uint64_t>(end), again,
+                            static_cast<uint64_t>(unthrottled_us_)};
+    unthrottled_us_ = 0;
     if (again) {
       uint64_t q = 0;
       const PmgrClient::Answer a = pmgr_.release_and_request(rel, &q, &why_);
@@ -138,8 +143,13 @@ void TokenWorker::run_unthrottled(Micros* quota) {
     counters().unthrottled_launches.fetch_add(e - counted, std::memory_order_relaxed);
     counted = e;
   };
+  Micros tick = mono_us();
   for (;;) {
     sleep_us(kRetryPeriod / 10);
+    // A tick in which the program launched counts as GPU time used without a token.
+    const Micros now = mono_us();
+    if (gate_.entered() != counted) unthrottled_us_ = std::min<Micros>(unthrottled_us_ + (now - tick), proto::kMaxWireMicros);
+    tick = now;
     count();
     if (stopping_at_exit() || mono_us() < retry_at_) continue;
     const uint64_t e = gate_.entered();

@@ -76,6 +76,7 @@ class TokenWorker {
   std::string why_;        // why the last request got no token
   Micros burst_ = 0;       // µs of the burst in progress (slices since the last idle release)
   Micros last_burst_ = 0;  // µs of the last finished burst
+  Micros unthrottled_us_ = 0;  // µs with launches while unthrottled, reported with the next release
 };
 
 }  // namespace gem::hook

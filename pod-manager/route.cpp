@@ -59,7 +59,7 @@ bool Route::queue_for_scheduler(HookId h, uint64_t rid, Micros now, Actions* out
 void Route::hook_release(HookId h, uint64_t rid, const proto::TokenRelease& m, Micros now, Actions* out) {
   // A non-holder's release (a revoked grant, a second release) charges and returns nothing.
   const bool was_holder = token_.holds(h);
-  const bool last = token_.give_back(h, m.used_us, m.end_us, m.burst_us, now);
+  const bool last = token_.give_back(h, m.used_us, m.end_us, m.burst_us, now, m.unthrottled_us);
   if (!m.again) {
     if (last) return_token(now, out);
     return;

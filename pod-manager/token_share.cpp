@@ -17,8 +17,12 @@ Micros TokenShare::remaining(Micros now) const {
   return std::max<Micros>(grant_at_ + quota_ - now, 0);
 }
 
-bool TokenShare::give_back(Holder who, uint64_t used_us, uint64_t end_us, uint64_t burst_us, Micros now) {
+bool TokenShare::give_back(Holder who, uint64_t used_us, uint64_t end_us, uint64_t burst_us, Micros now,
+                           uint64_t unthrottled_us) {
   if (holders_.erase(who) == 0) return false;
+  // Time run without a token (a daemon fault) raises the charge; processes' reports add up, and the
+  // sum is clamped (the scheduler clamps a charge to its window anyway).
+  unthrottled_ = std::min<Micros>(unthrottled_ + proto::wire_micros(unthrottled_us), proto::kMaxWireMicros);
   // Clamp to [grant, now]: both bounds and both wire values are in [0, 2^50], so no overflow.
   const Micros lo = grant_at_;
   const Micros hi = std::max(now, lo);
@@ -54,6 +58,7 @@ TokenShare::Report TokenShare::charge_so_far(Micros now) const {
   if (open) r.used += cur_end - cur_start;
   // Never less than what gem-pmgr saw: the token held from the grant until now.
   if (held_) r.used = std::max(r.used, std::max<Micros>(now - grant_at_, 0));
+  r.used = std::min<Micros>(r.used + unthrottled_, proto::kMaxWireMicros);
   r.burst = burst_;
   return r;
 }
@@ -67,6 +72,7 @@ TokenShare::Report TokenShare::finish(Micros now) {
 void TokenShare::clear_charged() {
   busy_.clear();
   burst_ = 0;
+  unthrottled_ = 0;
 }
 
 void TokenShare::reset() {
@@ -74,6 +80,7 @@ void TokenShare::reset() {
   holders_.clear();
   busy_.clear();
   burst_ = 0;
+  unthrottled_ = 0;
 }
 
 }  // namespace gem::pmgr

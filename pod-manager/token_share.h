@@ -48,7 +48,9 @@ class TokenShare {
   /// [end_us - used_us, end_us] with a last burst of burst_us µs; `now` is gem-pmgr's clock.
   /// Returns true when that was the last holder: the caller returns the token then. A non-holder
   /// (e.g. after a revoke) changes nothing and returns false.
-  bool give_back(Holder who, uint64_t used_us, uint64_t end_us, uint64_t burst_us, Micros now);
+  /// unthrottled_us: TokenRelease.unthrottled_us, added to the charge (never lowers it).
+  bool give_back(Holder who, uint64_t used_us, uint64_t end_us, uint64_t burst_us, Micros now,
+                 uint64_t unthrottled_us = 0);
 
   /// `who` is gone while holding: charged from the grant until now. Returns give_back's value.
   bool lost(Holder who, Micros now);
@@ -83,6 +85,7 @@ class TokenShare {
   std::set<Holder> holders_;
   std::vector<Interval> busy_;
   Micros burst_ = 0;
+  Micros unthrottled_ = 0;  // µs reported run without a token, added to the charge
 };
 
 }  // namespace gem::pmgr

@@ -107,6 +107,11 @@ struct TokenRelease {
   uint64_t start_us = 0;
   uint64_t end_us = 0;
   bool again = false;
+  /// µs the sender ran launches without a token since its last release (its pod manager or the
+  /// scheduler could not be reached: "unthrottled"). Added to the client's charge, which a report
+  /// may raise and never lower (docs/design.md, "Trust"), so a client that ran through a daemon
+  /// fault claims no catch-up afterwards from those that waited (docs/hardening.md, drills).
+  uint64_t unthrottled_us = 0;
 };
 
 /// The holder's quota ran out while its launches still run: may it keep the token for another

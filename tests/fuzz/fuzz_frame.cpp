@@ -44,7 +44,7 @@ bool same(const proto::TokenRequest& a, const proto::TokenRequest& b) { return a
 bool same(const proto::TokenGrant& a, const proto::TokenGrant& b) { return a.quota_us == b.quota_us; }
 bool same(const proto::TokenRelease& a, const proto::TokenRelease& b) {
   return a.used_us == b.used_us && a.burst_us == b.burst_us && a.start_us == b.start_us && a.end_us == b.end_us &&
-         a.again == b.again;
+         a.again == b.again && a.unthrottled_us == b.unthrottled_us;
 }
 bool same(const proto::TokenRenew& a, const proto::TokenRenew& b) {
   return a.used_us == b.used_us && a.burst_us == b.burst_us;

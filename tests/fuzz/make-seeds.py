@@ -42,7 +42,7 @@ FRAMES = {
     "request": frame(REQUEST, struct.pack(">Q", 12000), 7),
     "grant": frame(GRANT, struct.pack(">Q", 250000), 7),
     "release": frame(RELEASE, struct.pack(">QQQQB", 180000, 9000, 5_000_000, 5_200_000, 0), 8),
-    "release-again": frame(RELEASE, struct.pack(">QQQQB", 2**64 - 1, 2**63, 0, 2**63 + 5, 1), 9),
+    "release-again": frame(RELEASE, struct.pack(">QQQQBQ", 2**64 - 1, 2**63, 0, 2**63 + 5, 1, 2**64 - 1), 9),
     "error": frame(ERROR, struct.pack(">H", 1) + s("client 'x' is not in resource-config.txt"), 2),
     "renew": frame(RENEW, struct.pack(">QQ", 250000, 40000), 10),
     "heartbeat": frame(HEARTBEAT, b"", 0),

@@ -180,7 +180,7 @@ TEST(Protocol, MaxPayloadLengthWaits) {
 TEST(Protocol, PayloadErrors) {
   EXPECT_EQ(malformed(raw(4, std::vector<uint8_t>(10))), "2 trailing bytes after TokenGrant");
   EXPECT_EQ(malformed(raw(4, std::vector<uint8_t>(7))), "truncated TokenGrant payload");
-  EXPECT_EQ(malformed(raw(5, std::vector<uint8_t>(34))), "1 trailing bytes after TokenRelease");
+  EXPECT_EQ(malformed(raw(5, std::vector<uint8_t>(42))), "1 trailing bytes after TokenRelease");
   std::vector<uint8_t> again2(33);
   again2[32] = 2;
   EXPECT_EQ(malformed(raw(5, again2)), "again must be 0 or 1");

@@ -174,5 +174,26 @@ TEST(TokenShare, ResetForgetsEverything) {
   EXPECT_EQ(t.finish(9000).used, 0) << "not held: nothing to charge";
 }
 
+TEST(TokenShare, TimeRunWithoutATokenIsAddedToTheChargeAndNeverLowersIt) {
+  // Two processes ran unthrottled through a daemon fault (2 s and 1 s with launches), then held
+  // the token 30 ms: the client is charged both, so it claims no catch-up from clients that waited.
+  TokenShare t;
+  t.granted(30000, 10000000);
+  t.take(1);
+  t.take(2);
+  t.give_back(1, 30000, 10030000, 0, 10030000, 2000000);
+  t.give_back(2, 0, 10030000, 0, 10030000, 1000000);
+  EXPECT_EQ(t.finish(10030000).used, 3030000);
+  // Wire values saturate: no overflow, and the next grant starts from nothing.
+  t.granted(30000, 20000000);
+  t.take(1);
+  t.give_back(1, 0, 20030000, 0, 20030000, UINT64_MAX);
+  EXPECT_EQ(t.finish(20030000).used, proto::kMaxWireMicros);
+  t.granted(30000, 30000000);
+  t.take(1);
+  t.give_back(1, 0, 30030000, 0, 30030000);
+  EXPECT_EQ(t.finish(30030000).used, 30000);
+}
+
 }  // namespace
 }  // namespace gem::pmgr
