@@ -69,7 +69,7 @@ void Manager::on_hook_hello(HookId id, Hook& h, uint64_t rid, const proto::Hello
   h.memory = memory;
   h.route = s->endpoint.to_string();
   h.pid = hello.pid;
-  LOG_INFO("process %u connected%s for GPU %s (scheduler %s)", h.pid, memory ? " its memory session" : "",
+  LOG_INFO("process %u connected%s for GPU %s (scheduler %s)", h.pid, memory ? " (memory session)" : "",
            hello.device_uuid.empty() ? "(unknown)" : hello.device_uuid.c_str(), h.route.c_str());
   Actions acts;
   if (memory) {
