@@ -128,7 +128,10 @@ bool Runner::run(const std::string& step) {
   else if (op == "mipmap" && n >= 3) array(o, args, true);
   else if (op == "graph_mem" && (n == 2 || (n == 3 && args[2] == "keep"))) graph_mem(o, args);
   else if (op == "graph_launch" && n == 2) {
-    if (Held* h = find(o, args[1]); h != nullptr && h->kind == Held::Kind::kGraph) graph_launch(o, *h);
+    if (Held* h = find(o, args[1]); h != nullptr) {
+      if (h->kind == Held::Kind::kGraph) graph_launch(o, *h);
+      else o.result = "NOT_GRAPH";
+    }
   } else if (op == "graph_trim" && n == 1) check(o, "cuDeviceGraphMemTrim", a_.DeviceGraphMemTrim(dev_));
   else if (op == "graph_info" && n == 1) graph_info(o);
   else if ((op == "info" || op == "info_v1") && n == 1) info(o, op == "info_v1");
