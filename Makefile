@@ -4,6 +4,7 @@
 #   make test            unit + integration tests against the stand-in libcuda and NVML (no GPU)
 #   make test SANITIZE=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-san/)
 #   make bench-config    resource-config.txt parse times, 10^4..10^6 clients, before/after issue 6
+#   make bench-alloc     cost of GPU_MEM accounting per 2 MiB alloc+free, with the plain call beside it
 #   make soak            bounded soak of the real daemons (SOAK_SECONDS, default 600; docs/hardening.md)
 #   make demo            two clients at shares 0.3 / 0.7 (real GPU if present, else the stand-in)
 #   make install PREFIX=/opt/gemini
@@ -62,7 +63,7 @@ FAKE_ALL := $(FAKE_LIB) $(FAKE_APP) $(FAKE_NVML) $(FAKE_MEM_APP)
 UNIT_BIN := $(BUILD)/tests/unit-tests
 INTEG_BIN := $(BUILD)/tests/integration-tests
 
-.PHONY: all test unit-test integration-test tools-test demo install clean bench bench-config soak
+.PHONY: all test unit-test integration-test tools-test demo install clean bench bench-config bench-alloc soak
 all: $(HOOK_LIB) $(SCHD_BIN) $(PMGR_BIN)
 
 $(BUILD)/obj/%.o: %.cpp
@@ -152,6 +153,10 @@ demo: all $(FAKE_LIB) $(FAKE_APP)
 
 bench: all
 	$(MAKE) -C bench BUILD=$(abspath $(BUILD)) NVCC=$(NVCC)
+
+# On a GPU machine fake-mem-app finds the real driver; here, the stand-in (the hook's own cost).
+bench-alloc: all $(FAKE_ALL)
+	LD_LIBRARY_PATH=$${LD_LIBRARY_PATH:-$(abspath $(BUILD))/fake-cuda} python3 bench/alloc_cost.py --build $(abspath $(BUILD))
 
 bench-config: $(SCHD_A) $(COMMON_A)
 	$(MAKE) -C bench config BUILD=$(abspath $(BUILD))
