@@ -100,7 +100,7 @@ std::string check_id(std::string_view id) {
 // One line's fields, split without allocating: the first kKept, and how many there are in all.
 // The error paths re-split the line with split_fields() when they need every field.
 struct Fields {
-  static constexpr size_t kKept = 5;  // ID REQUEST LIMIT GPU_MEM, and one extra to name
+  static constexpr size_t kKept = 5;  // ID REQUEST LIMIT GPU_MEM and one option
   std::string_view f[kKept];
   size_t count = 0;
 };
@@ -178,7 +178,7 @@ std::string parse_client(const Fields& fl, std::string_view line, Config* cfg) {
            ": expected 'ID REQUEST LIMIT GPU_MEM' (GPU_MEM 0 = no limit), got " +
            quote(join(split_fields(line)));
   }
-  if (fl.count > 4) return "extra field " + quote(f[4]) + " after GPU_MEM";
+  if (fl.count > 5) return "extra field " + quote(split_fields(line)[5]) + " after the options";
   if (std::string why = check_id(f[0]); !why.empty()) return why;
   ClientConfig c;
   if (std::string why = parse_share("REQUEST", f[1], &c.request); !why.empty()) return why;
@@ -190,6 +190,15 @@ std::string parse_client(const Fields& fl, std::string_view line, Config* cfg) {
     return "GPU_MEM " + quote(f[3]) +
            " is not a size: bytes, or a number with K/M/G/T, KB/MB/GB/TB or "
            "KiB/MiB/GiB/TiB (0 = no limit)";
+  }
+  if (fl.count == 5) {
+    if (f[4] == "um=on") {
+      c.unified_memory = true;
+    } else if (f[4].find('=') == std::string_view::npos) {
+      return "extra field " + quote(f[4]) + " after GPU_MEM";
+    } else if (f[4] != "um=off") {
+      return "unknown option " + quote(f[4]) + " after GPU_MEM: expected um=on or um=off";
+    }
   }
   c.name.assign(f[0].data(), f[0].size());
   cfg->clients.push_back(std::move(c));

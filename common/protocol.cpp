@@ -78,6 +78,7 @@ bool encode_body(const ClientSettings& m, std::vector<uint8_t>* out) {
   put_u32(out, m.request_ppm);
   put_u32(out, m.limit_ppm);
   put_u64(out, m.gpu_mem_bytes);
+  put_u32(out, m.flags);
   return true;
 }
 bool encode_body(const TokenRequest& m, std::vector<uint8_t>* out) {
@@ -122,6 +123,7 @@ bool encode_body(const MemState& m, std::vector<uint8_t>* out) {
   put_u64(out, m.limit_bytes);
   put_u64(out, m.client_held_bytes);
   put_u64(out, m.granted_bytes);
+  put_u32(out, m.flags);
   return true;
 }
 bool encode_body(const Error& m, std::vector<uint8_t>* out) {
@@ -201,6 +203,7 @@ bool decode_body(Reader* r, ClientSettings* m, std::string*) {
   m->request_ppm = r->u32();
   m->limit_ppm = r->u32();
   m->gpu_mem_bytes = r->u64();
+  m->flags = r->u32();
   return true;
 }
 bool decode_body(Reader* r, TokenRequest* m, std::string*) {
@@ -255,6 +258,7 @@ bool decode_body(Reader* r, MemState* m, std::string*) {
   m->limit_bytes = r->u64();
   m->client_held_bytes = r->u64();
   m->granted_bytes = r->u64();
+  m->flags = r->u32();
   return true;
 }
 // Unknown error codes are kept as they are: the code only informs the log line on the receiver.

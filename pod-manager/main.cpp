@@ -27,8 +27,9 @@ constexpr const char* kUsage = R"(usage: gem-pmgr --name ID [flags]
                        give up on a scheduler that does not connect, answer Hello, or send a byte
                        while a grant or renewal is awaited, within MS ms (default 600); waiting
                        processes are then told "scheduler unavailable" and run unthrottled
-  --request R --limit L --gpu_mem SIZE
-                       settings this client declares (used by a gem-schd run with --dynamic_clients)
+  --request R --limit L --gpu_mem SIZE [--um on|off]
+                       settings this client declares (used by a gem-schd run with --dynamic_clients);
+                       --um on: unified-memory mode (resource-config.txt's um=on)
   --secret_file PATH   the client's shared secret (first line, 1-128 printable bytes): sent to
                        gem-schd, and required in every process's Hello (GEMINI_SECRET_FILE)
   --max_connections N  processes connected at once, at most (default 256); more are refused
@@ -42,7 +43,7 @@ constexpr const char* kUsage = R"(usage: gem-pmgr --name ID [flags]
 int main(int argc, char** argv) {
   gem::log::set_program("gem-pmgr");
   gem::Flags flags({"name", "ip", "port", "socket", "scheduler", "scheduler_dir", "request", "limit",
-                    "gpu_mem", "log_level", "scheduler_timeout", "secret_file", "max_connections", "allow_uids"},
+                    "gpu_mem", "um", "log_level", "scheduler_timeout", "secret_file", "max_connections", "allow_uids"},
                    {"help"});
   std::string err;
   int64_t port = 0, sched_timeout_ms = 0, max_conns = 0;
@@ -78,7 +79,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   opts.scheduler_dir = flags.get("scheduler_dir", "");
-  if (flags.has("request") || flags.has("limit") || flags.has("gpu_mem")) {
+  if (flags.has("request") || flags.has("limit") || flags.has("gpu_mem") || flags.has("um")) {
+    const std::string um = flags.get("um", "off");
+    if (um != "on" && um != "off") {
+      std::fprintf(stderr, "gem-pmgr: --um: expected on or off, got '%s'\n", um.c_str());
+      return 2;
+    }
     uint64_t mem = 0;
     if (!gem::parse_size(flags.get("gpu_mem", "0"), &mem)) {
       std::fprintf(stderr, "gem-pmgr: --gpu_mem: not a size: '%s'\n", flags.get("gpu_mem", "").c_str());
@@ -89,7 +95,8 @@ int main(int argc, char** argv) {
       return 2;
     }
     opts.has_declared = true;
-    opts.declared = {static_cast<uint32_t>(request * 1e6 + 0.5), static_cast<uint32_t>(limit * 1e6 + 0.5), mem};
+    opts.declared = {static_cast<uint32_t>(request * 1e6 + 0.5), static_cast<uint32_t>(limit * 1e6 + 0.5), mem,
+                     um == "on" ? gem::proto::kFlagUnifiedMemory : 0u};
   }
 
   opts.scheduler_timeout = sched_timeout_ms * 1000;

@@ -19,11 +19,18 @@ void MemSessions::hello(HookId h, const std::string& uuid, uint64_t rid, Micros 
   }
 }
 
-void MemSessions::set_limit(uint64_t limit, Actions* out) {
+void MemSessions::set_limit(uint64_t limit, Actions* out, uint32_t flags) {
   limit_ = proto::wire_bytes(limit);
+  const bool flags_changed = flags != flags_;
+  flags_ = flags;
   if (known_) {
     for (auto& [uuid, b] : budgets_) {
-      for (MemBudget::Session h : b.set_limit(limit_)) send_state(h, 0, 0, out);
+      const std::vector<MemBudget::Session> changed = b.set_limit(limit_);
+      if (flags_changed) continue;
+      for (MemBudget::Session h : changed) send_state(h, 0, 0, out);
+    }
+    if (flags_changed) {
+      for (auto& [h, s] : sessions_) send_state(h, 0, 0, out);
     }
     return;
   }
@@ -123,7 +130,7 @@ void MemSessions::replay(HookId h, std::vector<proto::Message> msgs, Actions* ou
 
 void MemSessions::send_state(HookId h, uint64_t rid, uint64_t granted, Actions* out) {
   const MemBudget& b = budget_of(h);
-  out->push_back({Action::Kind::kToHook, h, {rid, proto::MemState{limit_, b.held(), granted}}, {}});
+  out->push_back({Action::Kind::kToHook, h, {rid, proto::MemState{limit_, b.held(), granted, flags_}}, {}});
 }
 
 MemBudget& MemSessions::budget_of(HookId h) { return budgets_.at(sessions_.at(h).uuid); }

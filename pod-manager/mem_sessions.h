@@ -39,7 +39,8 @@ class MemSessions {
   /// its last known / declared one when the scheduler cannot be reached. The first call answers the
   /// waiting Hellos, then their kept messages; later calls that change the limit push an unsolicited
   /// MemState (request id 0) to every session. Leases are never taken back.
-  void set_limit(uint64_t limit, Actions* out);
+  /// `flags`: ClientSettings.flags, sent in every MemState; a change is pushed like a limit change.
+  void set_limit(uint64_t limit, Actions* out, uint32_t flags = 0);
   /// MemReserve: answered with MemState (rid) whose granted_bytes is what the lease grew by.
   void reserve(HookId h, uint64_t rid, const proto::MemReserve& m, Actions* out);
   /// MemReturn: lowers only h's own lease, saturating at 0; no answer.
@@ -79,6 +80,7 @@ class MemSessions {
   Micros heartbeat_period_;
   bool known_ = false;
   uint64_t limit_ = 0;
+  uint32_t flags_ = 0;  // ClientSettings.flags
   Micros hb_due_ = kNever;
   std::map<HookId, Session> sessions_;
   std::map<std::string, MemBudget> budgets_;  // by device UUID; erased with its last session

@@ -195,7 +195,7 @@ void Route::on_grant(const proto::Message& m, const proto::TokenGrant& g, Micros
 void Route::on_settings(const proto::ClientSettings& s, Actions* out) {
   settings_ = s;
   for (HookId h : hooks_) to_hook(h, {0, s}, out);
-  mem_.set_limit(s.gpu_mem_bytes, out);
+  mem_.set_limit(s.gpu_mem_bytes, out, s.flags);
 }
 
 void Route::on_revoke(const proto::TokenRevoke& r, Micros now, Actions* out) {
@@ -317,7 +317,7 @@ void Route::fail(const std::string& why, Micros now, Actions* out) {
   for (const Waiter& w : waiters_) unavailable(w.hook, w.rid, why, out);
   waiters_.clear();
   hb_due_ = kNever;
-  mem_.set_limit(settings_.gpu_mem_bytes, out);  // the last limit known (or declared) holds meanwhile
+  mem_.set_limit(settings_.gpu_mem_bytes, out, settings_.flags);  // the last limit known (or declared) holds meanwhile
 }
 
 void Route::unavailable(HookId h, uint64_t rid, const std::string& why, Actions* out) const {

@@ -8,7 +8,7 @@ void Route::mem_hello(HookId h, const std::string& uuid, uint64_t rid, Micros no
   mem_.hello(h, uuid, rid, now, out);
   // Programs allocate before they launch: connect now. A scheduler already known to be unreachable
   // leaves the last known (or declared) limit, which fail() handed to mem_ already.
-  if (ensure_link(now, out) == Link::kUnavailable && !mem_.known()) mem_.set_limit(settings_.gpu_mem_bytes, out);
+  if (ensure_link(now, out) == Link::kUnavailable && !mem_.known()) mem_.set_limit(settings_.gpu_mem_bytes, out, settings_.flags);
 }
 
 void Route::mem_reserve(HookId h, uint64_t rid, const proto::MemReserve& m, Micros now, Actions* out) {

@@ -199,7 +199,8 @@ std::string Server::admit(const proto::Hello& h, proto::ErrorCode* code) {
   *code = proto::ErrorCode::kUnknownClient;
   if (config_.find(h.client) == nullptr && dynamic_.count(h.client) == 0) {
     if (!opts_.dynamic_clients || !h.has_declared) return "client '" + h.client + "' is not in " + opts_.config_path;
-    ClientConfig d{h.client, h.declared.request_ppm / 1e6, h.declared.limit_ppm / 1e6, h.declared.gpu_mem_bytes};
+    ClientConfig d{h.client, h.declared.request_ppm / 1e6, h.declared.limit_ppm / 1e6, h.declared.gpu_mem_bytes,
+                   (h.declared.flags & proto::kFlagUnifiedMemory) != 0};
     double requests = d.request;
     for (const auto& cc : config_.clients) requests += cc.request;
     for (const auto& [n, dc] : dynamic_) requests += dc.request;
@@ -339,7 +340,8 @@ proto::ClientSettings Server::settings_of(const std::string& client) const {
     if (it == dynamic_.end()) return {};
     cc = &it->second;
   }
-  return {to_ppm(cc->request), to_ppm(cc->limit), cc->gpu_mem_bytes};
+  return {to_ppm(cc->request), to_ppm(cc->limit), cc->gpu_mem_bytes,
+          cc->unified_memory ? proto::kFlagUnifiedMemory : 0u};
 }
 
 }  // namespace gem::sched

@@ -1,6 +1,8 @@
 // resource-config.txt: Gemini's format, first line N, then N lines "ID REQUEST LIMIT GPU_MEM".
 // Additions: '#' comments (whole line or trailing), blank lines, and size suffixes on GPU_MEM
-// (K, M, G, T / KB, MB, GB, TB = powers of 1000; KiB, MiB, GiB, TiB = powers of 1024; no suffix = bytes).
+// (K, M, G, T / KB, MB, GB, TB = powers of 1000; KiB, MiB, GiB, TiB = powers of 1024; no suffix = bytes),
+// and options after GPU_MEM as key=value (a Gemini four-column file stays valid):
+//   um=on|off   unified-memory mode (docs/memory.md, "Unified memory"); default off
 #pragma once
 
 #include <cstddef>
@@ -23,6 +25,7 @@ struct ClientConfig {
   double request = 0;      // minimum share of GPU time, 0..1
   double limit = 1;        // maximum share of GPU time, request..1
   uint64_t gpu_mem_bytes = 0;  // 0 = no memory limit
+  bool unified_memory = false;  // um=on: device allocations become managed memory
 };
 
 struct ConfigError {

@@ -67,7 +67,11 @@ struct ClientSettings {
   uint32_t request_ppm = 0;  // REQUEST, share of GPU time in parts per million
   uint32_t limit_ppm = 0;    // LIMIT, share of GPU time in parts per million
   uint64_t gpu_mem_bytes = 0;  // GPU_MEM; 0 = no limit
+  uint32_t flags = 0;          // kFlagUnifiedMemory, ...; unknown bits are ignored
 };
+
+/// ClientSettings.flags / MemState.flags: the client runs in unified-memory mode (um=on).
+constexpr uint32_t kFlagUnifiedMemory = 1;
 
 /// First message on every connection (hook -> gem-pmgr, gem-pmgr -> gem-schd).
 struct Hello {
@@ -164,6 +168,7 @@ struct MemState {
   uint64_t limit_bytes = 0;
   uint64_t client_held_bytes = 0;
   uint64_t granted_bytes = 0;
+  uint32_t flags = 0;  // ClientSettings.flags of the client (kFlagUnifiedMemory)
 };
 
 enum class ErrorCode : uint16_t {

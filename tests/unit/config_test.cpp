@@ -67,6 +67,20 @@ TEST(ConfigParse, CommentsBlankLinesTabsCrlfAndNoFinalNewline) {
   EXPECT_EQ(cfg.clients[1].gpu_mem_bytes, 512u << 20);
 }
 
+TEST(ConfigParse, UnifiedMemoryOptionAfterGpuMemKeepsGeminiLinesValid) {
+  Config cfg = parse_ok("3\na 0.3 1.0 2GiB um=on\nb 0.3 1.0 0 um=off\nc 0.3 1.0 0\n");
+  ASSERT_EQ(cfg.clients.size(), 3u);
+  EXPECT_TRUE(cfg.clients[0].unified_memory);
+  EXPECT_EQ(cfg.clients[0].gpu_mem_bytes, uint64_t{2} << 30);
+  EXPECT_FALSE(cfg.clients[1].unified_memory);
+  EXPECT_FALSE(cfg.clients[2].unified_memory);
+  EXPECT_NE(parse_err("1\na 0.3 1.0 0 um=yes\n").find("unknown option 'um=yes' after GPU_MEM: expected um=on or um=off"),
+            std::string::npos)
+      << parse_err("1\na 0.3 1.0 0 um=yes\n");
+  EXPECT_NE(parse_err("1\na 0.3 1.0 0 um=on x\n").find("extra field 'x'"), std::string::npos)
+      << parse_err("1\na 0.3 1.0 0 um=on x\n");
+}
+
 TEST(ConfigParse, ZeroClients) { EXPECT_TRUE(parse_ok("0\n").clients.empty()); }
 
 TEST(ConfigParse, RequestsSummingToExactlyOne) {

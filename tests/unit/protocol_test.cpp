@@ -116,6 +116,10 @@ TEST(Protocol, OtherTypesRoundTrip) {
   EXPECT_EQ(cs.request_ppm, 7u);
   EXPECT_EQ(cs.limit_ppm, 0xffffffffu);
   EXPECT_EQ(cs.gpu_mem_bytes, big);
+  EXPECT_EQ(std::get<ClientSettings>(roundtrip(Message{1, ClientSettings{1, 2, 3, kFlagUnifiedMemory}}).body).flags,
+            kFlagUnifiedMemory);
+  EXPECT_EQ(std::get<MemState>(roundtrip(Message{1, MemState{1, 2, 3, kFlagUnifiedMemory}}).body).flags,
+            kFlagUnifiedMemory);
   EXPECT_EQ(std::get<TokenRequest>(roundtrip(Message{2, TokenRequest{big - 1}}).body).last_burst_us,
             big - 1);
   EXPECT_EQ(std::get<TokenGrant>(roundtrip(Message{big, TokenGrant{250000}}).body).quota_us, 250000u);
@@ -269,7 +273,7 @@ TEST(Protocol, MemoryMessagesLayout) {
                                0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0x20, 1};
   EXPECT_EQ(b, want);
   b = frame(Message{0, MemState{1, 2, 3}});
-  ASSERT_EQ(b.size(), kHeaderSize + 24);
+  ASSERT_EQ(b.size(), kHeaderSize + 28);  // + u32 flags
   EXPECT_EQ(b[7], 13);
   EXPECT_EQ(b[kHeaderSize + 7], 1);
   EXPECT_EQ(b[kHeaderSize + 15], 2);
@@ -290,8 +294,8 @@ TEST(Protocol, MemoryMessagesErrors) {
   EXPECT_EQ(malformed(raw(11, std::vector<uint8_t>(7))), "truncated MemReturn payload");
   EXPECT_EQ(malformed(raw(11, std::vector<uint8_t>(9))), "1 trailing bytes after MemReturn");
   EXPECT_EQ(malformed(raw(12, {0})), "1 trailing bytes after MemQuery");
-  EXPECT_EQ(malformed(raw(13, std::vector<uint8_t>(23))), "truncated MemState payload");
-  EXPECT_EQ(malformed(raw(13, std::vector<uint8_t>(25))), "1 trailing bytes after MemState");
+  EXPECT_EQ(malformed(raw(13, std::vector<uint8_t>(27))), "truncated MemState payload");
+  EXPECT_EQ(malformed(raw(13, std::vector<uint8_t>(29))), "1 trailing bytes after MemState");
   EXPECT_EQ(malformed(raw(13, {})), "truncated MemState payload");
   // Partial memory frames wait for more.
   std::vector<uint8_t> b = frame(Message{3, MemState{1, 2, 3}});
