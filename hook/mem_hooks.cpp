@@ -1,7 +1,10 @@
 #include "mem_hooks.h"
 
 #include <algorithm>
+#include <atomic>
 
+#include "gem/log.h"
+#include "mem_common.h"
 #include "mem_tracker.h"
 #include "symbols.h"
 
@@ -16,15 +19,11 @@ constexpr uint64_t kPoolStep = 32 * kMiB;
 // Arrays take whole 2 MiB pages (1000x1000 float4 took 16 MiB on an H200).
 constexpr uint64_t kArrayPage = 2 * kMiB;
 
-MemTracker& T() { return MemTracker::get(); }
 
-bool current_device(CUdevice* dev) {
-  return real::cuCtxGetDevice != nullptr && real::cuCtxGetDevice(dev) == CUDA_SUCCESS;
-}
 
 // Reserves `bytes` on `dev`; before refusing, re-reads what the device's pools and graph memory
 // hold (they shrink at synchronisations the hook does not see) and tries once more.
-void settle_pools(CUdevice dev);
+void warn_resident_once(CUdevice dev, const char* what);
 bool reserve(CUdevice dev, uint64_t bytes) {
   if (T().reserve(dev, bytes)) return true;
   settle_pools(dev);
@@ -61,6 +60,8 @@ uint64_t pool_attr(CUmemoryPool pool, CUmemPool_attribute attr) {
 
 MemKey pool_key(CUmemoryPool pool) { return {MemKind::kPool, reinterpret_cast<uint64_t>(pool)}; }
 
+}  // namespace
+
 void settle_pools(CUdevice dev) {
   for (uint64_t p : T().pools(dev)) {
     auto* pool = reinterpret_cast<CUmemoryPool>(p);
@@ -72,6 +73,8 @@ void settle_pools(CUdevice dev) {
     T().settle(dev, {MemKind::kGraphPool, static_cast<uint64_t>(dev)}, graph);
   }
 }
+
+namespace {
 
 bool capturing(CUstream stream, bool ptsz) {
   auto fn = ptsz ? real::cuStreamIsCapturing_ptsz : real::cuStreamIsCapturing;
@@ -92,6 +95,7 @@ CUresult pool_alloc(size_t bytesize, CUmemoryPool pool, CUstream stream, bool pt
     return call();
   }
   T().note_pool(dev, reinterpret_cast<uint64_t>(pool));
+  warn_resident_once(dev, "stream-ordered (cudaMallocAsync) pool");
   const uint64_t reserved = pool_attr(pool, CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT);
   const uint64_t used = pool_attr(pool, CU_MEMPOOL_ATTR_USED_MEM_CURRENT);
   T().settle(dev, pool_key(pool), reserved);
@@ -149,24 +153,81 @@ uint64_t mipmap_bytes(const CUDA_ARRAY3D_DESCRIPTOR& a, unsigned levels) {
 
 }  // namespace
 
+namespace {
+
+// Unified-memory mode (docs/memory.md, "Unified memory"): a device allocation becomes managed
+// memory on `dev`, preferring to live there and mapped for it (CU_MEM_ADVISE_SET_PREFERRED_LOCATION
+// and SET_ACCESSED_BY: pages stay on the GPU until evicted and the GPU keeps a mapping while they
+// are on the host, so nothing faults back by accident). A driver without managed memory on this
+// device gets the plain allocation.
+CUresult managed_alloc(CUdeviceptr* dptr, size_t bytes, CUdevice dev, CUresult (*plain)(CUdeviceptr*, size_t)) {
+  const CUresult r = real::cuMemAllocManaged(dptr, bytes, CU_MEM_ATTACH_GLOBAL);
+  if (r == CUDA_ERROR_NOT_SUPPORTED) return plain(dptr, bytes);
+  if (r != CUDA_SUCCESS) return r;
+  if (real::cuMemAdvise_v2 != nullptr) {
+    CUmemLocation here{};
+    here.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    here.id = dev;
+    real::cuMemAdvise_v2(*dptr, bytes, CU_MEM_ADVISE_SET_PREFERRED_LOCATION, here);
+    real::cuMemAdvise_v2(*dptr, bytes, CU_MEM_ADVISE_SET_ACCESSED_BY, here);
+  }
+  T().note_managed(dev, *dptr, bytes);
+  return CUDA_SUCCESS;
+}
+
+CUresult plain_alloc(CUdeviceptr* dptr, size_t bytes) { return real::cuMemAlloc_v2(dptr, bytes); }
+
+// Memory that cannot become managed stays resident; said once so nothing changes silently.
+void warn_resident_once(CUdevice dev, const char* what) {
+  static std::atomic<bool> warned{false};
+  if (!T().unified_memory(dev) || warned.exchange(true)) return;
+  LOG_WARN("unified-memory mode: %s memory cannot be managed; it is counted against GPU_MEM and stays on the GPU",
+           what);
+}
+
+}  // namespace
+
+bool current_device(CUdevice* dev) {
+  return real::cuCtxGetDevice != nullptr && real::cuCtxGetDevice(dev) == CUDA_SUCCESS;
+}
+
 CUresult on_cuMemAlloc_v2(CUdeviceptr* dptr, size_t bytesize) {
-  return counted(driver_alloc_bytes(bytesize), [&] { return real::cuMemAlloc_v2(dptr, bytesize); },
-                 [&] { return MemKey{MemKind::kPointer, *dptr}; });
+  CUdevice dev = 0;
+  auto call = [&] {
+    return T().unified_memory(dev) ? managed_alloc(dptr, bytesize, dev, plain_alloc) : plain_alloc(dptr, bytesize);
+  };
+  if (!MemTracker::active() || !current_device(&dev)) return plain_alloc(dptr, bytesize);
+  return counted_on(dev, driver_alloc_bytes(bytesize), call, [&] { return MemKey{MemKind::kPointer, *dptr}; });
 }
 
 CUresult on_cuMemAllocManaged(CUdeviceptr* dptr, size_t bytesize, unsigned int flags) {
-  return counted(driver_alloc_bytes(bytesize), [&] { return real::cuMemAllocManaged(dptr, bytesize, flags); },
-                 [&] { return MemKey{MemKind::kPointer, *dptr}; });
+  CUdevice dev = 0;
+  auto call = [&] {
+    const CUresult r = real::cuMemAllocManaged(dptr, bytesize, flags);
+    if (r == CUDA_SUCCESS && T().unified_memory(dev)) T().note_managed(dev, *dptr, bytesize);
+    return r;
+  };
+  if (!MemTracker::active() || !current_device(&dev)) return real::cuMemAllocManaged(dptr, bytesize, flags);
+  return counted_on(dev, driver_alloc_bytes(bytesize), call, [&] { return MemKey{MemKind::kPointer, *dptr}; });
 }
 
 CUresult on_cuMemAllocPitch_v2(CUdeviceptr* dptr, size_t* pPitch, size_t WidthInBytes, size_t Height,
                                unsigned int ElementSizeBytes) {
   CUdevice dev = 0;
-  auto call = [&] { return real::cuMemAllocPitch_v2(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes); };
-  if (!MemTracker::active() || !current_device(&dev)) return call();
   // Rows are padded to 512 bytes (an H200 gave a pitch of 1024 for 1000); counted as pitch x height.
   const uint64_t rows = std::max<uint64_t>(Height, 1);
   const uint64_t pitch = round_up_bytes(WidthInBytes, 512);
+  auto call = [&] {
+    if (!T().unified_memory(dev) || pPitch == nullptr || WidthInBytes == 0 || Height == 0 ||
+        pitch > MemLedger::kMaxBytes / rows) {
+      return real::cuMemAllocPitch_v2(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
+    }
+    *pPitch = static_cast<size_t>(pitch);  // managed memory has no pitch of its own: rows padded as above
+    return managed_alloc(dptr, static_cast<size_t>(pitch * rows), dev, plain_alloc);
+  };
+  if (!MemTracker::active() || !current_device(&dev)) {
+    return real::cuMemAllocPitch_v2(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
+  }
   const uint64_t estimate = driver_alloc_bytes(pitch > MemLedger::kMaxBytes / rows ? MemLedger::kMaxBytes : pitch * rows);
   if (!reserve(dev, estimate)) return CUDA_ERROR_OUT_OF_MEMORY;
   const CUresult r = call();
@@ -217,6 +278,7 @@ CUresult on_cuMemCreate(CUmemGenericAllocationHandle* handle, size_t size, const
   auto call = [&] { return real::cuMemCreate(handle, size, prop, flags); };
   // Only device-located memory counts; host-located (CU_MEM_LOCATION_TYPE_HOST*) is not GPU memory.
   if (!MemTracker::active() || prop == nullptr || prop->location.type != CU_MEM_LOCATION_TYPE_DEVICE) return call();
+  warn_resident_once(prop->location.id, "cuMemCreate (expandable segments)");
   return counted_on(prop->location.id, round_up_bytes(size, 2 * kMiB), call,
                     [&] { return MemKey{MemKind::kHandle, static_cast<uint64_t>(*handle)}; });
 }
@@ -273,59 +335,6 @@ CUresult on_cuGraphAddMemAllocNode(CUgraphNode* phGraphNode, CUgraph hGraph, con
 CUresult on_cuDeviceGraphMemTrim(CUdevice device) {
   const CUresult r = real::cuDeviceGraphMemTrim(device);
   if (r == CUDA_SUCCESS && MemTracker::active()) settle_pools(device);
-  return r;
-}
-
-namespace {
-
-// The memory figures the client sees: (min(real free, what is left of its limit), limit) when a
-// limit applies, the driver's own otherwise. Never more free than the GPU really has.
-bool limited_view(CUdevice dev, size_t real_free, size_t* free, size_t* total) {
-  uint64_t limit = 0, left = 0;
-  if (!MemTracker::active()) return false;
-  settle_pools(dev);
-  if (!T().view(dev, &limit, &left)) return false;
-  *total = static_cast<size_t>(limit);
-  *free = static_cast<size_t>(std::min<uint64_t>(left, real_free));
-  return true;
-}
-
-size_t clamp_uint(size_t v) { return std::min<size_t>(v, 0xffffffffu); }
-
-}  // namespace
-
-CUresult on_cuMemGetInfo_v2(size_t* free, size_t* total) {
-  const CUresult r = real::cuMemGetInfo_v2(free, total);
-  CUdevice dev = 0;
-  if (r != CUDA_SUCCESS || free == nullptr || total == nullptr || !current_device(&dev)) return r;
-  limited_view(dev, *free, free, total);
-  return r;
-}
-
-CUresult on_cuMemGetInfo(unsigned int* free, unsigned int* total) {
-  size_t f = 0, t = 0;
-  const CUresult r = on_cuMemGetInfo_v2(&f, &t);
-  if (r == CUDA_SUCCESS && free != nullptr && total != nullptr) {
-    *free = static_cast<unsigned int>(clamp_uint(f));
-    *total = static_cast<unsigned int>(clamp_uint(t));
-    return r;
-  }
-  return r == CUDA_SUCCESS ? real::cuMemGetInfo(free, total) : r;
-}
-
-CUresult on_cuDeviceTotalMem_v2(size_t* bytes, CUdevice dev) {
-  const CUresult r = real::cuDeviceTotalMem_v2(bytes, dev);
-  uint64_t limit = 0, left = 0;
-  if (r == CUDA_SUCCESS && bytes != nullptr && MemTracker::active() && T().view(dev, &limit, &left)) {
-    *bytes = static_cast<size_t>(std::min<uint64_t>(limit, *bytes));
-  }
-  return r;
-}
-
-CUresult on_cuDeviceTotalMem(unsigned int* bytes, CUdevice dev) {
-  size_t b = 0;
-  const CUresult r = on_cuDeviceTotalMem_v2(&b, dev);
-  if (r == CUDA_SUCCESS && bytes != nullptr) *bytes = static_cast<unsigned int>(clamp_uint(b));
   return r;
 }
 

@@ -63,6 +63,7 @@ void MemTracker::apply(Gpu& g, const proto::MemState& st) {
   g.ledger.set_limit(proto::wire_bytes(st.limit_bytes));
   g.client_held = proto::wire_bytes(st.client_held_bytes);
   g.known = true;
+  g.um = (st.flags & proto::kFlagUnifiedMemory) != 0;
   if (before != g.ledger.limit()) {
     LOG_INFO("GPU_MEM on %s is now %llu bytes", g.uuid.c_str(), static_cast<unsigned long long>(g.ledger.limit()));
   }
@@ -159,6 +160,12 @@ void MemTracker::release(MemKey key) {
     std::lock_guard<std::mutex> lk(mu_);
     for (auto& [uuid, g] : gpus_) {
       if (!g->ledger.release(key)) continue;
+      if (key.kind == MemKind::kPointer) {
+        if (auto it = g->managed.find(key.id); it != g->managed.end()) {
+          g->managed_bytes -= std::min(g->managed_bytes, it->second);
+          g->managed.erase(it);
+        }
+      }
       check_pushes(*g, mono_us());
       give_back_surplus(*g, MemLedger::chunk_for(g->ledger.limit()));
       return;
@@ -227,6 +234,39 @@ bool MemTracker::view_uuid(const std::string& uuid, uint64_t* limit, uint64_t* f
   } catch (...) {
     return false;
   }
+}
+
+bool MemTracker::unified_memory(CUdevice dev) {
+  std::lock_guard<std::mutex> lk(mu_);
+  Gpu* g = gpu(dev);
+  return g != nullptr && g->um;
+}
+
+void MemTracker::note_managed(CUdevice dev, uint64_t ptr, uint64_t bytes) {
+  try {
+    std::lock_guard<std::mutex> lk(mu_);
+    Gpu* g = gpu(dev);
+    if (g == nullptr) return;
+    auto [it, fresh] = g->managed.try_emplace(ptr, bytes);
+    if (!fresh) {
+      g->managed_bytes -= std::min(g->managed_bytes, it->second);
+      it->second = bytes;
+    }
+    g->managed_bytes = std::min(g->managed_bytes + bytes, MemLedger::kMaxBytes);
+  } catch (...) {
+  }
+}
+
+std::vector<std::pair<uint64_t, uint64_t>> MemTracker::managed_ranges(CUdevice dev, uint64_t* total) {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  try {
+    std::lock_guard<std::mutex> lk(mu_);
+    Gpu* g = gpu(dev);
+    if (total != nullptr) *total = g != nullptr ? g->managed_bytes : 0;
+    if (g != nullptr) out.assign(g->managed.begin(), g->managed.end());
+  } catch (...) {
+  }
+  return out;
 }
 
 std::vector<uint64_t> MemTracker::pools(CUdevice dev) {

@@ -17,6 +17,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "driver_api.h"
 #include "gem/clock.h"
@@ -56,6 +58,15 @@ class MemTracker {
   /// The same for a GPU named by UUID (NVML's view), opening a session for it if needed.
   bool view_uuid(const std::string& uuid, uint64_t* limit, uint64_t* free);
 
+  /// True when the client runs in unified-memory mode on `dev` (ClientSettings.flags, as gem-pmgr
+  /// last said; false before the first allocation or query on `dev`).
+  bool unified_memory(CUdevice dev);
+  /// Managed allocations (unified-memory mode): noted when made, forgotten when freed; what the
+  /// hook moves to the host on Evict and back before its next slice (docs/memory.md, "Residency").
+  void note_managed(CUdevice dev, uint64_t ptr, uint64_t bytes);
+  /// The managed ranges of `dev` (address, bytes) and their total.
+  std::vector<std::pair<uint64_t, uint64_t>> managed_ranges(CUdevice dev, uint64_t* total = nullptr);
+
   /// Pools of `dev` seen so far (for re-reading what they hold before refusing).
   std::vector<uint64_t> pools(CUdevice dev);
   void note_pool(CUdevice dev, uint64_t pool);
@@ -70,6 +81,9 @@ class MemTracker {
     Micros push_checked = 0;  // last look for pushed limit changes
     uint64_t client_held = 0;  // all sessions of the client, as last told
     std::vector<uint64_t> pools;
+    bool um = false;                        // unified-memory mode (MemState.flags)
+    std::map<uint64_t, uint64_t> managed;   // managed allocations: address -> bytes
+    uint64_t managed_bytes = 0;
   };
 
   Gpu* gpu(CUdevice dev);

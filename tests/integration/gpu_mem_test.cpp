@@ -2,8 +2,11 @@
 // fake-mem-app under the real hook, against the stand-in driver, with the real gem-pmgr and
 // gem-schd. Each test reads the app's own step results (the CUresult each driver call returned
 // and the memory figures it saw).
+#include <cuda.h>
+
 #include <csignal>
 #include <fstream>
+#include <sstream>
 
 #include "harness.h"
 
@@ -180,6 +183,48 @@ TEST_F(GpuMem, NoPodManagerMeansNoLimitUnlessFailClosed) {
   auto closed = run_all("c", {"alloc:1M"}, {{"GEMINI_PMGR_TIMEOUT_MS", "200"}, {"GEMINI_FAIL_CLOSED", "1"}});
   ASSERT_EQ(closed.size(), 1u);
   EXPECT_EQ(result(closed[0]), "CUDA_ERROR_OUT_OF_MEMORY");
+}
+
+// Unified-memory mode (um=on after GPU_MEM): device allocations become managed memory preferring
+// the GPU, still counted against GPU_MEM; memory that cannot be managed stays as it is.
+TEST_F(GpuMem, UnifiedMemoryModeTurnsDeviceAllocationsIntoManagedMemoryStillCounted) {
+  write_config({{"u", 0.5, 1.0, "256MiB um=on"}, {"n", 0.5, 1.0, "0"}});
+  start_scheduler();
+  start_pod_manager("u");
+  start_pod_manager("n");
+  const std::string um_log = path("um.log");
+  const auto s = run_all("u", {"alloc:64M", "pitch:1000x1000", "info", "alloc:200M", "vmm:4M", "free:0", "info"},
+                         {{"FAKE_CUDA_UM_LOG", um_log}});
+  ASSERT_EQ(s.size(), 7u);
+  EXPECT_EQ(result(s[0]), "CUDA_SUCCESS");
+  EXPECT_EQ(result(s[1]), "CUDA_SUCCESS");
+  EXPECT_EQ(u64(s[1], "pitch"), 1024u) << "managed rows padded to 512 bytes as the driver pads them";
+  EXPECT_EQ(u64(s[2], "total"), 256 * kMiB);
+  EXPECT_EQ(u64(s[2], "free"), 256 * kMiB - 64 * kMiB - 1024000) << "managed memory counts against GPU_MEM";
+  EXPECT_EQ(result(s[3]), "CUDA_ERROR_OUT_OF_MEMORY");
+  EXPECT_EQ(result(s[4]), "CUDA_SUCCESS") << "cuMemCreate memory stays as it is in UM mode";
+  EXPECT_EQ(u64(s[6], "free"), 256 * kMiB - 1024000 - 4 * kMiB);
+  // Each rewritten allocation was advised to prefer device 0 and stay mapped for it.
+  std::istringstream in(read_text(um_log));
+  std::string line;
+  std::vector<std::string> advised;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string op, pid, ptr, bytes, advice, type, id;
+    f >> op >> pid >> ptr >> bytes >> advice >> type >> id;
+    if (op == "advise") advised.push_back(bytes + " " + advice + " " + type + " " + id);
+  }
+  const std::string pref = std::to_string(CU_MEM_ADVISE_SET_PREFERRED_LOCATION);
+  const std::string acc = std::to_string(CU_MEM_ADVISE_SET_ACCESSED_BY);
+  const std::string dev = std::to_string(CU_MEM_LOCATION_TYPE_DEVICE) + " 0";
+  const std::vector<std::string> want = {std::to_string(64 * kMiB) + " " + pref + " " + dev,
+                                         std::to_string(64 * kMiB) + " " + acc + " " + dev,
+                                         "1024000 " + pref + " " + dev, "1024000 " + acc + " " + dev};
+  EXPECT_EQ(advised, want) << read_text(um_log);
+  // A client without um=on allocates device memory: nothing advised.
+  const auto n = run_all("n", {"alloc:64M"}, {{"FAKE_CUDA_UM_LOG", path("um-n.log")}});
+  ASSERT_EQ(n.size(), 1u);
+  EXPECT_EQ(read_text(path("um-n.log")), "");
 }
 
 }  // namespace

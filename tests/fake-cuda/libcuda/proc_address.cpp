@@ -32,7 +32,8 @@
   X(cuArray3DCreate_v2) X(cuMipmappedArrayCreate) X(cuArrayDestroy) X(cuMipmappedArrayDestroy)                   \
   X(cuArrayGetMemoryRequirements) X(cuMipmappedArrayGetMemoryRequirements) X(cuGraphAddMemAllocNode)             \
   X(cuGraphAddMemFreeNode) X(cuDeviceGraphMemTrim) X(cuDeviceGetGraphMemAttribute) X(cuDeviceSetGraphMemAttribute) \
-  X(cuGraphUpload) X(cuGraphUpload_ptsz)
+  X(cuGraphUpload) X(cuGraphUpload_ptsz) X(cuMemAdvise) X(cuMemAdvise_v2) X(cuMemPrefetchAsync)                \
+  X(cuMemPrefetchAsync_ptsz) X(cuMemPrefetchAsync_v2) X(cuMemPrefetchAsync_v2_ptsz)
 
 FAKE_ENTRY_POINTS(FAKE_ALIAS_DECL)
 
@@ -111,6 +112,10 @@ const Entry kEntries[] = {
     {"cuMemGetInfo", 2000, FN(cuMemGetInfo), nullptr},
     {"cuMemGetInfo", 3020, FN(cuMemGetInfo_v2), nullptr},
     {"cuMemAllocManaged", 6000, FN(cuMemAllocManaged), nullptr},
+    {"cuMemAdvise", 8000, FN(cuMemAdvise), nullptr},
+    {"cuMemAdvise", 12020, FN(cuMemAdvise_v2), nullptr},
+    {"cuMemPrefetchAsync", 8000, FN(cuMemPrefetchAsync), FN(cuMemPrefetchAsync_ptsz)},
+    {"cuMemPrefetchAsync", 12020, FN(cuMemPrefetchAsync_v2), FN(cuMemPrefetchAsync_v2_ptsz)},
     {"cuMemAllocPitch", 2000, FN(cuMemAllocPitch), nullptr},
     {"cuMemAllocPitch", 3020, FN(cuMemAllocPitch_v2), nullptr},
     {"cuMemAllocAsync", 11020, FN(cuMemAllocAsync), FN(cuMemAllocAsync_ptsz)},
