@@ -110,6 +110,11 @@ void Gate::wait_for_demand() {
   cv_work_.wait(lk, [this] { return waiting_ > 0; });
 }
 
+bool Gate::wait_for_demand_for(Micros us) {
+  std::unique_lock<std::mutex> lk(mu_);
+  return cv_work_.wait_for(lk, std::chrono::microseconds(us), [this] { return waiting_ > 0; });
+}
+
 bool Gate::has_waiters() {
   std::lock_guard<std::mutex> lk(mu_);
   return waiting_ > 0;

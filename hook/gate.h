@@ -79,6 +79,8 @@ class Gate {
   void wait_in_flight() const;
   /// Returns once a launching thread waits at the gate.
   void wait_for_demand();
+  /// The same, waiting at most `us` µs: true when a thread waits at the gate.
+  bool wait_for_demand_for(Micros us);
   /// Whether a launching thread waits at the gate now.
   bool has_waiters();
   /// Launches that reached the gate / left it so far (each attempt counts, even one that waited).

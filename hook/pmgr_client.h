@@ -41,11 +41,18 @@ class PmgrClient {
   /// renewed; kGranted with 0: refused, drain and release.
   Answer renew_token(uint64_t used_us, uint64_t burst_us, uint64_t* quota_us, std::string* why);
 
-  enum class Event { kNone, kRevoked, kBroken };
+  enum class Event { kNone, kRevoked, kBroken, kEvict };
   /// While holding the token: waits up to wait_us for a message. kRevoked: the scheduler took the
   /// token back (TokenRevoke); kBroken: the connection closed (closed here); kNone: the time passed
   /// (heartbeats and settings are consumed on the way). Never waits longer than wait_us.
   Event wait_event(int64_t wait_us);
+
+  /// True (once) when an Evict arrived while waiting for something else (docs/memory.md, "Residency").
+  bool take_evict() {
+    const bool e = evict_;
+    evict_ = false;
+    return e;
+  }
 
   /// The client's settings as the scheduler last sent them.
   const proto::ClientSettings& client_settings() const { return settings_; }
@@ -54,6 +61,7 @@ class PmgrClient {
   Answer await_answer(uint64_t* quota_us, std::string* why);
 
   PmgrConn conn_;
+  bool evict_ = false;  // an Evict seen by await_answer()
   proto::ClientSettings settings_;
 };
 

@@ -52,6 +52,19 @@ void SliceTimer::sync_contexts() {
   }
 }
 
+bool SliceTimer::push_first_context(CUcontext* ctx) {
+  if (stopping_at_exit()) return false;
+  const std::vector<CUcontext> ctxs = contexts();
+  if (ctxs.empty() || real::cuCtxPushCurrent_v2(ctxs.front()) != CUDA_SUCCESS) return false;
+  *ctx = ctxs.front();
+  return true;
+}
+
+void SliceTimer::pop_context() {
+  CUcontext popped;
+  real::cuCtxPopCurrent_v2(&popped);
+}
+
 void SliceTimer::record_start() {
   std::lock_guard<std::mutex> dlk(driver_mu_);
   start_recorded_ = false;

@@ -61,6 +61,19 @@ class SliceTimer {
     also();
   }
 
+  /// Runs f(stream) with the first context launched on pushed current, under driver_mu_ (so no
+  /// drain or context destruction runs meanwhile); `stream` is the hook's own stream in it, or
+  /// nullptr before the first slice. False (f not run) when no context is known or at exit.
+  template <typename F>
+  bool run_in_context(F&& f) {
+    std::lock_guard<std::mutex> dlk(driver_mu_);
+    CUcontext ctx = nullptr;
+    if (!push_first_context(&ctx)) return false;
+    f(stream_);
+    pop_context();
+    return true;
+  }
+
   /// Returns once no drain is in progress.
   void wait_driver_idle() { std::lock_guard<std::mutex> lk(driver_mu_); }
 
@@ -69,6 +82,8 @@ class SliceTimer {
 
  private:
   void forget_locked(CUcontext ctx);
+  bool push_first_context(CUcontext* ctx);
+  void pop_context();
   void record_start();
   /// The contexts launched on, copied under the gate's mutex.
   std::vector<CUcontext> contexts();

@@ -26,7 +26,13 @@ std::string report_json() {
   }
   s += "}, \"tokens\": " + std::to_string(c.tokens.load()) +
        ", \"unthrottled_launches\": " + std::to_string(c.unthrottled_launches.load()) +
-       ", \"revocations\": " + std::to_string(c.revocations.load()) + "}\n";
+       ", \"revocations\": " + std::to_string(c.revocations.load());
+  const std::pair<const char*, const std::atomic<uint64_t>*> more[] = {
+      {"evictions", &c.evictions},     {"evicted_bytes", &c.evicted_bytes},         {"prefetches", &c.prefetches},
+      {"prefetched_bytes", &c.prefetched_bytes}, {"prefetch_us_total", &c.prefetch_us_total},
+      {"prefetch_us_max", &c.prefetch_us_max}};
+  for (const auto& [name, v] : more) s += std::string(", \"") + name + "\": " + std::to_string(v->load());
+  s += "}\n";
   return s;
 }
 

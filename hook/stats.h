@@ -18,6 +18,14 @@ struct Counters {
   std::atomic<uint64_t> tokens{0};               // grants received
   std::atomic<uint64_t> unthrottled_launches{0};  // launches made while no daemon answered
   std::atomic<uint64_t> revocations{0};           // tokens taken back by the scheduler (TokenRevoke)
+  // Residency (unified-memory mode, docs/memory.md): Evicts acted on and what they moved to the
+  // host; prefetches back before a slice, their bytes, and their durations (µs, total and max).
+  std::atomic<uint64_t> evictions{0};
+  std::atomic<uint64_t> evicted_bytes{0};
+  std::atomic<uint64_t> prefetches{0};
+  std::atomic<uint64_t> prefetched_bytes{0};
+  std::atomic<uint64_t> prefetch_us_total{0};
+  std::atomic<uint64_t> prefetch_us_max{0};
 };
 
 Counters& counters();

@@ -44,7 +44,7 @@ void TokenWorker::run() {
   Outcome next = Outcome::kRetryLater;
   for (;;) {
     if (!have_answer) {
-      gate_.wait_for_demand();
+      wait_for_demand();
       next = obtain(&quota);
     }
     have_answer = false;
@@ -53,6 +53,10 @@ void TokenWorker::run() {
       continue;
     }
     if (next == Outcome::kUnthrottled) run_unthrottled(&quota);
+    // The scheduler made this client resident with the grant: an Evict sent before it is stale.
+    pmgr_.take_evict();
+    Micros prefetch_took = 0;
+    residency_.prefetch_back(&prefetch_took);
     timer_.start(mono_us());
     gate_.open();
     counters().tokens.fetch_add(1, std::memory_order_relaxed);
@@ -89,6 +93,18 @@ void TokenWorker::run() {
       have_answer = true;
     } else if (!pmgr_.release_token(rel)) {
       LOG_WARN("could not give the token back: pod manager connection lost");
+    }
+  }
+}
+
+void TokenWorker::wait_for_demand() {
+  for (;;) {
+    // 50 ms: how late an Evict may be acted on; a process without managed memory looks once a second.
+    const bool um = residency_.has_managed();
+    if (gate_.wait_for_demand_for(um ? 50000 : 1000000)) return;
+    if (!um || !pmgr_.connected()) continue;
+    if (pmgr_.wait_event(0) == PmgrClient::Event::kEvict || pmgr_.take_evict()) {
+      if (!residency_.evicted()) residency_.evict();
     }
   }
 }

@@ -30,6 +30,7 @@
 #include "driver_api.h"
 #include "gem/clock.h"
 #include "pmgr_client.h"
+#include "residency.h"
 
 namespace gem::hook {
 
@@ -65,11 +66,15 @@ class TokenWorker {
   /// scheduler allows.
   bool hold(Micros until);
   bool renew(Micros now, Micros* until);
+  /// Idle: waits for a launching thread at the gate; a unified-memory client meanwhile acts on an
+  /// Evict from its pod manager (docs/memory.md, "Residency").
+  void wait_for_demand();
 
   const CUdevice device_;
   Gate& gate_;
   SliceTimer& timer_;
   PmgrClient pmgr_;
+  Residency residency_{device_, timer_};
   std::string uuid_;       // the device's UUID, named in the Hello
   Micros retry_at_ = 0;    // no request before this after a failure
   bool warned_ = false;    // the no-token warning was logged since the last grant

@@ -229,6 +229,17 @@ json hook_env() {
                       value_env("POD_MANAGER_PORT", kPodManagerPort)});
 }
 
+// gem-pmgr's arguments: --um only when on, so pods without the annotation keep their exact args.
+json pmgr_args(const SharingSettings& s) {
+  json a = json::array({"--name", "$(POD_NAME)", "--ip", kPodManagerIp, "--port", kPodManagerPort, "--scheduler_dir",
+                        kSchedHostPath, "--request", s.request, "--limit", s.limit, "--gpu_mem", s.gpu_memory});
+  if (s.unified_memory == "on") {
+    a.push_back("--um");
+    a.push_back("on");
+  }
+  return a;
+}
+
 json pod_manager_sidecar(const SharingSettings& s, const MutateOptions& opts) {
   json env = json::array({field_env("GEMINI_POD_NAMESPACE", "metadata.namespace"),
                           field_env("GEMINI_POD_NAME_ONLY", "metadata.name"),
@@ -239,9 +250,7 @@ json pod_manager_sidecar(const SharingSettings& s, const MutateOptions& opts) {
       {"imagePullPolicy", opts.image_pull_policy},
       {"restartPolicy", "Always"},
       {"command", json::array({"gem-pmgr"})},
-      {"args", json::array({"--name", "$(POD_NAME)", "--ip", kPodManagerIp, "--port", kPodManagerPort,
-                            "--scheduler_dir", kSchedHostPath, "--request", s.request, "--limit",
-                            s.limit, "--gpu_mem", s.gpu_memory})},
+      {"args", pmgr_args(s)},
       {"env", env},
       {"volumeMounts", json::array({{{"name", kSchedVolume}, {"mountPath", kSchedHostPath}}})},
       // gem-pmgr listens on loopback only, which a tcpSocket probe (pod IP) cannot reach.

@@ -81,6 +81,12 @@ bool settings_from_annotations(const nlohmann::json& annotations, const SharingS
   if (present) out->limit = v;
   if (!get_annotation(annotations, kAnnGpuMemory, &v, &present, err)) return false;
   if (present) out->gpu_memory = v;
+  if (!get_annotation(annotations, kAnnUnifiedMemory, &v, &present, err)) return false;
+  if (present) out->unified_memory = v;
+  if (out->unified_memory != "on" && out->unified_memory != "off") {
+    *err = std::string("annotation ") + kAnnUnifiedMemory + "=\"" + out->unified_memory + "\" must be \"on\" or \"off\"";
+    return false;
+  }
 
   double request = 0, limit = 0;
   if (!parse_share(out->request, &request)) {

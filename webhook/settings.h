@@ -13,12 +13,15 @@ namespace gemwh {
 inline constexpr const char* kAnnRequest = "gemini.gpu-sharing.io/request";
 inline constexpr const char* kAnnLimit = "gemini.gpu-sharing.io/limit";
 inline constexpr const char* kAnnGpuMemory = "gemini.gpu-sharing.io/gpu-memory";
+/// "on" or "off" (default): unified-memory mode (resource-config.txt's um=on; docs/memory.md).
+inline constexpr const char* kAnnUnifiedMemory = "gemini.gpu-sharing.io/unified-memory";
 
 /// Validated settings, as the strings passed to gem-pmgr --request/--limit/--gpu_mem.
 struct SharingSettings {
   std::string request = "0";     // minimum share of GPU time, decimal in [0,1]
   std::string limit = "1";       // maximum share of GPU time, decimal in [request,1]
   std::string gpu_memory = "0";  // bytes with an optional suffix; "0" = no memory limit
+  std::string unified_memory = "off";  // "on" or "off" (gem-pmgr --um)
 };
 
 /// Parses a share: a plain decimal ("0.25", "1", ".5"; no sign, exponent or spaces) in [0,1].

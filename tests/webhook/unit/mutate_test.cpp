@@ -131,6 +131,13 @@ TEST(Mutate, GenerateNamePodGetsEverything) {
                               "--scheduler_dir", "/run/gemini", "--request", "0.3", "--limit", "0.6",
                               "--gpu_mem", "4GiB"}));
   EXPECT_EQ(sc["volumeMounts"][0]["mountPath"], "/run/gemini");
+  // Unified-memory mode reaches gem-pmgr as --um on.
+  pod["metadata"]["annotations"][kAnnUnifiedMemory] = "on";
+  const MutateResult um = mutate_pod(pod, opts);
+  ASSERT_EQ(um.outcome, Outcome::kPatched) << um.message;
+  const json um_args = apply_patch(pod, um)["spec"]["initContainers"][0]["args"];
+  EXPECT_EQ(um_args[um_args.size() - 2], "--um");
+  EXPECT_EQ(um_args[um_args.size() - 1], "on");
   // Only the sidecar mounts the schedulers' sockets.
   for (const auto& m : c["volumeMounts"]) EXPECT_NE(m["name"], kSchedVolume);
   ASSERT_EQ(out["spec"]["volumes"].size(), 2u);

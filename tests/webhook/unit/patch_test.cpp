@@ -110,6 +110,12 @@ TEST(Settings, FromAnnotations) {
   a = {{kAnnGpuMemory, "lots"}};
   EXPECT_FALSE(settings_from_annotations(a, d, &s, &err));
   EXPECT_NE(err.find(kAnnGpuMemory), std::string::npos) << err;
+  a = {{kAnnUnifiedMemory, "yes"}};
+  EXPECT_FALSE(settings_from_annotations(a, d, &s, &err));
+  EXPECT_NE(err.find("must be \"on\" or \"off\""), std::string::npos) << err;
+  a = {{kAnnUnifiedMemory, "on"}};
+  ASSERT_TRUE(settings_from_annotations(a, d, &s, &err)) << err;
+  EXPECT_EQ(s.unified_memory, "on");
   a = {{kAnnLimit, 0.5}};  // a number, not a string
   EXPECT_FALSE(settings_from_annotations(a, d, &s, &err));
   SharingSettings bad_default;

@@ -1,0 +1,67 @@
+#include "residency.h"
+
+#include "gem/log.h"
+#include "mem_tracker.h"
+#include "stats.h"
+#include "symbols.h"
+
+namespace gem::hook {
+
+bool Residency::has_managed() const {
+  uint64_t total = 0;
+  MemTracker::get().managed_ranges(device_, &total);
+  return total > 0;
+}
+
+uint64_t Residency::migrate(bool to_device) {
+  if (real::cuMemPrefetchAsync_v2 == nullptr) return 0;
+  uint64_t total = 0;
+  const auto ranges = MemTracker::get().managed_ranges(device_, &total);
+  if (ranges.empty()) return 0;
+  CUmemLocation where{};
+  where.type = to_device ? CU_MEM_LOCATION_TYPE_DEVICE : CU_MEM_LOCATION_TYPE_HOST;
+  where.id = to_device ? device_ : 0;
+  uint64_t moved = 0;
+  timer_.run_in_context([&](CUstream stream) {
+    for (const auto& [ptr, bytes] : ranges) {
+      if (real::cuMemPrefetchAsync_v2(ptr, bytes, where, 0, stream) == CUDA_SUCCESS) moved += bytes;
+    }
+    // Back on the GPU before the slice's first kernel; to the host in the background.
+    if (to_device) {
+      if (stream != nullptr && real::cuStreamSynchronize != nullptr) {
+        real::cuStreamSynchronize(stream);
+      } else {
+        real::cuCtxSynchronize();
+      }
+    }
+  });
+  return moved;
+}
+
+uint64_t Residency::evict() {
+  const uint64_t moved = migrate(false);
+  if (moved == 0) return 0;
+  evicted_ = true;
+  counters().evictions.fetch_add(1, std::memory_order_relaxed);
+  counters().evicted_bytes.fetch_add(moved, std::memory_order_relaxed);
+  LOG_INFO("evicted: %llu bytes of managed memory moving to the host", static_cast<unsigned long long>(moved));
+  return moved;
+}
+
+void Residency::prefetch_back(Micros* took) {
+  *took = 0;
+  if (!evicted_) return;
+  evicted_ = false;
+  const Micros t0 = mono_us();
+  const uint64_t moved = migrate(true);
+  *took = mono_us() - t0;
+  counters().prefetches.fetch_add(1, std::memory_order_relaxed);
+  counters().prefetched_bytes.fetch_add(moved, std::memory_order_relaxed);
+  counters().prefetch_us_total.fetch_add(static_cast<uint64_t>(*took), std::memory_order_relaxed);
+  uint64_t prev = counters().prefetch_us_max.load(std::memory_order_relaxed);
+  while (static_cast<uint64_t>(*took) > prev &&
+         !counters().prefetch_us_max.compare_exchange_weak(prev, static_cast<uint64_t>(*took))) {
+  }
+}
+
+}  // namespace gem::hook

@@ -1,0 +1,41 @@
+// Where a unified-memory client's managed memory lives (docs/memory.md, "Residency"): gem-schd
+// tells a client that does not hold the token to move its memory to the host (Evict) when the
+// resident memory of all clients would exceed its budget; the client's next slice then starts only
+// after its memory is back on the GPU, prefetched in bulk (cuMemPrefetchAsync) rather than faulted
+// back page by page (nvshare's cost; TGS and MSched prefetch in bulk).
+// One per gate; used by that gate's token worker thread only. Driver calls go through the slice
+// timer's context (SliceTimer::run_in_context).
+#pragma once
+
+#include <cstdint>
+
+#include "driver_api.h"
+#include "gem/clock.h"
+#include "slice_timer.h"
+
+namespace gem::hook {
+
+class Residency {
+ public:
+  Residency(CUdevice device, SliceTimer& timer) : device_(device), timer_(timer) {}
+
+  /// True when the process has managed memory on this device (unified-memory mode): the worker
+  /// then also watches for Evict while idle.
+  bool has_managed() const;
+  /// Evict: starts moving every managed range to the host on the hook's stream (not waited for).
+  /// Returns the bytes asked to move.
+  uint64_t evict();
+  /// Before a slice: if evicted, prefetches every managed range back to the GPU and waits for it.
+  /// Sets *took to the time it took (0 when nothing was evicted).
+  void prefetch_back(Micros* took);
+  bool evicted() const { return evicted_; }
+
+ private:
+  uint64_t migrate(bool to_device);
+
+  const CUdevice device_;
+  SliceTimer& timer_;
+  bool evicted_ = false;
+};
+
+}  // namespace gem::hook
