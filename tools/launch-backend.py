@@ -102,8 +102,10 @@ def read_client_ids(path):
     ids = []
     for lineno, line in entries:
         fields = line.split()
-        if len(fields) != 4:
-            raise SystemExit(f"{PROG}: error: {path}:{lineno}: expected 'ID REQUEST LIMIT GPU_MEM', got {line!r}")
+        # Gemini's four columns, optionally followed by options (um=on); gem-schd checks the values.
+        if len(fields) < 4 or len(fields) > 5 or (len(fields) == 5 and "=" not in fields[4]):
+            raise SystemExit(f"{PROG}: error: {path}:{lineno}: expected 'ID REQUEST LIMIT GPU_MEM [um=on|off]', "
+                             f"got {line!r}")
         if fields[0] in ids:
             raise SystemExit(f"{PROG}: error: {path}:{lineno}: duplicate client ID {fields[0]!r}")
         ids.append(fields[0])
