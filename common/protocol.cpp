@@ -16,7 +16,7 @@ constexpr uint16_t kLastType = std::variant_size_v<Body>;
 
 const char* const kTypeNames[] = {"Hello", "ClientSettings", "TokenRequest", "TokenGrant", "TokenRelease",
                                   "Error",  "TokenRenew",     "Heartbeat",    "TokenRevoke",
-                                  "MemReserve", "MemReturn", "MemQuery", "MemState"};
+                                  "MemReserve", "MemReturn", "MemQuery", "MemState", "MemUsage", "Evict"};
 static_assert(sizeof(kTypeNames) / sizeof(kTypeNames[0]) == std::variant_size_v<Body>,
               "one name per message type");
 
@@ -71,6 +71,7 @@ bool encode_body(const Hello& m, std::vector<uint8_t>* out) {
     put_u32(out, m.declared.request_ppm);
     put_u32(out, m.declared.limit_ppm);
     put_u64(out, m.declared.gpu_mem_bytes);
+    put_u32(out, m.declared.flags);
   }
   return put_str(out, m.secret, kMaxSecret);
 }
@@ -126,6 +127,12 @@ bool encode_body(const MemState& m, std::vector<uint8_t>* out) {
   put_u32(out, m.flags);
   return true;
 }
+bool encode_body(const MemUsage& m, std::vector<uint8_t>* out) {
+  put_u64(out, m.bytes);
+  put_u32(out, m.flags);
+  return true;
+}
+bool encode_body(const Evict&, std::vector<uint8_t>*) { return true; }
 bool encode_body(const Error& m, std::vector<uint8_t>* out) {
   put_u16(out, static_cast<uint16_t>(m.code));
   return put_str(out, m.message);
@@ -196,6 +203,7 @@ bool decode_body(Reader* r, Hello* m, std::string* err) {
     m->declared.request_ppm = r->u32();
     m->declared.limit_ppm = r->u32();
     m->declared.gpu_mem_bytes = r->u64();
+    m->declared.flags = r->u32();
   }
   return r->str(&m->secret, err, kMaxSecret);
 }
@@ -261,6 +269,12 @@ bool decode_body(Reader* r, MemState* m, std::string*) {
   m->flags = r->u32();
   return true;
 }
+bool decode_body(Reader* r, MemUsage* m, std::string*) {
+  m->bytes = r->u64();
+  m->flags = r->u32();
+  return true;
+}
+bool decode_body(Reader*, Evict*, std::string*) { return true; }
 // Unknown error codes are kept as they are: the code only informs the log line on the receiver.
 bool decode_body(Reader* r, Error* m, std::string* err) {
   m->code = static_cast<ErrorCode>(r->u16());

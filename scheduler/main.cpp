@@ -2,11 +2,14 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "gem/config.h"
 #include "gem/daemon.h"
 #include "gem/flags.h"
 #include "gem/listener.h"
 #include "gem/log.h"
 #include "gem/net.h"
+#include "nvml_probe.h"
+#include "residency.h"
 #include "server.h"
 
 namespace {
@@ -29,15 +32,50 @@ constexpr const char* kUsage = R"(usage: gem-schd [flags]
                        a pod manager's Hello must carry its client's secret
   --max_connections N  connections open at once, at most (default 1024; capped by the fd limit)
   --allow_uids LIST    Unix socket: uids allowed besides gem-schd's own and root (e.g. 1000,1001)
+  --mem_budget SIZE     device memory for all clients' resident memory (e.g. 70GiB); default: the
+                       GPU's total (NVML) less max(2 GiB, 5%); without NVML, residency is off
+  --residency on|off   move unified-memory clients' memory to the host to fit --mem_budget (default on)
   --log_level LEVEL    error, warn, info (default) or debug
 )";
+
+// --residency and --mem_budget (docs/memory.md, "Residency"): *budget 0 turns residency off. False
+// with *err for a bad value. Without --mem_budget the GPU's total memory is read through NVML
+// (--gpu's device, else device 0); without NVML residency is off (logged once, at INFO).
+bool mem_budget(const gem::Flags& flags, const std::string& gpu, uint64_t* budget, bool* on, std::string* err) {
+  const std::string mode = flags.get("residency", "on");
+  if (mode != "on" && mode != "off") {
+    *err = "--residency: expected on or off, got '" + mode + "'";
+    return false;
+  }
+  *on = mode == "on";
+  *budget = 0;
+  if (flags.has("mem_budget")) {
+    if (!gem::parse_size(flags.get("mem_budget", ""), budget)) {
+      *err = "--mem_budget: not a size: '" + flags.get("mem_budget", "") + "'";
+      return false;
+    }
+    return true;
+  }
+  if (!*on) return true;
+  uint64_t total = 0;
+  std::string why;
+  if (!gem::sched::nvml_total_memory(gpu, &total, &why)) {
+    LOG_INFO("residency off: no --mem_budget and the GPU's memory is unknown (%s)", why.c_str());
+    return true;
+  }
+  *budget = gem::sched::default_mem_budget(total);
+  LOG_INFO("memory budget %llu MiB: the GPU's %llu MiB less a reserve of max(2 GiB, 5%%)",
+           static_cast<unsigned long long>(*budget >> 20), static_cast<unsigned long long>(total >> 20));
+  return true;
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   gem::log::set_program("gem-schd");
   gem::Flags flags({"ip", "port", "socket", "config", "base_quota", "min_quota", "window", "gpu",
-                    "stats", "log_level", "lease_grace", "secrets", "max_connections", "allow_uids"},
+                    "stats", "log_level", "lease_grace", "secrets", "max_connections", "allow_uids", "mem_budget",
+                    "residency"},
                    {"dynamic_clients", "help"});
   std::string err;
   int64_t port = 0, base = 0, min = 0, window = 0, grace = 0, max_conns = 0;
@@ -85,6 +123,10 @@ int main(int argc, char** argv) {
                  opts.gpu_uuid.c_str());
     return 2;
   }
+  if (!mem_budget(flags, opts.gpu_uuid, &opts.mem_budget, &opts.residency, &err)) {
+    std::fprintf(stderr, "gem-schd: %s\n", err.c_str());
+    return 2;
+  }
   gem::raise_fd_limit();
 
   const int fd = gem::net::listen_on(ep, &err);
@@ -98,8 +140,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   gem::daemon::stop_on_signals(&g_stop);
-  LOG_INFO("listening on %s (base_quota %lld ms, min_quota %lld ms, window %lld ms, lease_grace %lld ms)",
-           ep.to_string().c_str(), (long long)base, (long long)min, (long long)window, (long long)grace);
+  LOG_INFO("listening on %s (base_quota %lld ms, min_quota %lld ms, window %lld ms, lease_grace %lld ms, "
+           "residency %s, memory budget %llu MiB)",
+           ep.to_string().c_str(), (long long)base, (long long)min, (long long)window, (long long)grace,
+           opts.residency && opts.mem_budget > 0 ? "on" : "off", (unsigned long long)(opts.mem_budget >> 20));
   server.run(&g_stop);
   LOG_INFO("stopping");
   return 0;

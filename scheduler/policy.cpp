@@ -55,6 +55,11 @@ std::vector<std::string> Policy::set_clients(const std::vector<ClientShare>& cli
 
 bool Policy::has_client(const std::string& name) const { return clients_.count(name) != 0; }
 
+void Policy::set_cold(const std::string& name, bool cold) {
+  auto it = clients_.find(name);
+  if (it != clients_.end()) it->second.cold = cold;
+}
+
 std::vector<std::string> Policy::clients() const {
   std::vector<std::string> names;
   for (const auto& kv : clients_) names.push_back(kv.first);
@@ -147,6 +152,8 @@ const std::string* Policy::pick(Micros now) {
     } else if (c.request != clients_.at(*best).request) {
       // Equal surplus: the larger REQUEST's step is the smaller part of its share.
       better = c.request > clients_.at(*best).request;
+    } else if (c.cold != clients_.at(*best).cold) {
+      better = !c.cold;  // resident memory: no fetch back before it runs
     } else {
       better = c.waiting_since < best_since;
     }

@@ -8,7 +8,9 @@
 //      relative to REQUEST after one more quota, as weighted fair queueing does);
 //   2. then clients under their LIMIT, least share above their REQUEST first;
 //   3. never a client at or above its LIMIT (a LIMIT 0.25 client alone on the GPU gets 25% of it).
-// Ties go to the client that has waited longest.
+// Ties go to the larger REQUEST, then to a client whose memory is resident (set_cold: its memory
+// was moved to the host, docs/memory.md "Residency"; the preference never outranks a share), then
+// to the client that has waited longest.
 // Share = measured busy time inside the sliding window [now - window, now] divided by the window, or
 // by the time since the client became active when that is shorter (so a new client is not given a
 // whole window's worth of burst before its LIMIT bites).
@@ -82,6 +84,12 @@ class Policy {
 
   bool has_client(const std::string& name) const;
 
+  /// Residency hint (docs/memory.md, "Residency"): `cold` = the client's memory was moved to the host,
+  /// so granting it costs bringing it back. Only breaks ties between clients the rules rank equal
+  /// (same key, same REQUEST): it never changes what REQUEST and LIMIT decide. Clients start warm;
+  /// no effect for unknown clients.
+  void set_cold(const std::string& name, bool cold);
+
   /// `name` asks for the token; last_burst (µs, 0 = unknown) steers its next quota. No effect for
   /// unknown clients or the current holder.
   void request(const std::string& name, Micros last_burst, Micros now);
@@ -135,6 +143,7 @@ class Policy {
     Micros burst = 0;  // last measured burst, µs (0 = unknown)
     Micros used_total = 0;
     uint64_t grants = 0;
+    bool cold = false;  // set_cold: memory moved to the host
   };
 
   /// The waiting client the rules pick now (nullptr: none may have the token). No side effects

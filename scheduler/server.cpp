@@ -25,7 +25,10 @@ uint32_t to_ppm(double share) { return static_cast<uint32_t>(std::lround(share *
 }  // namespace
 
 Server::Server(ServerOptions opts)
-    : opts_(std::move(opts)), policy_(opts_.policy), watcher_(opts_.config_path) {}
+    : opts_(std::move(opts)),
+      policy_(opts_.policy),
+      residency_(opts_.mem_budget, opts_.residency),
+      watcher_(opts_.config_path) {}
 
 Server::~Server() = default;
 
@@ -148,6 +151,8 @@ void Server::on_message(int fd, Conn& c, const proto::Message& m) {
     on_release(c, m, *r, now);
   } else if (const auto* r = std::get_if<proto::TokenRenew>(&m.body)) {
     on_renew(fd, c, m, *r, now);
+  } else if (const auto* u = std::get_if<proto::MemUsage>(&m.body)) {
+    on_mem_usage(c, *u);
   } else if (!std::holds_alternative<proto::Heartbeat>(m.body)) {
     drop(fd, std::string("unexpected ") + proto::type_name(m.body));
   }
@@ -177,6 +182,7 @@ void Server::on_renew(int fd, Conn& c, const proto::Message& m, const proto::Tok
   const auto quota = policy_.renew(c.client, proto::wire_micros(r.used_us), proto::wire_micros(r.burst_us), now);
   LOG_DEBUG("%s renewal after %llu us: %s", c.client.c_str(), static_cast<unsigned long long>(r.used_us),
             quota ? "granted" : "refused");
+  if (quota) plan_residency(c.client, now);  // its usage may have grown while it held the token
   send_or_drop(fd, {m.request_id, proto::TokenGrant{quota ? static_cast<uint64_t>(*quota) : 0}});
 }
 
@@ -238,6 +244,7 @@ void Server::drop(int fd, const std::string& why) {
     if (f != fd_of_client_.end() && f->second == fd) {
       fd_of_client_.erase(f);
       policy_.disconnect(client, mono_us());
+      forget_residency(client);
       if (dynamic_.erase(client) != 0) apply_clients();
     }
   } else {
@@ -296,6 +303,7 @@ void Server::schedule() {
     }
     LOG_DEBUG("grant %s quota %lld us", g->client.c_str(), static_cast<long long>(g->quota));
     c->waiting = false;
+    plan_residency(g->client, now);  // evictions first: their memory leaves while the holder's comes back
     send_or_drop(fd_of_client_.at(g->client), {c->pending_request, proto::TokenGrant{static_cast<uint64_t>(g->quota)}});
     return;
   }

@@ -13,6 +13,7 @@
 #include "gem/peer.h"
 #include "config_loader.h"
 #include "policy.h"
+#include "residency.h"
 #include "secrets.h"
 
 namespace gem::sched {
@@ -26,6 +27,8 @@ struct ServerOptions {
   std::string secrets_path; // empty: no shared secrets (--secrets)
   ListenerOptions listener; // --max_connections, --allow_uids
   Micros hello_timeout = 1000000;  // µs a new connection has to say Hello
+  uint64_t mem_budget = 0;  // bytes for all clients' resident memory (--mem_budget); 0: residency off
+  bool residency = true;    // --residency on|off
 };
 
 class Server {
@@ -58,6 +61,12 @@ class Server {
   void on_request(Conn& c, const proto::Message& m, const proto::TokenRequest& r, Micros now);
   void on_release(Conn& c, const proto::Message& m, const proto::TokenRelease& r, Micros now);
   void on_renew(int fd, Conn& c, const proto::Message& m, const proto::TokenRenew& r, Micros now);
+  // Residency (server_residency.cpp; docs/memory.md "Residency").
+  void on_mem_usage(Conn& c, const proto::MemUsage& u);
+  /// The token went to `holder` (a grant or a renewal): carries out the residency plan (Evict to
+  /// the clients it names, the policy's resident hint). Before the grant is sent.
+  void plan_residency(const std::string& holder, Micros now);
+  void forget_residency(const std::string& client);
   /// Sends or, when the peer's backlog is full or the socket broke, drops that connection.
   bool send_or_drop(int fd, const proto::Message& m);
   void drop(int fd, const std::string& why);
@@ -74,6 +83,7 @@ class Server {
 
   ServerOptions opts_;
   Policy policy_;
+  Residency residency_;
   ConfigLoader watcher_;  // watches, reads and parses the config on its own thread (issue 6)
   Config config_;  // last good resource-config.txt
   Secrets secrets_;

@@ -17,14 +17,20 @@ void Server::write_stats() {
   j["time_us"] = now;
   j["window_us"] = policy_.options().window;
   j["holder"] = policy_.holder().empty() ? nlohmann::json(nullptr) : nlohmann::json(policy_.holder());
+  j["mem_budget"] = residency_.enabled() ? residency_.budget() : 0;
+  j["resident_bytes"] = residency_.resident_bytes();
   j["clients"] = nlohmann::json::object();
   for (const std::string& name : policy_.clients()) {
     const auto s = policy_.stats(name, now);
     const proto::ClientSettings set = settings_of(name);
+    const Residency::Client* r = residency_.client(name);
     j["clients"][name] = {{"request", s->request},         {"limit", s->limit},
                           {"gpu_mem", set.gpu_mem_bytes},  {"used_us_total", s->used_total},
                           {"share_window", s->share},      {"grants", s->grants},
-                          {"connected", fd_of_client_.count(name) != 0}};
+                          {"connected", fd_of_client_.count(name) != 0},
+                          {"mem_bytes", r != nullptr ? r->bytes : 0},
+                          {"resident", r == nullptr || r->resident || !r->um},
+                          {"evictions", r != nullptr ? r->evictions : 0}};
   }
   const std::string tmp = opts_.stats_path + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "w");

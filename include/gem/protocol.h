@@ -12,8 +12,9 @@
 //
 // Version 2 added Heartbeat, TokenRevoke and Hello.secret. Version 3 (this one) added the memory
 // session (Role::kHookMemory) and its messages MemReserve, MemReturn, MemQuery and MemState
-// (docs/memory.md). A peer of another version is refused as "unsupported version N" (the hook,
-// gem-pmgr and gem-schd of one release go together).
+// (docs/memory.md), and residency (docs/memory.md, "Residency"): MemUsage and Evict. A peer of another
+// version is refused as "unsupported version N" (the hook, gem-pmgr and gem-schd of one release go
+// together).
 #pragma once
 
 #include <cstddef>
@@ -171,6 +172,27 @@ struct MemState {
   uint32_t flags = 0;  // ClientSettings.flags of the client (kFlagUnifiedMemory)
 };
 
+/// gem-pmgr -> gem-schd (docs/memory.md, "Residency"): the client's GPU memory on this scheduler's
+/// GPU, the sum of its memory sessions' leases there. flags: the ClientSettings.flags the client
+/// runs with (kFlagUnifiedMemory: its memory can be moved to the host). Sent when the figure moved
+/// by at least kUsageStep since the last one sent, or fell to 0, at most once per kUsagePeriodMs;
+/// request id 0, no answer. The receiver clamps bytes with wire_bytes().
+struct MemUsage {
+  uint64_t bytes = 0;
+  uint32_t flags = 0;
+};
+
+/// gem-schd -> gem-pmgr -> every launch-gate connection (Role::kHook) of the client on that GPU's
+/// route: "move your managed memory to the host" (the GPU's memory budget needs it for another
+/// client). No payload; request id 0, no answer. The hook brings its memory back itself before it
+/// next runs (docs/memory.md, "Residency").
+struct Evict {};
+
+/// MemUsage is sent when the usage moved by at least this since the last report (bytes)...
+constexpr uint64_t kUsageStep = uint64_t{64} << 20;
+/// ...and at most once per this period (ms).
+constexpr int kUsagePeriodMs = 200;
+
 enum class ErrorCode : uint16_t {
   kUnknownClient = 1,      // name not in resource-config.txt
   kSchedulerUnavailable = 2,  // gem-pmgr cannot reach gem-schd
@@ -186,7 +208,7 @@ struct Error {
 };
 
 using Body = std::variant<Hello, ClientSettings, TokenRequest, TokenGrant, TokenRelease, Error, TokenRenew,
-                          Heartbeat, TokenRevoke, MemReserve, MemReturn, MemQuery, MemState>;
+                          Heartbeat, TokenRevoke, MemReserve, MemReturn, MemQuery, MemState, MemUsage, Evict>;
 
 struct Message {
   uint64_t request_id = 0;

@@ -31,7 +31,8 @@ namespace {
 constexpr const char* kFuzzTarget = "fuzz_frame";
 
 bool same(const proto::ClientSettings& a, const proto::ClientSettings& b) {
-  return a.request_ppm == b.request_ppm && a.limit_ppm == b.limit_ppm && a.gpu_mem_bytes == b.gpu_mem_bytes;
+  return a.request_ppm == b.request_ppm && a.limit_ppm == b.limit_ppm && a.gpu_mem_bytes == b.gpu_mem_bytes &&
+         a.flags == b.flags;
 }
 bool same(const proto::Hello& a, const proto::Hello& b) {
   return a.role == b.role && a.client == b.client && a.device_uuid == b.device_uuid && a.pid == b.pid &&
@@ -56,8 +57,10 @@ bool same(const proto::MemReturn& a, const proto::MemReturn& b) { return a.bytes
 bool same(const proto::MemQuery&, const proto::MemQuery&) { return true; }
 bool same(const proto::MemState& a, const proto::MemState& b) {
   return a.limit_bytes == b.limit_bytes && a.client_held_bytes == b.client_held_bytes &&
-         a.granted_bytes == b.granted_bytes;
+         a.granted_bytes == b.granted_bytes && a.flags == b.flags;
 }
+bool same(const proto::MemUsage& a, const proto::MemUsage& b) { return a.bytes == b.bytes && a.flags == b.flags; }
+bool same(const proto::Evict&, const proto::Evict&) { return true; }
 bool same(const proto::Error& a, const proto::Error& b) { return a.code == b.code && a.message == b.message; }
 
 bool same(const proto::Message& a, const proto::Message& b) {

@@ -17,7 +17,7 @@ CORPUS = os.path.join(HERE, "corpus")
 
 MAGIC, VERSION = 0x47454D31, 3
 (HELLO, SETTINGS, REQUEST, GRANT, RELEASE, ERROR, RENEW, HEARTBEAT, REVOKE,
- MEM_RESERVE, MEM_RETURN, MEM_QUERY, MEM_STATE) = range(1, 14)
+ MEM_RESERVE, MEM_RETURN, MEM_QUERY, MEM_STATE, MEM_USAGE, EVICT) = range(1, 16)
 
 
 def s(text):
@@ -34,11 +34,12 @@ FRAMES = {
     "hello-pmgr-declared": frame(
         HELLO,
         b"\x02" + s("client1") + s("GPU-8a6c1d2e-0000-1111-2222-333344445555")
-        + struct.pack(">IBIIQ", 77, 1, 300000, 1000000, 4 << 30) + s("s3cret-of-client1")),
+        + struct.pack(">IBIIQI", 77, 1, 300000, 1000000, 4 << 30, 1) + s("s3cret-of-client1")),
     "hello-memory": frame(
         HELLO, b"\x03" + s("team-a/pod-1") + s("GPU-fa4e0000-0000-0000-0000-00000000000d")
         + struct.pack(">IB", 4243, 0) + s("")),
-    "settings": frame(SETTINGS, struct.pack(">IIQ", 300000, 1000000, 4 << 30), 0),
+    "settings": frame(SETTINGS, struct.pack(">IIQI", 300000, 1000000, 4 << 30, 0), 0),
+    "settings-um": frame(SETTINGS, struct.pack(">IIQI", 0, 1000000, 0, 1), 0),
     "request": frame(REQUEST, struct.pack(">Q", 12000), 7),
     "grant": frame(GRANT, struct.pack(">Q", 250000), 7),
     "release": frame(RELEASE, struct.pack(">QQQQB", 180000, 9000, 5_000_000, 5_200_000, 0), 8),
@@ -51,8 +52,11 @@ FRAMES = {
     "mem-reserve-existing": frame(MEM_RESERVE, struct.pack(">QQB", 2**64 - 1, 2**50 + 1, 1), 12),
     "mem-return": frame(MEM_RETURN, struct.pack(">Q", 32 << 20), 13),
     "mem-query": frame(MEM_QUERY, b"", 14),
-    "mem-state": frame(MEM_STATE, struct.pack(">QQQ", 4 << 30, 1 << 30, 64 << 20), 11),
-    "mem-state-push": frame(MEM_STATE, struct.pack(">QQQ", 2 << 30, 3 << 30, 0), 0),
+    "mem-state": frame(MEM_STATE, struct.pack(">QQQI", 4 << 30, 1 << 30, 64 << 20, 0), 11),
+    "mem-state-push": frame(MEM_STATE, struct.pack(">QQQI", 2 << 30, 3 << 30, 0, 1), 0),
+    "mem-usage": frame(MEM_USAGE, struct.pack(">QI", 256 << 20, 1), 0),
+    "mem-usage-extreme": frame(MEM_USAGE, struct.pack(">QI", 2**64 - 1, 2**32 - 1), 0),
+    "evict": frame(EVICT, b"", 0),
 }
 
 

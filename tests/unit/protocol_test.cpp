@@ -55,7 +55,7 @@ Hello full_hello(bool declared) {
   h.device_uuid = std::string(kMaxName, '~');
   h.pid = 0xfedcba98;
   h.has_declared = declared;
-  h.declared = {123456, 1000000, 0x123456789abcdef0ULL};
+  h.declared = {123456, 1000000, 0x123456789abcdef0ULL, kFlagUnifiedMemory};
   return h;
 }
 
@@ -70,10 +70,10 @@ TEST(Protocol, HeaderLayout) {
 TEST(Protocol, TypeNumbersAndNames) {
   const Body bodies[] = {Hello{},      ClientSettings{}, TokenRequest{}, TokenGrant{}, TokenRelease{},
                          Error{},      TokenRenew{},     Heartbeat{},    TokenRevoke{}, MemReserve{},
-                         MemReturn{},  MemQuery{},       MemState{}};
+                         MemReturn{},  MemQuery{},       MemState{},     MemUsage{},   Evict{}};
   const char* names[] = {"Hello",      "ClientSettings", "TokenRequest", "TokenGrant",  "TokenRelease",
                          "Error",      "TokenRenew",     "Heartbeat",    "TokenRevoke", "MemReserve",
-                         "MemReturn",  "MemQuery",       "MemState"};
+                         "MemReturn",  "MemQuery",       "MemState",     "MemUsage",   "Evict"};
   static_assert(sizeof(names) / sizeof(names[0]) == std::variant_size_v<Body>, "every type listed");
   for (size_t i = 0; i < std::variant_size_v<Body>; ++i) {
     std::vector<uint8_t> b = frame(Message{1, bodies[i]});
@@ -96,6 +96,7 @@ TEST(Protocol, HelloRoundTripMaxNames) {
       EXPECT_EQ(h.declared.request_ppm, 123456u);
       EXPECT_EQ(h.declared.limit_ppm, 1000000u);
       EXPECT_EQ(h.declared.gpu_mem_bytes, 0x123456789abcdef0ULL);
+      EXPECT_EQ(h.declared.flags, kFlagUnifiedMemory) << "gem-pmgr --um reaches gem-schd --dynamic_clients";
     } else {
       EXPECT_EQ(h.declared.request_ppm, 0u);  // not on the wire, so not invented
     }
@@ -169,7 +170,7 @@ TEST(Protocol, BadHeaderRejectedWithoutPayload) {
   // The previous releases' frames are refused by version, whatever follows.
   EXPECT_EQ(malformed(raw(4, std::vector<uint8_t>(8), kMagic, 2)), "unsupported version 2");
   EXPECT_EQ(malformed(raw(4, std::vector<uint8_t>(8), kMagic, 1)), "unsupported version 1");
-  EXPECT_EQ(malformed(raw(14, {}, kMagic, kVersion, 8)), "unknown message type 14");
+  EXPECT_EQ(malformed(raw(16, {}, kMagic, kVersion, 8)), "unknown message type 16");
   EXPECT_EQ(malformed(raw(0, {}, kMagic, kVersion, 8)), "unknown message type 0");
   EXPECT_EQ(malformed(raw(4, {}, kMagic, kVersion, 70000)), "payload length 70000 exceeds 1024");
   EXPECT_EQ(malformed(raw(4, {}, kMagic, kVersion, 0xffffffffu)),
@@ -211,8 +212,10 @@ TEST(Protocol, HelloErrors) {
   EXPECT_EQ(malformed(raw(1, hello_payload(4, {'a'}, 0, 0))), "role 4 invalid");
   EXPECT_EQ(decode(raw(1, hello_payload(3, {'a'}, 0, 0)).data(), 20 + 13).status, DecodeStatus::kOk);
   EXPECT_EQ(malformed(raw(1, hello_payload(0, {'a'}, 0, 0))), "role 0 invalid");
-  EXPECT_EQ(malformed(raw(1, hello_payload(1, {'a'}, 2, 16))), "has_declared must be 0 or 1");
-  EXPECT_EQ(malformed(raw(1, hello_payload(1, {'a'}, 1, 15))), "truncated Hello payload");
+  EXPECT_EQ(decode(raw(1, hello_payload(2, {'a'}, 1, 20)).data(), 20 + 33).status, DecodeStatus::kOk);
+  EXPECT_EQ(malformed(raw(1, hello_payload(1, {'a'}, 2, 20))), "has_declared must be 0 or 1");
+  EXPECT_EQ(malformed(raw(1, hello_payload(1, {'a'}, 1, 19))), "truncated Hello payload");
+  EXPECT_EQ(malformed(raw(1, hello_payload(1, {'a'}, 1, 16))), "truncated Hello payload");
   EXPECT_EQ(malformed(raw(1, hello_payload(1, {'a'}, 0, 16))), "16 trailing bytes after Hello");
   std::vector<uint8_t> long_secret = hello_payload(1, {'a'}, 0, 0);
   long_secret.resize(long_secret.size() - 2);
@@ -299,6 +302,40 @@ TEST(Protocol, MemoryMessagesErrors) {
   EXPECT_EQ(malformed(raw(13, {})), "truncated MemState payload");
   // Partial memory frames wait for more.
   std::vector<uint8_t> b = frame(Message{3, MemState{1, 2, 3}});
+  for (size_t n = 0; n < b.size(); ++n) EXPECT_EQ(decode(b.data(), n).status, DecodeStatus::kNeedMore);
+}
+
+TEST(Protocol, ResidencyMessagesRoundTrip) {
+  const uint64_t big = 0xffffffffffffffffULL;
+  auto u = std::get<MemUsage>(roundtrip({0, MemUsage{big, 0xfffffffeu}}).body);
+  EXPECT_EQ(u.bytes, big) << "sizes travel as sent; the receiver clamps them (wire_bytes)";
+  EXPECT_EQ(u.flags, 0xfffffffeu) << "unknown flag bits travel as sent";
+  u = std::get<MemUsage>(roundtrip({0, MemUsage{256ULL << 20, kFlagUnifiedMemory}}).body);
+  EXPECT_EQ(u.bytes, 256ULL << 20);
+  EXPECT_EQ(u.flags, kFlagUnifiedMemory);
+  EXPECT_TRUE(std::holds_alternative<Evict>(roundtrip({0, Evict{}}).body));
+}
+
+TEST(Protocol, ResidencyMessagesLayout) {
+  std::vector<uint8_t> b = frame(Message{0, MemUsage{0x0102030405060708ULL, 1}});
+  std::vector<uint8_t> want = {'G', 'E', 'M', '1', 0, 3, 0, 14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12,
+                               1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 1};
+  EXPECT_EQ(b, want);
+  b = frame(Message{0, Evict{}});
+  ASSERT_EQ(b.size(), kHeaderSize);
+  EXPECT_EQ(b[7], 15);
+}
+
+TEST(Protocol, ResidencyMessagesErrors) {
+  EXPECT_EQ(decode(raw(14, std::vector<uint8_t>(12)).data(), 20 + 12).status, DecodeStatus::kOk);
+  EXPECT_EQ(malformed(raw(14, std::vector<uint8_t>(11))), "truncated MemUsage payload");
+  EXPECT_EQ(malformed(raw(14, std::vector<uint8_t>(8))), "truncated MemUsage payload");
+  EXPECT_EQ(malformed(raw(14, {})), "truncated MemUsage payload");
+  EXPECT_EQ(malformed(raw(14, std::vector<uint8_t>(13))), "1 trailing bytes after MemUsage");
+  EXPECT_EQ(malformed(raw(15, {0})), "1 trailing bytes after Evict");
+  EXPECT_EQ(malformed(raw(15, std::vector<uint8_t>(12))), "12 trailing bytes after Evict");
+  EXPECT_EQ(malformed(raw(16, {})), "unknown message type 16");
+  std::vector<uint8_t> b = frame(Message{0, MemUsage{1, 1}});
   for (size_t n = 0; n < b.size(); ++n) EXPECT_EQ(decode(b.data(), n).status, DecodeStatus::kNeedMore);
 }
 

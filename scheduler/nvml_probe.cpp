@@ -1,0 +1,99 @@
+// Nvml: see nvml_probe.h. Symbols are looked up once at open(); a library lacking one is refused.
+#include "nvml_probe.h"
+
+#include <dlfcn.h>
+
+namespace gem::sched {
+
+namespace {
+using InitFn = nvmlReturn_t (*)();
+using ShutdownFn = nvmlReturn_t (*)();
+using ErrorStringFn = const char* (*)(nvmlReturn_t);
+using ByIndexFn = nvmlReturn_t (*)(unsigned int, nvmlDevice_t*);
+using ByUuidFn = nvmlReturn_t (*)(const char*, nvmlDevice_t*);
+using MemInfoFn = nvmlReturn_t (*)(nvmlDevice_t, nvmlMemory_t*);
+}  // namespace
+
+Nvml::~Nvml() { close(); }
+
+bool Nvml::open(const std::string& library, std::string* why) {
+  close();
+  lib_ = dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (lib_ == nullptr) {
+    const char* e = dlerror();
+    *why = e != nullptr ? e : "cannot load " + library;
+    return false;
+  }
+  void* init = dlsym(lib_, "nvmlInit_v2");
+  shutdown_ = dlsym(lib_, "nvmlShutdown");
+  error_string_ = dlsym(lib_, "nvmlErrorString");
+  by_index_ = dlsym(lib_, "nvmlDeviceGetHandleByIndex_v2");
+  by_uuid_ = dlsym(lib_, "nvmlDeviceGetHandleByUUID");
+  mem_info_ = dlsym(lib_, "nvmlDeviceGetMemoryInfo");
+  if (init == nullptr || shutdown_ == nullptr || by_index_ == nullptr || by_uuid_ == nullptr ||
+      mem_info_ == nullptr) {
+    *why = library + " lacks an NVML function gem-schd needs";
+    close();
+    return false;
+  }
+  const nvmlReturn_t r = reinterpret_cast<InitFn>(init)();
+  if (r != NVML_SUCCESS) {
+    *why = error("nvmlInit_v2", r);
+    close();
+    return false;
+  }
+  initialised_ = true;
+  return true;
+}
+
+bool Nvml::device(const std::string& uuid, nvmlDevice_t* dev, std::string* why) const {
+  if (!initialised_) {
+    *why = "NVML is not open";
+    return false;
+  }
+  const nvmlReturn_t r = uuid.empty() ? reinterpret_cast<ByIndexFn>(by_index_)(0, dev)
+                                      : reinterpret_cast<ByUuidFn>(by_uuid_)(uuid.c_str(), dev);
+  if (r == NVML_SUCCESS) return true;
+  *why = uuid.empty() ? error("nvmlDeviceGetHandleByIndex_v2(0)", r)
+                      : error(("nvmlDeviceGetHandleByUUID(" + uuid + ")").c_str(), r);
+  return false;
+}
+
+bool Nvml::memory(nvmlDevice_t dev, NvmlMemory* out, std::string* why) const {
+  if (!initialised_) {
+    *why = "NVML is not open";
+    return false;
+  }
+  nvmlMemory_t m{};
+  const nvmlReturn_t r = reinterpret_cast<MemInfoFn>(mem_info_)(dev, &m);
+  if (r != NVML_SUCCESS) {
+    *why = error("nvmlDeviceGetMemoryInfo", r);
+    return false;
+  }
+  *out = {m.total, m.free, m.used};
+  return true;
+}
+
+void Nvml::close() {
+  if (initialised_) reinterpret_cast<ShutdownFn>(shutdown_)();
+  initialised_ = false;
+  if (lib_ != nullptr) dlclose(lib_);
+  lib_ = nullptr;
+  by_index_ = by_uuid_ = mem_info_ = error_string_ = shutdown_ = nullptr;
+}
+
+std::string Nvml::error(const char* call, nvmlReturn_t r) const {
+  const char* text = error_string_ != nullptr ? reinterpret_cast<ErrorStringFn>(error_string_)(r) : nullptr;
+  return std::string(call) + ": " + (text != nullptr ? text : "NVML error " + std::to_string(static_cast<int>(r)));
+}
+
+bool nvml_total_memory(const std::string& uuid, uint64_t* total, std::string* why, const std::string& library) {
+  Nvml nvml;
+  nvmlDevice_t dev = nullptr;
+  NvmlMemory mem;
+  if (!nvml.open(library, why) || !nvml.device(uuid, &dev, why) || !nvml.memory(dev, &mem, why)) return false;
+  *total = mem.total;
+  return true;
+}
+
+}  // namespace gem::sched

@@ -1,0 +1,57 @@
+// NVML, reached at run time (dlopen of libnvidia-ml.so.1, never linked), for what gem-schd asks of
+// its GPU: the device's memory (the default --mem_budget, docs/memory.md "Residency"). Without the
+// library or a driver every call fails with a reason; gem-schd then runs without what it needed.
+// Types: include/gem/nvml_api.h. Tests use the stand-in build/fake-cuda/libnvidia-ml.so.1
+// (FAKE_CUDA_MEM_BYTES sets its total). Not thread-safe: one owner.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "gem/nvml_api.h"
+
+namespace gem::sched {
+
+/// The library gem-schd loads (found through the dynamic loader's search path).
+constexpr const char* kNvmlLibrary = "libnvidia-ml.so.1";
+
+struct NvmlMemory {
+  uint64_t total = 0;  // bytes
+  uint64_t free = 0;
+  uint64_t used = 0;
+};
+
+class Nvml {
+ public:
+  Nvml() = default;
+  ~Nvml();
+  Nvml(const Nvml&) = delete;
+  Nvml& operator=(const Nvml&) = delete;
+
+  /// dlopen(`library`) and nvmlInit_v2. False with *why (the library is missing, a symbol is
+  /// missing, or NVML's own error string).
+  bool open(const std::string& library, std::string* why);
+  /// The device with this UUID ("GPU-..."), or the first device (index 0) when `uuid` is empty.
+  bool device(const std::string& uuid, nvmlDevice_t* dev, std::string* why) const;
+  /// nvmlDeviceGetMemoryInfo of `dev`.
+  bool memory(nvmlDevice_t dev, NvmlMemory* out, std::string* why) const;
+  /// nvmlShutdown and dlclose (the destructor does it too).
+  void close();
+
+ private:
+  void* lib_ = nullptr;
+  bool initialised_ = false;
+  void* by_index_ = nullptr;
+  void* by_uuid_ = nullptr;
+  void* mem_info_ = nullptr;
+  void* error_string_ = nullptr;
+  void* shutdown_ = nullptr;
+
+  std::string error(const char* call, nvmlReturn_t r) const;
+};
+
+/// The total memory of GPU `uuid` (empty: device 0) through `library`; false with *why.
+bool nvml_total_memory(const std::string& uuid, uint64_t* total, std::string* why,
+                       const std::string& library = kNvmlLibrary);
+
+}  // namespace gem::sched
