@@ -110,6 +110,12 @@ void Gate::wait_for_demand() {
   cv_work_.wait(lk, [this] { return waiting_ > 0; });
 }
 
+bool Gate::quiet() {
+  if (open_.load(std::memory_order_seq_cst)) return false;
+  if (entered_.load(std::memory_order_seq_cst) != exited_.load(std::memory_order_seq_cst)) return false;
+  return !has_waiters();
+}
+
 bool Gate::has_waiters() {
   std::lock_guard<std::mutex> lk(mu_);
   return waiting_ > 0;

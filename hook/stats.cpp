@@ -26,7 +26,8 @@ std::string report_json() {
   }
   s += "}, \"tokens\": " + std::to_string(c.tokens.load()) +
        ", \"unthrottled_launches\": " + std::to_string(c.unthrottled_launches.load()) +
-       ", \"revocations\": " + std::to_string(c.revocations.load()) + "}\n";
+       ", \"revocations\": " + std::to_string(c.revocations.load()) +
+       ", \"cache_empties\": " + std::to_string(c.cache_empties.load()) + "}\n";
   return s;
 }
 

@@ -18,6 +18,7 @@ struct Counters {
   std::atomic<uint64_t> tokens{0};               // grants received
   std::atomic<uint64_t> unthrottled_launches{0};  // launches made while no daemon answered
   std::atomic<uint64_t> revocations{0};           // tokens taken back by the scheduler (TokenRevoke)
+  std::atomic<uint64_t> cache_empties{0};         // torch.cuda.empty_cache() calls made (cache_emptier.h)
 };
 
 Counters& counters();
