@@ -115,6 +115,12 @@ bool Gate::wait_for_demand_for(Micros us) {
   return cv_work_.wait_for(lk, std::chrono::microseconds(us), [this] { return waiting_ > 0; });
 }
 
+bool Gate::quiet() {
+  if (open_.load(std::memory_order_seq_cst)) return false;
+  if (entered_.load(std::memory_order_seq_cst) != exited_.load(std::memory_order_seq_cst)) return false;
+  return !has_waiters();
+}
+
 bool Gate::has_waiters() {
   std::lock_guard<std::mutex> lk(mu_);
   return waiting_ > 0;

@@ -89,6 +89,11 @@ class Gate {
   /// Whether a launching thread waits in pace() (busy, not idle).
   bool pacing() const { return pacing_.load(std::memory_order_relaxed) > 0; }
 
+  /// Whether the gate is shut with no launch inside the driver and none waiting at it: the client
+  /// neither holds nor wants this device's token. For the cache emptier (cache_emptier.h); takes
+  /// mu_ briefly. Thread-safe.
+  bool quiet();
+
  private:
   void wait_open();
   void pace(CUstream stream, bool ptsz);

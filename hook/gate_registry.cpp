@@ -78,6 +78,14 @@ void forget_contexts(CUdevice device, CUcontext ctx) {
   }
 }
 
+bool gates_quiet() {
+  for (auto& slot : g_gates) {
+    Gate* g = slot.load(std::memory_order_acquire);
+    if (g != nullptr && !g->quiet()) return false;
+  }
+  return true;
+}
+
 void stop_gates_at_exit() {
   g_exiting.store(true);
   // Wait for a drain in progress; afterwards the workers see the flag and leave the driver alone.

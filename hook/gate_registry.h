@@ -30,6 +30,10 @@ CUcontext current_gate_context();
 /// Calls Gate::forget_context(ctx) on the gate of `device` (-1: every gate).
 void forget_contexts(CUdevice device, CUcontext ctx);
 
+/// True when every gate is quiet (Gate::quiet(): shut, nothing inside the driver or waiting), so the
+/// process neither holds nor wants any token; true with no gate. For the cache emptier.
+bool gates_quiet();
+
 /// From the process's exit on, gates stop calling into the driver (it is being torn down): sets
 /// the flag stopping_at_exit() reads, then waits for a drain in progress on each gate.
 void stop_gates_at_exit();

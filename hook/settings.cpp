@@ -44,6 +44,10 @@ Settings load() {
   if (!secret_file.empty() && !read_secret_file(secret_file, &s.secret, &err, "GEMINI_SECRET_FILE")) {
     LOG_ERROR("%s; the pod manager will refuse this process", err.c_str());
   }
+  const std::string empty = env("GEMINI_EMPTY_CACHE", "");
+  s.empty_cache = empty == "1" ? 1 : empty == "0" ? 0 : -1;
+  s.empty_cache_ms = std::atoi(env("GEMINI_EMPTY_CACHE_MS", "50").c_str());
+  if (s.empty_cache_ms < 0 || s.empty_cache_ms > 60000) s.empty_cache_ms = 50;
   s.print_stats = env("GEMINI_STATS", "0") == "1";
   s.stats_file = env("GEMINI_STATS_FILE", "");
   return s;

@@ -29,6 +29,10 @@ struct Settings {
   int idle_ms = 10;            // GEMINI_IDLE_MS
   int max_inflight = 128;      // GEMINI_MAX_INFLIGHT: launches queued on the GPU at most (about)
 
+  // Emptying PyTorch's cache after idle releases (hook/cache_emptier.h).
+  int empty_cache = -1;        // GEMINI_EMPTY_CACHE: 1 on, 0 off, unset (-1): on in unified-memory mode
+  int empty_cache_ms = 50;     // GEMINI_EMPTY_CACHE_MS: time without the token before emptying
+
   // The launch counters' report at exit (hook/stats.h).
   bool print_stats = false;    // GEMINI_STATS=1
   std::string stats_file;      // GEMINI_STATS_FILE

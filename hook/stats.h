@@ -26,6 +26,7 @@ struct Counters {
   std::atomic<uint64_t> prefetched_bytes{0};
   std::atomic<uint64_t> prefetch_us_total{0};
   std::atomic<uint64_t> prefetch_us_max{0};
+  std::atomic<uint64_t> cache_empties{0};         // torch.cuda.empty_cache() calls made (cache_emptier.h)
 };
 
 Counters& counters();

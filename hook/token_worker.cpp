@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "cache_emptier.h"
 #include "gate.h"
 #include "gate_registry.h"
 #include "gem/log.h"
@@ -91,8 +92,9 @@ void TokenWorker::run() {
       const PmgrClient::Answer a = pmgr_.release_and_request(rel, &q, &why_);
       next = answer(a, static_cast<Micros>(q), &quota);
       have_answer = true;
-    } else if (!pmgr_.release_token(rel)) {
-      LOG_WARN("could not give the token back: pod manager connection lost");
+    } else {
+      if (!pmgr_.release_token(rel)) LOG_WARN("could not give the token back: pod manager connection lost");
+      note_idle_release();  // the cache emptier's cue; a short lock at most (cache_emptier.h)
     }
   }
 }

@@ -8,7 +8,8 @@
 // GEMINI_PMGR_TIMEOUT_MS while a request waits, it leaves the gate open ("unthrottled") and asks
 // again every second *with the gate open*, so a stopped daemon costs the program one timeout at
 // most; with GEMINI_FAIL_CLOSED=1 launches wait instead. While holding the token it sleeps on the
-// pod manager's connection, so a TokenRevoke shuts the gate at once.
+// pod manager's connection, so a TokenRevoke shuts the gate at once. After an idle release it tells
+// the cache emptier (cache_emptier.h), which empties PyTorch's cache on a thread of its own.
 //
 // Units: Micros (µs on gem/clock.h's monotonic clock); quotas and bursts go on the wire as µs.
 // Ownership: one per Gate (a member), with the gate's connection to the pod manager (PmgrClient).

@@ -468,6 +468,7 @@ App& GemTest::start_app(const AppOptions& a) {
     o.argv = {bin("fake-cuda/fake-mem-app")};
     o.argv.insert(o.argv.end(), a.mem_steps.begin(), a.mem_steps.end());
   }
+  if (!a.command.empty()) o.argv = a.command;
   o.env = sanitizer_env();
   o.env["LD_LIBRARY_PATH"] = bin("fake-cuda");
   o.env["LD_PRELOAD"] = bin("lib/libgemhook.so.1");

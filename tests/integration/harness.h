@@ -142,6 +142,8 @@ struct AppOptions {
   std::string pmgr_socket;                 // default: the pod manager of `client`
   /// Non-empty: run fake-mem-app with these steps instead of fake-cuda-app (tests/fake-cuda/memapp).
   std::vector<std::string> mem_steps;
+  /// Non-empty: run this command line (argv[0] a full path) instead, in the same environment.
+  std::vector<std::string> command;
 };
 
 struct App {

@@ -30,6 +30,14 @@ CUresult check_submit(int device, CUstream s, bool ptsz) {
 CUresult submit_kernel(int device, Nanos duration_ns, CUstream s, bool ptsz, const char* api, uint64_t* seq_out) {
   StreamTarget t;
   if (CUresult r = submit_target(device, s, ptsz, &t)) return r;
+  if (t.stream != nullptr) {
+    if (CUgraph g = t.stream->capture.load()) {  // captured into the graph, not run
+      CUgraphNode node = nullptr;
+      add_node(g, duration_ns, &node);
+      if (seq_out != nullptr) *seq_out = 0;
+      return CUDA_SUCCESS;
+    }
+  }
   Op op;
   op.kind = Op::Kind::kKernel;
   op.duration_ns = duration_ns;

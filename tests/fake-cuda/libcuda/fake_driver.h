@@ -36,6 +36,7 @@ struct CUstream_st {
   unsigned int flags;
   int priority;
   std::atomic<uint64_t> last_seq{0};  // sequence of the latest op enqueued on it
+  std::atomic<CUgraph_st*> capture{nullptr};  // the graph being captured from it (api_capture.cpp)
 };
 struct CUevent_st {
   unsigned int flags;

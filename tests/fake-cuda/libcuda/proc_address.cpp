@@ -33,7 +33,9 @@
   X(cuArrayGetMemoryRequirements) X(cuMipmappedArrayGetMemoryRequirements) X(cuGraphAddMemAllocNode)             \
   X(cuGraphAddMemFreeNode) X(cuDeviceGraphMemTrim) X(cuDeviceGetGraphMemAttribute) X(cuDeviceSetGraphMemAttribute) \
   X(cuGraphUpload) X(cuGraphUpload_ptsz) X(cuMemAdvise) X(cuMemAdvise_v2) X(cuMemPrefetchAsync)                \
-  X(cuMemPrefetchAsync_ptsz) X(cuMemPrefetchAsync_v2) X(cuMemPrefetchAsync_v2_ptsz)
+  X(cuMemPrefetchAsync_ptsz) X(cuMemPrefetchAsync_v2) X(cuMemPrefetchAsync_v2_ptsz) X(cuStreamBeginCapture_v2)    \
+  X(cuStreamBeginCapture_v2_ptsz) X(cuStreamEndCapture) X(cuStreamEndCapture_ptsz) X(cuStreamIsCapturing)        \
+  X(cuStreamIsCapturing_ptsz) X(cuThreadExchangeStreamCaptureMode)
 
 FAKE_ENTRY_POINTS(FAKE_ALIAS_DECL)
 
@@ -155,6 +157,10 @@ const Entry kEntries[] = {
     {"cuDeviceGetGraphMemAttribute", 11040, FN(cuDeviceGetGraphMemAttribute), nullptr},
     {"cuDeviceSetGraphMemAttribute", 11040, FN(cuDeviceSetGraphMemAttribute), nullptr},
     {"cuGraphUpload", 11010, FN(cuGraphUpload), FN(cuGraphUpload_ptsz)},
+    {"cuStreamBeginCapture", 10010, FN(cuStreamBeginCapture_v2), FN(cuStreamBeginCapture_v2_ptsz)},
+    {"cuStreamEndCapture", 10000, FN(cuStreamEndCapture), FN(cuStreamEndCapture_ptsz)},
+    {"cuStreamIsCapturing", 10000, FN(cuStreamIsCapturing), FN(cuStreamIsCapturing_ptsz)},
+    {"cuThreadExchangeStreamCaptureMode", 10010, FN(cuThreadExchangeStreamCaptureMode), nullptr},
     {"cuGetErrorString", 6000, FN(cuGetErrorString), nullptr},
     {"cuGetErrorName", 6000, FN(cuGetErrorName), nullptr},
     {"cuGetExportTable", 3000, FN(cuGetExportTable), nullptr},

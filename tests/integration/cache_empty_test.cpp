@@ -1,0 +1,242 @@
+// Cache emptying (issue 8, docs/memory.md "Cache emptying"): a Python program under the hook drives
+// the stand-in driver through ctypes with a stand-in `torch` in sys.modules whose
+// cuda.empty_cache() logs each call. The hook must call it after idle releases (once each), never
+// while a stream capture is in progress, never in a program that did not import torch (and never
+// import it), not at all by default, and a CUDA program without Python runs as before.
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <sstream>
+
+#include "harness.h"
+
+namespace gemtest {
+namespace {
+
+constexpr const char* kPython = "/usr/bin/python3";
+
+// argv: MODE (torch: a stand-in torch in sys.modules; plain: none) EXPECT (empty: wait for each
+// emptying; none: pauses only, no call allowed) EVENTS STATS TRAP. Exit codes: 2 CUDA error,
+// 3 an awaited event did not come, 4 an emptying where none may be.
+constexpr const char* kProgram = R"PY(
+import ctypes, json, sys, time, types
+
+mode, expect, events, stats_path, trap = sys.argv[1:6]
+sys.path.insert(0, trap)  # its `torch` records an import: the hook must never import torch
+
+def now_us():
+    return time.monotonic_ns() // 1000
+
+def log(what):
+    with open(events, "a") as f:
+        f.write("%s %d\n" % (what, now_us()))
+
+calls = []
+if mode == "torch":
+    torch = types.ModuleType("torch")
+    torch.cuda = types.ModuleType("torch.cuda")
+    def empty_cache():
+        calls.append(now_us())
+        log("empty")
+    torch.cuda.empty_cache = empty_cache
+    sys.modules["torch"] = torch  # as if imported
+
+def ok(r, what):
+    if r != 0:
+        log("error-%s-%d" % (what, r))
+        sys.exit(2)
+
+def wait_for(pred, what, seconds=60):
+    end = time.monotonic() + seconds
+    while not pred():
+        if time.monotonic() > end:
+            log("timeout-" + what)
+            sys.exit(3)
+        time.sleep(0.01)
+
+def released_since(t):  # gem-schd's stats: nobody held the token at a time after t
+    try:
+        with open(stats_path) as f:
+            s = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return s.get("holder") is None and s.get("time_us", 0) > t
+
+cu = ctypes.CDLL("libcuda.so.1")
+# PyDLL keeps the GIL during the call, as PyTorch's launches do: the launch waits at the gate with it.
+cu_gil = ctypes.PyDLL("libcuda.so.1")
+ok(cu.cuInit(0), "cuInit")
+dev = ctypes.c_int()
+ok(cu.cuDeviceGet(ctypes.byref(dev), 0), "cuDeviceGet")
+ctx = ctypes.c_void_p()
+ok(cu.cuDevicePrimaryCtxRetain(ctypes.byref(ctx), dev), "cuDevicePrimaryCtxRetain")
+ok(cu.cuCtxSetCurrent(ctx), "cuCtxSetCurrent")
+mod = ctypes.c_void_p()
+ok(cu.cuModuleLoadData(ctypes.byref(mod), b"cache test"), "cuModuleLoadData")
+fn = ctypes.c_void_p()
+ok(cu.cuModuleGetFunction(ctypes.byref(fn), mod, b"sleep_300"), "cuModuleGetFunction")
+for lib in (cu, cu_gil):
+    lib.cuLaunchKernel.argtypes = [ctypes.c_void_p] + [ctypes.c_uint] * 7 + [ctypes.c_void_p] * 3
+
+def burst(lib):
+    for _ in range(30):
+        ok(lib.cuLaunchKernel(fn, 1, 1, 1, 1, 1, 1, 0, None, None, None), "cuLaunchKernel")
+    ok(cu.cuCtxSynchronize(), "cuCtxSynchronize")
+
+if expect == "none":
+    for i in range(3):
+        burst(cu_gil if i % 2 else cu)
+        log("burst")
+        time.sleep(0.4)  # idle release, then well past GEMINI_EMPTY_CACHE_MS
+    if calls:
+        sys.exit(4)
+else:
+    # Each idle release is followed by one emptying, also after launches that held the GIL at the gate.
+    for i in range(3):
+        n = len(calls)
+        burst(cu_gil if i % 2 else cu)
+        log("burst")
+        wait_for(lambda: len(calls) > n, "empty-%d" % i)
+    n = len(calls)
+    time.sleep(0.5)  # no release, no emptying
+    if len(calls) != n:
+        sys.exit(4)
+    # A release while a capture is in progress is not emptied until the capture ends.
+    stream = ctypes.c_void_p()
+    ok(cu.cuStreamCreate(ctypes.byref(stream), 0), "cuStreamCreate")
+    ok(cu.cuStreamBeginCapture_v2(stream, 2), "cuStreamBeginCapture_v2")  # relaxed mode
+    log("capture_begin")
+    t = now_us()
+    burst(cu)  # on the legacy stream, not captured
+    log("burst")
+    wait_for(lambda: released_since(t), "release-in-capture")
+    time.sleep(0.5)  # well past GEMINI_EMPTY_CACHE_MS after that release
+    log("capture_end")
+    graph = ctypes.c_void_p()
+    ok(cu.cuStreamEndCapture(stream, ctypes.byref(graph)), "cuStreamEndCapture")
+    wait_for(lambda: len(calls) > n, "empty-after-capture")  # no launch since: the held-back release
+print(json.dumps({"empties": len(calls)}))
+)PY";
+
+struct Event {
+  std::string what;
+  Micros at = 0;
+};
+
+std::vector<Event> read_events(const std::string& path) {
+  std::vector<Event> out;
+  std::istringstream in(read_text(path));
+  Event e;
+  while (in >> e.what >> e.at) out.push_back(e);
+  return out;
+}
+
+std::string describe(const std::vector<Event>& evs) {
+  std::string s;
+  for (const Event& e : evs) s += "  " + e.what + " " + std::to_string(e.at) + "\n";
+  return s;
+}
+
+class CacheEmptyTest : public GemTest {
+ protected:
+  void SetUp() override {
+    GemTest::SetUp();
+    if (HasFatalFailure()) return;
+    ASSERT_EQ(access(kPython, X_OK), 0) << kPython << " missing";
+    write_text(path("cache_prog.py"), kProgram);
+    // A `torch` package that leaves a mark if anything imports it.
+    ASSERT_EQ(mkdir(path("trap").c_str(), 0755), 0);
+    ASSERT_EQ(mkdir(path("trap/torch").c_str(), 0755), 0);
+    write_text(path("trap/torch/__init__.py"), "open(" + nlohmann::json(path("torch-imported")).dump() + ", 'w').close()\n");
+    write_config({{"cache", 1.0, 1.0}});
+    start_scheduler();
+    start_pod_manager("cache");
+  }
+
+  /// The Python program under the hook as client "cache"; `empty_cache`: GEMINI_EMPTY_CACHE or
+  /// empty for unset.
+  App& start_python(const std::string& mode, const std::string& expect, const std::string& events,
+                    const std::string& empty_cache) {
+    AppOptions a;
+    a.client = "cache";
+    a.command = {kPython, path("cache_prog.py"), mode, expect, path(events), path("stats.json"), path("trap")};
+    if (!empty_cache.empty()) a.env["GEMINI_EMPTY_CACHE"] = empty_cache;
+    a.env["GEMINI_EMPTY_CACHE_MS"] = "50";
+    if (sanitized()) a.env["ASAN_OPTIONS"] = "verify_asan_link_order=0:detect_leaks=0";  // python is not ASan-built
+    return start_app(a);
+  }
+
+  void expect_exit_ok(App& app, double seconds) {
+    const auto st = app.proc->wait_for(seconds);
+    ASSERT_TRUE(st.has_value()) << "still running after " << seconds << " s\n" << tail(app.err_path);
+    EXPECT_TRUE(exited_ok(*st)) << describe_status(*st) << "\n" << tail(app.err_path) << tail(app.out_path);
+  }
+};
+
+TEST_F(CacheEmptyTest, EmptiedAfterIdleReleasesNeverDuringCapture) {
+  App& app = start_python("torch", "empty", "events", "1");
+  expect_exit_ok(app, 60 * slack());
+  const auto evs = read_events(path("events"));
+  Micros begin = 0, end = 0;
+  int empties = 0, in_capture = 0, after_capture = 0;
+  for (const Event& e : evs) {
+    if (e.what == "capture_begin") begin = e.at;
+    if (e.what == "capture_end") end = e.at;
+  }
+  for (const Event& e : evs) {
+    if (e.what != "empty") continue;
+    ++empties;
+    if (e.at >= begin && e.at <= end) ++in_capture;
+    if (e.at > end) ++after_capture;
+  }
+  ASSERT_GT(begin, 0) << describe(evs);
+  ASSERT_GT(end, begin) << describe(evs);
+  EXPECT_EQ(empties, 4) << "one per idle release: three bursts and the one held back by the capture\n"
+                        << describe(evs);
+  EXPECT_EQ(in_capture, 0) << describe(evs);
+  EXPECT_EQ(after_capture, 1) << describe(evs);
+  const auto hs = app.hook_stats();
+  EXPECT_EQ(hs.value("cache_empties", -1LL), empties) << hs.dump();
+  EXPECT_GE(hs.value("tokens", 0LL), 4) << hs.dump();
+  EXPECT_EQ(hs.value("unthrottled_launches", -1LL), 0) << hs.dump();
+  stop_daemons_expect_clean();
+}
+
+TEST_F(CacheEmptyTest, NoCallWithoutTorchNorByDefault) {
+  // torch never imported: no call, no import, no crash.
+  App& plain = start_python("plain", "none", "events-plain", "1");
+  expect_exit_ok(plain, 60 * slack());
+  // torch imported, GEMINI_EMPTY_CACHE unset (and no unified-memory mode): off.
+  App& off = start_python("torch", "none", "events-off", "");
+  expect_exit_ok(off, 60 * slack());
+  EXPECT_NE(access(path("torch-imported").c_str(), F_OK), 0) << "something imported torch";
+  for (App* app : {&plain, &off}) {
+    const auto hs = app->hook_stats();
+    EXPECT_EQ(hs.value("cache_empties", -1LL), 0) << hs.dump();
+    EXPECT_GE(hs.value("tokens", 0LL), 3) << hs.dump();
+  }
+  for (const char* f : {"events-plain", "events-off"}) {
+    for (const Event& e : read_events(path(f))) EXPECT_NE(e.what, "empty") << f;
+  }
+  stop_daemons_expect_clean();
+}
+
+TEST_F(CacheEmptyTest, CudaProgramWithoutPythonRunsAsBefore) {
+  AppOptions a;
+  a.client = "cache";
+  a.command = {bin("fake-cuda/fake-cuda-app"), "--seconds", "2", "--kernel_us", "200", "--idle_ms_every", "40:100"};
+  a.env["GEMINI_EMPTY_CACHE"] = "1";
+  App& app = start_app(a);
+  wait_apps(2 + 20 * slack());
+  const auto res = app.result();
+  const auto hs = app.hook_stats();
+  ASSERT_TRUE(res.contains("launches")) << read_text(app.out_path);
+  EXPECT_EQ(hs["launches"].value("cuLaunchKernel", -1LL), res["launches"].get<long long>()) << hs.dump();
+  EXPECT_GE(hs.value("tokens", 0LL), 3) << "idle releases between the pauses: " << hs.dump();
+  EXPECT_EQ(hs.value("cache_empties", -1LL), 0) << hs.dump();
+  EXPECT_EQ(hs.value("unthrottled_launches", -1LL), 0) << hs.dump();
+  stop_daemons_expect_clean();
+}
+
+}  // namespace
+}  // namespace gemtest
