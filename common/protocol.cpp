@@ -132,7 +132,10 @@ bool encode_body(const MemUsage& m, std::vector<uint8_t>* out) {
   put_u32(out, m.flags);
   return true;
 }
-bool encode_body(const Evict&, std::vector<uint8_t>*) { return true; }
+bool encode_body(const Evict& m, std::vector<uint8_t>* out) {
+  put_u32(out, m.flags);
+  return true;
+}
 bool encode_body(const Error& m, std::vector<uint8_t>* out) {
   put_u16(out, static_cast<uint16_t>(m.code));
   return put_str(out, m.message);
@@ -274,7 +277,10 @@ bool decode_body(Reader* r, MemUsage* m, std::string*) {
   m->flags = r->u32();
   return true;
 }
-bool decode_body(Reader*, Evict*, std::string*) { return true; }
+bool decode_body(Reader* r, Evict* m, std::string*) {
+  m->flags = r->u32();
+  return true;
+}
 // Unknown error codes are kept as they are: the code only informs the log line on the receiver.
 bool decode_body(Reader* r, Error* m, std::string* err) {
   m->code = static_cast<ErrorCode>(r->u16());

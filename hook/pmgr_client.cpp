@@ -79,7 +79,10 @@ PmgrClient::Answer PmgrClient::await_answer(uint64_t* quota_us, std::string* why
       *why = e->message;
       return Answer::kRefused;
     }
-    if (std::holds_alternative<proto::Evict>(m.body)) evict_ = true;  // acted on when idle (take_evict)
+    if (const auto* ev = std::get_if<proto::Evict>(&m.body)) {  // acted on when idle (take_evict)
+      evict_ = true;
+      evict_flags_ = ev->flags;
+    }
     // Heartbeat; or a TokenRevoke of a grant already given back (it applies while holding only).
   }
 }
@@ -103,7 +106,11 @@ PmgrClient::Event PmgrClient::wait_event(int64_t wait_us) {
     const int ms = left <= 0 ? 0 : static_cast<int>((left + 999) / 1000);
     if (!conn_.receive(&m, ms, &why, &timed_out)) return timed_out ? Event::kNone : Event::kBroken;
     if (std::holds_alternative<proto::TokenRevoke>(m.body)) return Event::kRevoked;
-    if (std::holds_alternative<proto::Evict>(m.body)) return Event::kEvict;
+    if (const auto* ev = std::get_if<proto::Evict>(&m.body)) {
+      evict_ = true;
+      evict_flags_ = ev->flags;
+      return Event::kEvict;
+    }
     if (const auto* s = std::get_if<proto::ClientSettings>(&m.body)) settings_ = *s;
     if (std::holds_alternative<proto::Error>(m.body)) {
       close();

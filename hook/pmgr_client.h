@@ -48,9 +48,11 @@ class PmgrClient {
   Event wait_event(int64_t wait_us);
 
   /// True (once) when an Evict arrived while waiting for something else (docs/memory.md, "Residency").
-  bool take_evict() {
+  /// *flags: Evict.flags (kEvictDemandPaging).
+  bool take_evict(uint32_t* flags = nullptr) {
     const bool e = evict_;
     evict_ = false;
+    if (flags != nullptr) *flags = evict_flags_;
     return e;
   }
 
@@ -61,7 +63,8 @@ class PmgrClient {
   Answer await_answer(uint64_t* quota_us, std::string* why);
 
   PmgrConn conn_;
-  bool evict_ = false;  // an Evict seen by await_answer()
+  bool evict_ = false;  // an Evict seen and not yet taken
+  uint32_t evict_flags_ = 0;
   proto::ClientSettings settings_;
 };
 

@@ -38,10 +38,11 @@ uint64_t Residency::migrate(bool to_device) {
   return moved;
 }
 
-uint64_t Residency::evict() {
+uint64_t Residency::evict(bool demand_paging) {
   const uint64_t moved = migrate(false);
   if (moved == 0) return 0;
   evicted_ = true;
+  demand_paging_ = demand_paging;
   counters().evictions.fetch_add(1, std::memory_order_relaxed);
   counters().evicted_bytes.fetch_add(moved, std::memory_order_relaxed);
   LOG_INFO("evicted: %llu bytes of managed memory moving to the host", static_cast<unsigned long long>(moved));
@@ -52,6 +53,7 @@ void Residency::prefetch_back(Micros* took) {
   *took = 0;
   if (!evicted_) return;
   evicted_ = false;
+  if (demand_paging_) return;
   const Micros t0 = mono_us();
   const uint64_t moved = migrate(true);
   *took = mono_us() - t0;

@@ -23,8 +23,9 @@ class Residency {
   /// then also watches for Evict while idle.
   bool has_managed() const;
   /// Evict: starts moving every managed range to the host on the hook's stream (not waited for).
-  /// Returns the bytes asked to move.
-  uint64_t evict();
+  /// `demand_paging` (gem-schd --residency demand): no bulk prefetch back; pages fault back as
+  /// kernels touch them. Returns the bytes asked to move.
+  uint64_t evict(bool demand_paging);
   /// Before a slice: if evicted, prefetches every managed range back to the GPU and waits for it.
   /// Sets *took to the time it took (0 when nothing was evicted).
   void prefetch_back(Micros* took);
@@ -36,6 +37,7 @@ class Residency {
   const CUdevice device_;
   SliceTimer& timer_;
   bool evicted_ = false;
+  bool demand_paging_ = false;
 };
 
 }  // namespace gem::hook

@@ -105,9 +105,9 @@ void TokenWorker::wait_for_demand() {
     const bool um = residency_.has_managed();
     if (gate_.wait_for_demand_for(um ? 50000 : 1000000)) return;
     if (!um || !pmgr_.connected()) continue;
-    if (pmgr_.wait_event(0) == PmgrClient::Event::kEvict || pmgr_.take_evict()) {
-      if (!residency_.evicted()) residency_.evict();
-    }
+    pmgr_.wait_event(0);
+    uint32_t flags = 0;
+    if (pmgr_.take_evict(&flags) && !residency_.evicted()) residency_.evict((flags & proto::kEvictDemandPaging) != 0);
   }
 }
 

@@ -34,20 +34,25 @@ constexpr const char* kUsage = R"(usage: gem-schd [flags]
   --allow_uids LIST    Unix socket: uids allowed besides gem-schd's own and root (e.g. 1000,1001)
   --mem_budget SIZE     device memory for all clients' resident memory (e.g. 70GiB); default: the
                        GPU's total (NVML) less max(2 GiB, 5%); without NVML, residency is off
-  --residency on|off   move unified-memory clients' memory to the host to fit --mem_budget (default on)
+  --residency on|demand|off
+                       move unified-memory clients' memory to the host to fit --mem_budget and back in
+                       bulk before their slices (on, default); demand: evict the same way but let pages
+                       fault back as kernels touch them (the comparison point); off: never move it
   --log_level LEVEL    error, warn, info (default) or debug
 )";
 
 // --residency and --mem_budget (docs/memory.md, "Residency"): *budget 0 turns residency off. False
 // with *err for a bad value. Without --mem_budget the GPU's total memory is read through NVML
 // (--gpu's device, else device 0); without NVML residency is off (logged once, at INFO).
-bool mem_budget(const gem::Flags& flags, const std::string& gpu, uint64_t* budget, bool* on, std::string* err) {
+bool mem_budget(const gem::Flags& flags, const std::string& gpu, uint64_t* budget, bool* on, bool* demand,
+                std::string* err) {
   const std::string mode = flags.get("residency", "on");
-  if (mode != "on" && mode != "off") {
-    *err = "--residency: expected on or off, got '" + mode + "'";
+  if (mode != "on" && mode != "off" && mode != "demand") {
+    *err = "--residency: expected on, demand or off, got '" + mode + "'";
     return false;
   }
-  *on = mode == "on";
+  *on = mode != "off";
+  *demand = mode == "demand";
   *budget = 0;
   if (flags.has("mem_budget")) {
     if (!gem::parse_size(flags.get("mem_budget", ""), budget)) {
@@ -123,7 +128,7 @@ int main(int argc, char** argv) {
                  opts.gpu_uuid.c_str());
     return 2;
   }
-  if (!mem_budget(flags, opts.gpu_uuid, &opts.mem_budget, &opts.residency, &err)) {
+  if (!mem_budget(flags, opts.gpu_uuid, &opts.mem_budget, &opts.residency, &opts.demand_paging, &err)) {
     std::fprintf(stderr, "gem-schd: %s\n", err.c_str());
     return 2;
   }

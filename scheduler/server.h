@@ -28,7 +28,8 @@ struct ServerOptions {
   ListenerOptions listener; // --max_connections, --allow_uids
   Micros hello_timeout = 1000000;  // µs a new connection has to say Hello
   uint64_t mem_budget = 0;  // bytes for all clients' resident memory (--mem_budget); 0: residency off
-  bool residency = true;    // --residency on|off
+  bool residency = true;    // --residency on|demand (true) or off
+  bool demand_paging = false;  // --residency demand: Evict says kEvictDemandPaging
 };
 
 class Server {

@@ -33,7 +33,7 @@ void Server::plan_residency(const std::string& holder, Micros now) {
     if (it == fd_of_client_.end()) continue;  // cannot happen: reports come from connected clients
     LOG_DEBUG("evict %s for %s (resident now %llu MiB of %llu MiB)", name.c_str(), holder.c_str(),
               mib(plan.resident_bytes), mib(residency_.budget()));
-    send_or_drop(it->second, {0, proto::Evict{}});
+    send_or_drop(it->second, {0, proto::Evict{opts_.demand_paging ? proto::kEvictDemandPaging : 0u}});
   }
 }
 

@@ -186,7 +186,13 @@ struct MemUsage {
 /// route: "move your managed memory to the host" (the GPU's memory budget needs it for another
 /// client). No payload; request id 0, no answer. The hook brings its memory back itself before it
 /// next runs (docs/memory.md, "Residency").
-struct Evict {};
+struct Evict {
+  uint32_t flags = 0;  // kEvictDemandPaging: do not prefetch back; pages fault back on demand
+};
+
+/// Evict.flags: gem-schd --residency demand (the comparison point without bulk prefetch: the
+/// client's memory goes to the host and comes back page by page as its kernels touch it).
+constexpr uint32_t kEvictDemandPaging = 1;
 
 /// MemUsage is sent when the usage moved by at least this since the last report (bytes)...
 constexpr uint64_t kUsageStep = uint64_t{64} << 20;

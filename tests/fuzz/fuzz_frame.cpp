@@ -60,7 +60,7 @@ bool same(const proto::MemState& a, const proto::MemState& b) {
          a.granted_bytes == b.granted_bytes && a.flags == b.flags;
 }
 bool same(const proto::MemUsage& a, const proto::MemUsage& b) { return a.bytes == b.bytes && a.flags == b.flags; }
-bool same(const proto::Evict&, const proto::Evict&) { return true; }
+bool same(const proto::Evict& a, const proto::Evict& b) { return a.flags == b.flags; }
 bool same(const proto::Error& a, const proto::Error& b) { return a.code == b.code && a.message == b.message; }
 
 bool same(const proto::Message& a, const proto::Message& b) {

@@ -321,9 +321,11 @@ TEST(Protocol, ResidencyMessagesLayout) {
   std::vector<uint8_t> want = {'G', 'E', 'M', '1', 0, 3, 0, 14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12,
                                1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 1};
   EXPECT_EQ(b, want);
-  b = frame(Message{0, Evict{}});
-  ASSERT_EQ(b.size(), kHeaderSize);
+  b = frame(Message{0, Evict{kEvictDemandPaging}});
+  ASSERT_EQ(b.size(), kHeaderSize + 4);
   EXPECT_EQ(b[7], 15);
+  EXPECT_EQ(b[kHeaderSize + 3], 1);
+  EXPECT_EQ(std::get<Evict>(roundtrip({0, Evict{kEvictDemandPaging}}).body).flags, kEvictDemandPaging);
 }
 
 TEST(Protocol, ResidencyMessagesErrors) {
@@ -332,8 +334,8 @@ TEST(Protocol, ResidencyMessagesErrors) {
   EXPECT_EQ(malformed(raw(14, std::vector<uint8_t>(8))), "truncated MemUsage payload");
   EXPECT_EQ(malformed(raw(14, {})), "truncated MemUsage payload");
   EXPECT_EQ(malformed(raw(14, std::vector<uint8_t>(13))), "1 trailing bytes after MemUsage");
-  EXPECT_EQ(malformed(raw(15, {0})), "1 trailing bytes after Evict");
-  EXPECT_EQ(malformed(raw(15, std::vector<uint8_t>(12))), "12 trailing bytes after Evict");
+  EXPECT_EQ(malformed(raw(15, {0})), "truncated Evict payload");
+  EXPECT_EQ(malformed(raw(15, std::vector<uint8_t>(5))), "1 trailing bytes after Evict");
   EXPECT_EQ(malformed(raw(16, {})), "unknown message type 16");
   std::vector<uint8_t> b = frame(Message{0, MemUsage{1, 1}});
   for (size_t n = 0; n < b.size(); ++n) EXPECT_EQ(decode(b.data(), n).status, DecodeStatus::kNeedMore);
