@@ -16,7 +16,8 @@ managed memory than there is.
   (c)      native: no hook, no budget.
   (b)      hook, every client UM (resource-config "ID REQ LIMIT GPU_MEM um=on"), cache emptying and
            residency on (gem-schd --residency on), --mem_budget BUDGET.
-  (a)      the same without the optimisation: GEMINI_EMPTY_CACHE=0 and gem-schd --residency off.
+  (a)      the same without the optimisation: GEMINI_EMPTY_CACHE=0 and gem-schd --residency demand
+           (memory evicted to the same budget, faulted back page by page: plain unified memory).
 Run in the order c, b, a (the configuration most likely to crawl last). For each: the aggregate it/s
 over the period all five jobs run together (iteration ends of all jobs inside
 [latest first timed iteration start, earliest last iteration end] / its length), GPU memory from
@@ -46,7 +47,7 @@ import gemrun as G  # noqa: E402
 SCHD_MEM_BUDGET_FLAG = "--mem_budget"    # gem-schd: device-memory budget, SIZE
 SCHD_RESIDENCY_FLAG = "--residency"      # gem-schd: residency on/off
 RESIDENCY_ON = "on"                      # value passed in (b); None = pass no flag (the default)
-RESIDENCY_OFF = "off"                    # value passed in (a)
+RESIDENCY_OFF = "demand"                 # value passed in (a): evict to the same budget, pages fault back (no bulk prefetch)
 CONFIG_UM_OPTION = "um=on"               # fifth field of a resource-config.txt line
 ENV_EMPTY_CACHE = "GEMINI_EMPTY_CACHE"   # hook: cache emptying (follows UM mode by default)
 EMPTY_CACHE_OFF = "0"                    # set in (a)

@@ -11,6 +11,7 @@
 #include <new>
 
 #include "capture_hooks.h"
+#include "mem_tracker.h"
 #include "gate_registry.h"
 #include "gem/clock.h"
 #include "gem/log.h"
@@ -26,10 +27,9 @@ constexpr Micros kMinGap = 200000;  // µs from one emptying to the next, at lea
 constexpr Micros kRetry = 20000;    // µs between looks while a capture holds a release back
 
 // Whether the client runs in unified-memory mode, where its cache is emptied unless
-// GEMINI_EMPTY_CACHE says otherwise. The memory session will say so (MemTracker's unified_memory());
-// until it does, no client is. Called on the token worker at each idle release: must stay a
-// lock-free read.
-bool unified_memory_mode() { return false; }
+// GEMINI_EMPTY_CACHE says otherwise: as its memory sessions last heard from gem-pmgr. Called on the
+// token worker at each idle release: a lock-free read.
+bool unified_memory_mode() { return MemTracker::get().any_unified_memory(); }
 
 bool wanted() {
   const int s = settings().empty_cache;

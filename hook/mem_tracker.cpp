@@ -64,6 +64,7 @@ void MemTracker::apply(Gpu& g, const proto::MemState& st) {
   g.client_held = proto::wire_bytes(st.client_held_bytes);
   g.known = true;
   g.um = (st.flags & proto::kFlagUnifiedMemory) != 0;
+  if (g.um) any_um_.store(true, std::memory_order_relaxed);
   if (before != g.ledger.limit()) {
     LOG_INFO("GPU_MEM on %s is now %llu bytes", g.uuid.c_str(), static_cast<unsigned long long>(g.ledger.limit()));
   }

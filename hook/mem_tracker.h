@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -61,6 +62,8 @@ class MemTracker {
   /// True when the client runs in unified-memory mode on `dev` (ClientSettings.flags, as gem-pmgr
   /// last said; false before the first allocation or query on `dev`).
   bool unified_memory(CUdevice dev);
+  /// True when any GPU of the process runs in unified-memory mode. Lock-free (one atomic load).
+  bool any_unified_memory() const { return any_um_.load(std::memory_order_relaxed); }
   /// Managed allocations (unified-memory mode): noted when made, forgotten when freed; what the
   /// hook moves to the host on Evict and back before its next slice (docs/memory.md, "Residency").
   void note_managed(CUdevice dev, uint64_t ptr, uint64_t bytes);
@@ -101,6 +104,7 @@ class MemTracker {
   std::map<std::string, std::unique_ptr<Gpu>> gpus_;  // by UUID
   std::map<CUdevice, Gpu*> by_device_;
   bool warned_ = false;
+  std::atomic<bool> any_um_{false};
 };
 
 }  // namespace gem::hook
