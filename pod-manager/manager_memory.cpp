@@ -25,7 +25,7 @@ void Manager::on_mem_reserve(Hook& h, HookId id, uint64_t rid, const proto::MemR
 
 void Manager::on_mem_return(Hook& h, HookId id, uint64_t rid, const proto::MemReturn& m) {
   Actions acts;
-  sched_of(h)->route.mem_return(id, rid, m, &acts);
+  sched_of(h)->route.mem_return(id, rid, m, mono_us(), &acts);
   push(h.route, std::move(acts));
 }
 

@@ -98,6 +98,12 @@ void MemSessions::tick(Micros now, Actions* out) {
   hb_due_ = now + heartbeat_period_;
 }
 
+uint64_t MemSessions::held_total() const {
+  uint64_t sum = 0;
+  for (const auto& [uuid, b] : budgets_) sum = b.held() > UINT64_MAX - sum ? UINT64_MAX : sum + b.held();
+  return sum;
+}
+
 const MemBudget* MemSessions::budget(const std::string& uuid) const {
   auto it = budgets_.find(uuid);
   return it == budgets_.end() ? nullptr : &it->second;

@@ -61,6 +61,9 @@ class MemSessions {
   /// True once set_limit() was called: Hellos are then answered at once.
   bool known() const { return known_; }
   uint64_t limit() const { return limit_; }
+  /// The leases of all sessions on all GPUs of the route, bytes (saturating): what the route reports
+  /// to its scheduler (MemUsage; a route serving several GPUs reports their sum).
+  uint64_t held_total() const;
   /// The budget of GPU `uuid`; nullptr when no session of that GPU is connected.
   const MemBudget* budget(const std::string& uuid) const;
 

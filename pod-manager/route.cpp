@@ -97,7 +97,10 @@ void Route::hook_renew(HookId h, uint64_t rid, const proto::TokenRenew& m, Micro
 }
 
 void Route::hook_gone(HookId h, Micros now, Actions* out) {
-  mem_.gone(h);
+  if (mem_.has(h)) {
+    mem_.gone(h);
+    report_usage(now, out);
+  }
   hooks_.erase(h);
   waiters_.erase(std::remove_if(waiters_.begin(), waiters_.end(), [h](const Waiter& w) { return w.hook == h; }),
                  waiters_.end());
@@ -141,9 +144,11 @@ void Route::sched_message(const proto::Message& m, Micros now, Actions* out) {
   } else if (const auto* g = std::get_if<proto::TokenGrant>(&m.body)) {
     on_grant(m, *g, now, out);
   } else if (const auto* s = std::get_if<proto::ClientSettings>(&m.body)) {
-    on_settings(*s, out);
+    on_settings(*s, now, out);
   } else if (const auto* r = std::get_if<proto::TokenRevoke>(&m.body)) {
     on_revoke(*r, now, out);
+  } else if (const auto* ev = std::get_if<proto::Evict>(&m.body)) {
+    on_evict(*ev, out);
   } else if (const auto* e = std::get_if<proto::Error>(&m.body)) {
     fail("scheduler says: " + e->message, now, out);
   } else if (!std::holds_alternative<proto::Heartbeat>(m.body)) {  // a Heartbeat only shows it is alive
@@ -165,7 +170,8 @@ void Route::on_hello_reply(const proto::Message& m, Micros now, Actions* out) {
   state_ = State::kReady;
   deadline_ = kNever;
   last_error_.clear();
-  on_settings(*s, out);
+  usage_.reset();  // a new connection: the scheduler knows nothing of the client's memory
+  on_settings(*s, now, out);
   if (!waiters_.empty()) ask_scheduler(now, out);
 }
 
@@ -192,10 +198,11 @@ void Route::on_grant(const proto::Message& m, const proto::TokenGrant& g, Micros
   serve_waiters(now, out);
 }
 
-void Route::on_settings(const proto::ClientSettings& s, Actions* out) {
+void Route::on_settings(const proto::ClientSettings& s, Micros now, Actions* out) {
   settings_ = s;
   for (HookId h : hooks_) to_hook(h, {0, s}, out);
   mem_.set_limit(s.gpu_mem_bytes, out, s.flags);
+  report_usage(now, out);  // the flags travel with the figure
 }
 
 void Route::on_revoke(const proto::TokenRevoke& r, Micros now, Actions* out) {
@@ -219,6 +226,7 @@ void Route::tick(Micros now, Actions* out) {
          now, out);
   }
   mem_.tick(now, out);
+  if (now >= usage_.next_deadline()) report_usage(now, out);
   if (now >= hb_due_) {
     if (!hook_waits()) {
       hb_due_ = kNever;
@@ -239,6 +247,7 @@ Micros Route::next_deadline() const {
   Micros d = std::min(hb_due_, mem_.next_deadline());
   if (state_ == State::kConnecting || state_ == State::kHelloSent) d = std::min(d, deadline_);
   if (state_ == State::kReady && outstanding()) d = std::min(d, quiet_since_ + opts_.scheduler_timeout);
+  if (state_ == State::kReady) d = std::min(d, usage_.next_deadline());
   return d;
 }
 
@@ -317,6 +326,7 @@ void Route::fail(const std::string& why, Micros now, Actions* out) {
   for (const Waiter& w : waiters_) unavailable(w.hook, w.rid, why, out);
   waiters_.clear();
   hb_due_ = kNever;
+  usage_.reset();
   mem_.set_limit(settings_.gpu_mem_bytes, out, settings_.flags);  // the last limit known (or declared) holds meanwhile
 }
 

@@ -10,7 +10,9 @@
 // HelloSent -> (ClientSettings) Ready; a failure, refusal, timeout or silence goes back to
 // Disconnected, answers every waiter with kSchedulerUnavailable and allows no new attempt before
 // retry_at (retry_period later). Rules: docs/design.md, "The pod manager". Memory sessions
-// (docs/memory.md) are MemSessions fed by the same connection's settings. Not thread-safe.
+// (docs/memory.md) are MemSessions fed by the same connection's settings; their total is reported
+// to the scheduler (MemUsage, paced by UsageReport), whose Evict goes to the route's launch gates
+// (docs/memory.md, "Residency"). Not thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +26,7 @@
 #include "gem/protocol.h"
 #include "mem_sessions.h"
 #include "token_share.h"
+#include "usage_report.h"
 
 namespace gem::pmgr {
 
@@ -64,9 +67,10 @@ class Route {
   void mem_hello(HookId h, const std::string& uuid, uint64_t rid, Micros now, Actions* out);
   /// MemReserve / MemReturn / MemQuery from a memory session (see MemSessions). A reserve or a
   /// query while the scheduler is disconnected also tries to reconnect (when retry_at has passed),
-  /// so the limit is learnt again; the answer never waits for it.
+  /// so the limit is learnt again; the answer never waits for it. A change of the client's total
+  /// is reported to a Ready scheduler by UsageReport's rule (MemUsage, request id 0).
   void mem_reserve(HookId h, uint64_t rid, const proto::MemReserve& m, Micros now, Actions* out);
-  void mem_return(HookId h, uint64_t rid, const proto::MemReturn& m, Actions* out);
+  void mem_return(HookId h, uint64_t rid, const proto::MemReturn& m, Micros now, Actions* out);
   void mem_query(HookId h, uint64_t rid, Micros now, Actions* out);
 
   // Events from the scheduler connection.
@@ -103,8 +107,11 @@ class Route {
   // Scheduler messages, one function each.
   void on_hello_reply(const proto::Message& m, Micros now, Actions* out);
   void on_grant(const proto::Message& m, const proto::TokenGrant& g, Micros now, Actions* out);
-  void on_settings(const proto::ClientSettings& s, Actions* out);
+  void on_settings(const proto::ClientSettings& s, Micros now, Actions* out);
   void on_revoke(const proto::TokenRevoke& r, Micros now, Actions* out);
+  void on_evict(const proto::Evict& e, Actions* out);
+  /// Sends MemUsage when UsageReport says one is due (Ready only).
+  void report_usage(Micros now, Actions* out);
 
   Link ensure_link(Micros now, Actions* out);
   bool outstanding() const { return requested_ || renewing_; }
@@ -144,6 +151,7 @@ class Route {
   uint64_t renew_id_ = 0;
   Micros renew_sent_at_ = 0;
   MemSessions mem_;               // memory sessions and their budgets
+  UsageReport usage_;             // what the scheduler was told of mem_'s total
 };
 
 }  // namespace gem::pmgr

@@ -412,6 +412,7 @@ Process& GemTest::start_scheduler(const SchedulerOptions& s) {
   }
   o.argv.insert(o.argv.end(), s.extra.begin(), s.extra.end());
   o.env = sanitizer_env();
+  for (const auto& [k, v] : s.env) o.env[k] = v;
   o.stderr_path = path("schd.log");
   o.stdout_path = path("schd.log");
   schd_ = std::make_unique<Process>(o);

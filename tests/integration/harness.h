@@ -114,6 +114,7 @@ struct SchedulerOptions {
   bool stats = true;                 // --stats path("stats.json"); users run without it
   std::vector<std::string> wrapper;  // run through this, e.g. {"/usr/bin/prlimit", "--nofile=64:64", "--"}
   std::string socket;                // default path("schd.sock")
+  std::map<std::string, std::string> env;  // more environment (e.g. the stand-in NVML's)
 };
 
 /// How start_pod_manager starts gem-pmgr.

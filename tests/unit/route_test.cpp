@@ -7,7 +7,7 @@
 //   hook H renew used=U [burst=B]          every hook and mem command takes [id=N] (its request id)
 //   mem H hello [gpu=D]                    a memory session for GPU D (default 0)
 //   mem H reserve need=N want=W [existing] mem H return bytes=B    mem H query    (sizes: script_num)
-//   sched connected|lost|heard|heartbeat|error        sched settings req=R lim=L mem=M
+//   sched connected|lost|heard|heartbeat|error|evict  sched settings req=R lim=L mem=M [flags=F]
 //   sched grant Q [id=N]    sched revoke HELD          tick    state    memory
 // Run with GEM_REWRITE=1 to rewrite the files with what the route does now (then review the diff).
 #include "../../pod-manager/route.h"
@@ -62,6 +62,9 @@ std::string body_text(const proto::Message& m) {
     o << "TokenRenew used=" << ren->used_us << " burst=" << ren->burst_us;
   } else if (const auto* ms = std::get_if<proto::MemState>(&b)) {
     o << "MemState limit=" << ms->limit_bytes << " held=" << ms->client_held_bytes << " granted=" << ms->granted_bytes;
+    if (ms->flags != 0) o << " flags=" << ms->flags;
+  } else if (const auto* u = std::get_if<proto::MemUsage>(&b)) {
+    o << "MemUsage bytes=" << u->bytes << " flags=" << u->flags;
   } else {
     o << proto::type_name(b);
   }
@@ -139,9 +142,11 @@ class Scenario {
       } else if (verb == "error") {
         route_.sched_message({id, proto::Error{proto::ErrorCode::kUnknownClient, "no such client"}}, now, &acts);
       } else if (verb == "settings") {
-        route_.sched_message(
-            {id, proto::ClientSettings{static_cast<uint32_t>(get("req")), static_cast<uint32_t>(get("lim")), get("mem")}},
-            now, &acts);
+        route_.sched_message({id, proto::ClientSettings{static_cast<uint32_t>(get("req")), static_cast<uint32_t>(get("lim")),
+                                                        get("mem"), static_cast<uint32_t>(get("flags"))}},
+                             now, &acts);
+      } else if (verb == "evict") {
+        route_.sched_message({0, proto::Evict{}}, now, &acts);
       } else if (verb == "grant") {
         route_.sched_message({id, proto::TokenGrant{script_num(words.at(1))}}, now, &acts);
       } else if (verb == "revoke") {
@@ -158,7 +163,7 @@ class Scenario {
       } else if (verb == "reserve") {
         route_.mem_reserve(h, id, proto::MemReserve{get("need"), get("want"), c.flag("existing")}, now, &acts);
       } else if (verb == "return") {
-        route_.mem_return(h, id, proto::MemReturn{get("bytes")}, &acts);
+        route_.mem_return(h, id, proto::MemReturn{get("bytes")}, now, &acts);
       } else if (verb == "query") {
         route_.mem_query(h, id, now, &acts);
       } else if (verb == "gone") {
@@ -216,7 +221,7 @@ class Scenario {
 TEST(RouteScenario, AllScriptsPass) {
   const std::string dir = gem::testing::testdata_dir("route");
   const std::vector<std::string> files = gem::testing::script_files(dir);
-  ASSERT_GE(files.size(), 7u) << "scenario scripts not found in " << dir
+  ASSERT_GE(files.size(), 15u) << "scenario scripts not found in " << dir
                               << " (run from the repository root, or set GEM_SRC)";
   for (const std::string& f : files) {
     SCOPED_TRACE(f);
