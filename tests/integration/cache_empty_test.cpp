@@ -15,8 +15,9 @@ namespace {
 
 constexpr const char* kPython = "/usr/bin/python3";
 
-// argv: MODE (torch: a stand-in torch in sys.modules; plain: none) EXPECT (empty: wait for each
-// emptying; none: pauses only, no call allowed) EVENTS STATS TRAP. Exit codes: 2 CUDA error,
+// argv: MODE (torch: a stand-in torch in sys.modules; slow: the same, its empty_cache() taking
+// 300 ms; plain: no torch) EXPECT (empty: wait for each emptying; none: pauses only, no call
+// allowed; exit: exit as soon as an emptying began) EVENTS STATS TRAP. Exit codes: 2 CUDA error,
 // 3 an awaited event did not come, 4 an emptying where none may be.
 constexpr const char* kProgram = R"PY(
 import ctypes, json, sys, time, types
@@ -32,12 +33,15 @@ def log(what):
         f.write("%s %d\n" % (what, now_us()))
 
 calls = []
-if mode == "torch":
+if mode in ("torch", "slow"):
     torch = types.ModuleType("torch")
     torch.cuda = types.ModuleType("torch.cuda")
     def empty_cache():
         calls.append(now_us())
         log("empty")
+        if mode == "slow":  # still emptying (GIL released) while the program exits
+            time.sleep(0.3)
+            log("empty_done")
     torch.cuda.empty_cache = empty_cache
     sys.modules["torch"] = torch  # as if imported
 
@@ -83,6 +87,10 @@ def burst(lib):
         ok(lib.cuLaunchKernel(fn, 1, 1, 1, 1, 1, 1, 0, None, None, None), "cuLaunchKernel")
     ok(cu.cuCtxSynchronize(), "cuCtxSynchronize")
 
+if expect == "exit":
+    burst(cu)
+    wait_for(lambda: calls, "empty")
+    sys.exit(0)  # the interpreter finishes while the emptier is inside empty_cache()
 if expect == "none":
     for i in range(3):
         burst(cu_gil if i % 2 else cu)
@@ -218,6 +226,20 @@ TEST_F(CacheEmptyTest, NoCallWithoutTorchNorByDefault) {
   for (const char* f : {"events-plain", "events-off"}) {
     for (const Event& e : read_events(path(f))) EXPECT_NE(e.what, "empty") << f;
   }
+  stop_daemons_expect_clean();
+}
+
+// The interpreter's exit waits (GIL released) for an emptying in progress, which then finishes: the
+// emptier never takes the GIL from a finalising interpreter (CPython would end its thread).
+TEST_F(CacheEmptyTest, ExitWhileEmptyingWaitsForIt) {
+  App& app = start_python("slow", "exit", "events", "1");
+  expect_exit_ok(app, 60 * slack());
+  std::vector<std::string> seen;
+  for (const Event& e : read_events(path("events"))) {
+    if (e.what != "burst") seen.push_back(e.what);
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"empty", "empty_done"})) << read_text(path("events"));
+  EXPECT_EQ(app.hook_stats().value("cache_empties", -1LL), 1) << app.hook_stats().dump();
   stop_daemons_expect_clean();
 }
 
