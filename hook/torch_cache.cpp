@@ -170,6 +170,8 @@ TorchEmpty call(bool (*still_wanted)(void*), void* ctx) {
 
 bool cpython_present() { return api().ok; }
 
+void torch_cache_after_fork() { g_in_python.store(false); }
+
 TorchEmpty empty_torch_cache(bool (*still_wanted)(void*), void* ctx) {
   const Api& a = api();
   if (!a.ok) return TorchEmpty::kNoPython;
