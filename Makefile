@@ -76,6 +76,13 @@ $(BUILD)/obj/hook/%.o: hook/%.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(ALL_CXXFLAGS) -fvisibility=hidden -fvisibility-inlines-hidden -c $< -o $@
 
+# CPython ends a thread that takes the GIL while the interpreter finalises with pthread_exit. The
+# cache emptier's thread (hook/cache_emptier.h) may be that thread: the forced unwinding must meet
+# no frame with a C++ personality routine, which the hook's static libstdc++/libgcc cannot serve to
+# the system's unwinder (it aborts). Its two files are built without exceptions: no frame of theirs
+# has one.
+$(call obj,hook/cache_emptier.cpp hook/torch_cache.cpp): ALL_CXXFLAGS += -fno-exceptions
+
 $(COMMON_A): $(call obj,$(COMMON_SRCS))
 	@mkdir -p $(dir $@)
 	ar rcs $@ $^

@@ -103,7 +103,10 @@ Emptier& emptier() {
   return *e;
 }
 
-void after_fork_child() { emptier().reset_after_fork(); }
+void after_fork_child() {
+  emptier().reset_after_fork();
+  torch_cache_after_fork();
+}
 
 bool Emptier::start() {
   static const bool atfork = pthread_atfork(nullptr, nullptr, after_fork_child) == 0;
@@ -169,6 +172,8 @@ bool Emptier::attempt(uint64_t tokens) {
     LOG_DEBUG("emptied PyTorch's CUDA cache after an idle release");
   } else if (r == TorchEmpty::kRaised) {
     LOG_DEBUG("torch.cuda.empty_cache() raised; not retried for this release");
+  } else if (r == TorchEmpty::kDeclined && !rc.later) {
+    LOG_DEBUG("not emptied: the client took or asked for the token while the GIL was awaited");
   }
   if (r == TorchEmpty::kCalled || r == TorchEmpty::kRaised) {
     std::lock_guard<std::mutex> lk(mu_);

@@ -1,6 +1,7 @@
 #include "torch_cache.h"
 
 #include <dlfcn.h>
+#include <time.h>
 
 #include <atomic>
 
@@ -41,6 +42,8 @@ struct Api {
   PyObj* (*CFunctionNewEx)(PyMethodDefC*, PyObj*, PyObj*) = nullptr;
   PyObj* (*CallFunctionObjArgs)(PyObj*, ...) = nullptr;
   PyObj* none = nullptr;  // &_Py_NoneStruct
+  void* (*SaveThread)() = nullptr;  // PyEval_SaveThread: returns the PyThreadState*
+  void (*RestoreThread)(void*) = nullptr;
 };
 
 template <typename T>
@@ -68,6 +71,8 @@ Api load() {
   find(&a.ImportModule, "PyImport_ImportModule");
   find(&a.CFunctionNewEx, "PyCFunction_NewEx");
   find(&a.CallFunctionObjArgs, "PyObject_CallFunctionObjArgs");
+  find(&a.SaveThread, "PyEval_SaveThread");
+  find(&a.RestoreThread, "PyEval_RestoreThread");
   a.none = static_cast<PyObj*>(real_dlsym(RTLD_DEFAULT, "_Py_NoneStruct"));
   a.ok = a.IsInitialized && a.GILStateEnsure && a.GILStateRelease && a.SysGetObject && a.DictGetItemString &&
          a.GetAttrString && a.CallObject && a.IncRef && a.DecRef && a.ErrClear;
@@ -81,12 +86,26 @@ const Api& api() {
 
 // Set by the atexit function: the interpreter is finishing, the GIL must not be taken again.
 std::atomic<bool> g_exiting{false};
+// Set from just before the emptier checks g_exiting until it has released the GIL (Dekker's pair
+// with g_exiting, both sequentially consistent): the atexit function waits for it to clear.
+std::atomic<bool> g_in_python{false};
 bool g_registered = false;  // the atexit function is registered (emptier thread only; kept across fork)
+constexpr int kExitWaitMs = 2000;  // the longest the interpreter's exit waits for an emptying
 
+// Runs in the interpreter's atexit, before it starts finalising (CPython stops any other thread
+// that takes the GIL from then on). An emptying in progress (or waiting for the GIL) is let finish
+// with the GIL released, so the emptier never meets a finalising interpreter.
 PyObj* on_python_exit(PyObj*, PyObj*) {
+  const Api& a = api();
   g_exiting.store(true);
-  api().IncRef(api().none);
-  return api().none;
+  if (g_in_python.load() && a.SaveThread != nullptr && a.RestoreThread != nullptr) {
+    void* ts = a.SaveThread();
+    const timespec ms{0, 1000000};
+    for (int i = 0; i < kExitWaitMs && g_in_python.load(); ++i) nanosleep(&ms, nullptr);
+    a.RestoreThread(ts);
+  }
+  a.IncRef(a.none);
+  return a.none;
 }
 
 PyMethodDefC g_exit_def = {"_gemhook_python_exiting", &on_python_exit, kMethNoArgs, nullptr};
@@ -151,9 +170,16 @@ TorchEmpty call(bool (*still_wanted)(void*), void* ctx) {
 
 bool cpython_present() { return api().ok; }
 
+void torch_cache_after_fork() { g_in_python.store(false); }
+
 TorchEmpty empty_torch_cache(bool (*still_wanted)(void*), void* ctx) {
   const Api& a = api();
-  if (!a.ok || finishing()) return TorchEmpty::kNoPython;
+  if (!a.ok) return TorchEmpty::kNoPython;
+  g_in_python.store(true);
+  if (finishing()) {
+    g_in_python.store(false);
+    return TorchEmpty::kNoPython;
+  }
   const int st = a.GILStateEnsure();
   TorchEmpty out = TorchEmpty::kNoPython;
   if (!finishing()) {
@@ -161,6 +187,7 @@ TorchEmpty empty_torch_cache(bool (*still_wanted)(void*), void* ctx) {
     out = call(still_wanted, ctx);
   }
   a.GILStateRelease(st);
+  g_in_python.store(false);
   return out;
 }
 

@@ -27,6 +27,9 @@ enum class TorchEmpty {
 /// Whether the process has the CPython C API the hook needs (looked up on the first call; then cheap).
 bool cpython_present();
 
+/// In a fork()ed child: the parent's emptier thread, whatever it was doing, is not in this process.
+void torch_cache_after_fork();
+
 /// Takes the GIL; with it held, if torch is imported and `still_wanted(ctx)` is true, calls
 /// torch.cuda.empty_cache(). Releases the GIL before returning.
 TorchEmpty empty_torch_cache(bool (*still_wanted)(void* ctx), void* ctx);

@@ -15,8 +15,10 @@ namespace {
 
 constexpr const char* kPython = "/usr/bin/python3";
 
-// argv: MODE (torch: a stand-in torch in sys.modules; plain: none) EXPECT (empty: wait for each
-// emptying; none: pauses only, no call allowed) EVENTS STATS TRAP. Exit codes: 2 CUDA error,
+// argv: MODE (torch: a stand-in torch in sys.modules; slow: the same, its empty_cache() taking
+// 300 ms; plain: no torch) EXPECT (empty: wait for each emptying; none: pauses only, no call
+// allowed; exit: exit as soon as an emptying began; gil: hold the GIL across a release and the
+// next launches) EVENTS STATS TRAP. Exit codes: 2 CUDA error,
 // 3 an awaited event did not come, 4 an emptying where none may be.
 constexpr const char* kProgram = R"PY(
 import ctypes, json, sys, time, types
@@ -32,12 +34,15 @@ def log(what):
         f.write("%s %d\n" % (what, now_us()))
 
 calls = []
-if mode == "torch":
+if mode in ("torch", "slow"):
     torch = types.ModuleType("torch")
     torch.cuda = types.ModuleType("torch.cuda")
     def empty_cache():
         calls.append(now_us())
         log("empty")
+        if mode == "slow":  # still emptying (GIL released) while the program exits
+            time.sleep(0.3)
+            log("empty_done")
     torch.cuda.empty_cache = empty_cache
     sys.modules["torch"] = torch  # as if imported
 
@@ -83,6 +88,9 @@ def burst(lib):
         ok(lib.cuLaunchKernel(fn, 1, 1, 1, 1, 1, 1, 0, None, None, None), "cuLaunchKernel")
     ok(cu.cuCtxSynchronize(), "cuCtxSynchronize")
 
+def wait_for_empty(n, what):
+    wait_for(lambda: len(calls) > n, what)
+
 if expect == "none":
     for i in range(3):
         burst(cu_gil if i % 2 else cu)
@@ -90,13 +98,38 @@ if expect == "none":
         time.sleep(0.4)  # idle release, then well past GEMINI_EMPTY_CACHE_MS
     if calls:
         sys.exit(4)
+elif expect == "exit":
+    burst(cu)
+    wait_for_empty(0, "empty")
+    sys.exit(0)  # the interpreter finishes while the emptier is inside empty_cache()
+elif expect == "gil":
+    burst(cu)
+    wait_for_empty(0, "first-empty")
+    # The program keeps the GIL from the next release on (switch interval 10 s, no call that
+    # releases it): the emptier waits for it while the program launches again, blocking at the
+    # gate with the GIL held, and gets it only once the program sleeps.
+    sys.setswitchinterval(10.0)
+    burst(cu)
+    spin_end = time.monotonic() + 1.5
+    while time.monotonic() < spin_end:
+        pass
+    for _ in range(30):
+        ok(cu_gil.cuLaunchKernel(fn, 1, 1, 1, 1, 1, 1, 0, None, None, None), "cuLaunchKernel")
+    ok(cu_gil.cuCtxSynchronize(), "cuCtxSynchronize")
+    t = now_us()
+    sys.setswitchinterval(0.005)
+    log("gil_released")
+    wait_for_empty(1, "empty-after-gil")  # for the release after the gated launches
+    time.sleep(0.3)
+    if calls[1] < t or len(calls) != 2:
+        sys.exit(4)
 else:
     # Each idle release is followed by one emptying, also after launches that held the GIL at the gate.
     for i in range(3):
         n = len(calls)
         burst(cu_gil if i % 2 else cu)
         log("burst")
-        wait_for(lambda: len(calls) > n, "empty-%d" % i)
+        wait_for_empty(n, "empty-%d" % i)
     n = len(calls)
     time.sleep(0.5)  # no release, no emptying
     if len(calls) != n:
@@ -114,7 +147,7 @@ else:
     log("capture_end")
     graph = ctypes.c_void_p()
     ok(cu.cuStreamEndCapture(stream, ctypes.byref(graph)), "cuStreamEndCapture")
-    wait_for(lambda: len(calls) > n, "empty-after-capture")  # no launch since: the held-back release
+    wait_for_empty(n, "empty-after-capture")  # no launch since: the release held back
 print(json.dumps({"empties": len(calls)}))
 )PY";
 
@@ -156,12 +189,13 @@ class CacheEmptyTest : public GemTest {
   /// The Python program under the hook as client "cache"; `empty_cache`: GEMINI_EMPTY_CACHE or
   /// empty for unset.
   App& start_python(const std::string& mode, const std::string& expect, const std::string& events,
-                    const std::string& empty_cache) {
+                    const std::string& empty_cache, const std::map<std::string, std::string>& env = {}) {
     AppOptions a;
     a.client = "cache";
     a.command = {kPython, path("cache_prog.py"), mode, expect, path(events), path("stats.json"), path("trap")};
     if (!empty_cache.empty()) a.env["GEMINI_EMPTY_CACHE"] = empty_cache;
     a.env["GEMINI_EMPTY_CACHE_MS"] = "50";
+    for (const auto& [k, v] : env) a.env[k] = v;
     if (sanitized()) a.env["ASAN_OPTIONS"] = "verify_asan_link_order=0:detect_leaks=0";  // python is not ASan-built
     return start_app(a);
   }
@@ -218,6 +252,34 @@ TEST_F(CacheEmptyTest, NoCallWithoutTorchNorByDefault) {
   for (const char* f : {"events-plain", "events-off"}) {
     for (const Event& e : read_events(path(f))) EXPECT_NE(e.what, "empty") << f;
   }
+  stop_daemons_expect_clean();
+}
+
+// The emptier waits for the GIL while the program holds it, also while the program is blocked at
+// the launch gate with it (as PyTorch's launches are): the token comes regardless, and once the
+// emptier has the GIL it sees the client took the token again and leaves that release alone.
+TEST_F(CacheEmptyTest, GilHeldAtTheGateBlocksNothing) {
+  App& app = start_python("torch", "gil", "events", "1", {{"GEMINI_LOG_LEVEL", "debug"}});
+  expect_exit_ok(app, 60 * slack());
+  EXPECT_NE(read_text(app.err_path).find("not emptied: the client took or asked for the token while the GIL was awaited"),
+            std::string::npos)
+      << tail(app.err_path);
+  EXPECT_EQ(app.hook_stats().value("cache_empties", -1LL), 2) << app.hook_stats().dump();
+  EXPECT_EQ(app.hook_stats().value("unthrottled_launches", -1LL), 0) << app.hook_stats().dump();
+  stop_daemons_expect_clean();
+}
+
+// The interpreter's exit waits (GIL released) for an emptying in progress, which then finishes: the
+// emptier never takes the GIL from a finalising interpreter (CPython would end its thread).
+TEST_F(CacheEmptyTest, ExitWhileEmptyingWaitsForIt) {
+  App& app = start_python("slow", "exit", "events", "1");
+  expect_exit_ok(app, 60 * slack());
+  std::vector<std::string> seen;
+  for (const Event& e : read_events(path("events"))) {
+    if (e.what != "burst") seen.push_back(e.what);
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"empty", "empty_done"})) << read_text(path("events"));
+  EXPECT_EQ(app.hook_stats().value("cache_empties", -1LL), 1) << app.hook_stats().dump();
   stop_daemons_expect_clean();
 }
 
