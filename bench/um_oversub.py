@@ -52,7 +52,7 @@ CONFIG_UM_OPTION = "um=on"               # fifth field of a resource-config.txt 
 ENV_EMPTY_CACHE = "GEMINI_EMPTY_CACHE"   # hook: cache emptying (follows UM mode by default)
 EMPTY_CACHE_OFF = "0"                    # set in (a)
 EMPTY_CACHE_ON = None                    # set in (b); None = leave unset (follows UM mode)
-HOOK_SWITCH_FIELD = "first_kernel_after_grant_us"  # hook stats field (GEMINI_STATS_FILE), if present
+HOOK_SWITCH_FIELD = "prefetch_us_max"  # hook stats (GEMINI_STATS_FILE): longest grant -> open gate spent prefetching, µs
 
 
 def budget_size(nbytes):

@@ -124,7 +124,9 @@ class FloodTest : public HardeningTest {
     EXPECT_TRUE(r.dropped) << "a connection that floods and never reads was kept";
     // Under AddressSanitizer freed memory sits in its quarantine (up to 256 MiB), so RSS says
     // nothing about the daemon's own growth there; the plain run holds the bound.
-    if (!sanitized()) EXPECT_LT(rss_max - rss0, 20 * 1024) << "the daemon's memory grew with the flood";
+    if (!sanitized()) {
+      EXPECT_LT(rss_max - rss0, 20 * 1024) << "the daemon's memory grew with the flood";
+    }
     EXPECT_GT(sh.t1 - sh.t0, 4000000) << "the flood was too short to measure shares";
     EXPECT_NEAR(sh.share.at("a"), 0.3, share_tolerance()) << sh.describe();
     EXPECT_NEAR(sh.share.at("b"), 0.7, share_tolerance()) << sh.describe();
