@@ -25,12 +25,14 @@ uint64_t driver_alloc_bytes(uint64_t bytes) {
   return bytes >= 2 * kMiB ? round_up_bytes(bytes, 2 * kMiB) : round_up_bytes(bytes, 8 << 10);
 }
 
-uint64_t MemLedger::chunk_for(uint64_t limit) { return std::clamp<uint64_t>(clamp(limit) / 32, 2 * kMiB, 64 * kMiB); }
+uint64_t MemLedger::chunk_for(uint64_t limit) {
+  return limit == 0 ? 64 * kMiB : std::clamp<uint64_t>(clamp(limit) / 32, 2 * kMiB, 64 * kMiB);
+}
 
 void MemLedger::set_limit(uint64_t bytes) { limit_ = clamp(bytes); }
 
 uint64_t MemLedger::shortfall(uint64_t bytes) const {
-  if (!limited()) return 0;
+  if (!leasing()) return 0;
   return sub(add(used(), bytes), lease_);
 }
 

@@ -49,12 +49,17 @@ class MemLedger {
  public:
   static constexpr uint64_t kMaxBytes = uint64_t{1} << 50;
 
-  /// The lease chunk for a limit: limit / 32, at least 2 MiB, at most 64 MiB (docs/memory.md).
+  /// The lease chunk for a limit: limit / 32, at least 2 MiB, at most 64 MiB; 64 MiB without a
+  /// limit (docs/memory.md).
   static uint64_t chunk_for(uint64_t limit);
 
   /// Sets the limit in bytes (0 = none). Lowering it below use frees nothing: later reservations
   /// fail until use falls.
   void set_limit(uint64_t bytes);
+  /// Leases are kept even without a limit (unified-memory mode: gem-pmgr reports the client's
+  /// memory to gem-schd for residency from the leases). Nothing is refused for want of a limit.
+  void set_tracking(bool on) { tracking_ = on; }
+  bool leasing() const { return limited() || tracking_; }
   uint64_t limit() const { return limit_; }
   bool limited() const { return limit_ > 0; }
 
@@ -95,6 +100,7 @@ class MemLedger {
 
  private:
   uint64_t limit_ = 0;
+  bool tracking_ = false;
   uint64_t lease_ = 0;
   uint64_t committed_ = 0;
   uint64_t pending_ = 0;

@@ -64,6 +64,7 @@ void MemTracker::apply(Gpu& g, const proto::MemState& st) {
   g.client_held = proto::wire_bytes(st.client_held_bytes);
   g.known = true;
   g.um = (st.flags & proto::kFlagUnifiedMemory) != 0;
+  g.ledger.set_tracking(g.um);
   if (g.um) any_um_.store(true, std::memory_order_relaxed);
   if (before != g.ledger.limit()) {
     LOG_INFO("GPU_MEM on %s is now %llu bytes", g.uuid.c_str(), static_cast<unsigned long long>(g.ledger.limit()));
@@ -105,7 +106,7 @@ void MemTracker::check_pushes(Gpu& g, Micros now) {
 }
 
 void MemTracker::give_back_surplus(Gpu& g, uint64_t keep) {
-  if (!g.ledger.limited() || !g.session.is_open()) return;
+  if (!g.ledger.leasing() || !g.session.is_open()) return;
   const uint64_t s = g.ledger.surplus(keep);
   if (s == 0) return;
   if (g.session.give_back(s)) g.ledger.remove_lease(s);
@@ -135,7 +136,11 @@ bool MemTracker::reserve(CUdevice dev, uint64_t bytes) {
     connect(*g, now);
     check_pushes(*g, now);
     if (!g->known && settings().fail_closed) return false;
-    if (g->ledger.limited() && !grow_lease(*g, bytes)) return false;
+    if (g->ledger.limited()) {
+      if (!grow_lease(*g, bytes)) return false;
+    } else if (g->ledger.leasing()) {
+      grow_lease(*g, bytes);  // no limit to enforce: the lease only tells gem-pmgr what is used
+    }
     g->ledger.reserve(bytes);
     return true;
   } catch (...) {

@@ -94,7 +94,10 @@ void TokenWorker::run() {
       have_answer = true;
     } else {
       if (!pmgr_.release_token(rel)) LOG_WARN("could not give the token back: pod manager connection lost");
-      note_idle_release();  // the cache emptier's cue; a short lock at most (cache_emptier.h)
+      // GEMINI_EMPTY_CACHE=1: the cache is emptied at every idle release. By default (unified-memory
+      // mode) only when the client is told to evict (wait_for_demand): emptying a cache the client
+      // will refill at its next iteration costs it the refill (measured, docs/memory.md).
+      if (settings().empty_cache == 1) note_idle_release();
     }
   }
 }
@@ -107,7 +110,10 @@ void TokenWorker::wait_for_demand() {
     if (!um || !pmgr_.connected()) continue;
     pmgr_.wait_event(0);
     uint32_t flags = 0;
-    if (pmgr_.take_evict(&flags) && !residency_.evicted()) residency_.evict((flags & proto::kEvictDemandPaging) != 0);
+    if (pmgr_.take_evict(&flags) && !residency_.evicted()) {
+      residency_.evict((flags & proto::kEvictDemandPaging) != 0);
+      if (settings().empty_cache != 0) note_idle_release();  // unused cached blocks need not move
+    }
   }
 }
 

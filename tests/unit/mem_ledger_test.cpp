@@ -44,6 +44,17 @@ TEST(MemLedger, WithoutALimitEverythingFitsAndIsStillCounted) {
   EXPECT_EQ(l.used(), 0u);
 }
 
+TEST(MemLedger, UnifiedMemoryWithoutALimitStillLeasesSoItsUseIsKnownButRefusesNothing) {
+  MemLedger l;
+  l.set_tracking(true);
+  EXPECT_TRUE(l.leasing());
+  EXPECT_FALSE(l.limited());
+  const LeaseAsk a = l.ask(10 * kMiB);
+  EXPECT_EQ(a.need, 10 * kMiB);
+  EXPECT_EQ(a.want, 74 * kMiB) << "a 64 MiB chunk without a limit";
+  EXPECT_FALSE(l.beyond_limit(kGiB * 1024));
+}
+
 TEST(MemLedger, AllocationPastTheLeaseAsksForTheShortfallAndAChunk) {
   MemLedger l;
   l.set_limit(2 * kGiB);
