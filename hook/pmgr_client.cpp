@@ -79,9 +79,13 @@ PmgrClient::Answer PmgrClient::await_answer(uint64_t* quota_us, std::string* why
       *why = e->message;
       return Answer::kRefused;
     }
-    if (const auto* ev = std::get_if<proto::Evict>(&m.body)) {  // acted on when idle (take_evict)
-      evict_ = true;
-      evict_flags_ = ev->flags;
+    if (const auto* ev = std::get_if<proto::Evict>(&m.body)) {
+      if (on_evict_) {
+        on_evict_(ev->flags);
+      } else {  // acted on when idle (take_evict)
+        evict_ = true;
+        evict_flags_ = ev->flags;
+      }
     }
     // Heartbeat; or a TokenRevoke of a grant already given back (it applies while holding only).
   }

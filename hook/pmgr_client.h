@@ -6,6 +6,7 @@
 // connection is closed and the caller takes its fail-open (or fail-closed) path.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "gem/net.h"
@@ -48,6 +49,10 @@ class PmgrClient {
   Event wait_event(int64_t wait_us);
 
   /// True (once) when an Evict arrived while waiting for something else (docs/memory.md, "Residency").
+  /// Called (on the calling thread) when an Evict arrives while a request waits for its answer:
+  /// a client waiting for the token does not run, so its memory may leave meanwhile.
+  void on_evict_while_waiting(std::function<void(uint32_t flags)> f) { on_evict_ = std::move(f); }
+
   /// *flags: Evict.flags (kEvictDemandPaging).
   bool take_evict(uint32_t* flags = nullptr) {
     const bool e = evict_;
@@ -65,6 +70,7 @@ class PmgrClient {
   PmgrConn conn_;
   bool evict_ = false;  // an Evict seen and not yet taken
   uint32_t evict_flags_ = 0;
+  std::function<void(uint32_t)> on_evict_;
   proto::ClientSettings settings_;
 };
 

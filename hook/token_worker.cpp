@@ -40,6 +40,9 @@ void TokenWorker::run() {
   }
   // A lookup that fails keeps what uuid_ held (a fork()ed child: the parent's).
   if (std::string u = device_uuid(device_); !u.empty()) uuid_ = u;
+  pmgr_.on_evict_while_waiting([this](uint32_t flags) {
+    if (!residency_.evicted()) residency_.evict((flags & proto::kEvictDemandPaging) != 0);
+  });
   Micros quota = 0;
   bool have_answer = false;  // a release asked for the token again and its answer is in `next`
   Outcome next = Outcome::kRetryLater;
