@@ -243,9 +243,13 @@ bool MemTracker::view_uuid(const std::string& uuid, uint64_t* limit, uint64_t* f
 }
 
 bool MemTracker::unified_memory(CUdevice dev) {
-  std::lock_guard<std::mutex> lk(mu_);
-  Gpu* g = gpu(dev);
-  return g != nullptr && g->um;
+  try {
+    std::lock_guard<std::mutex> lk(mu_);
+    Gpu* g = gpu(dev);
+    return g != nullptr && g->um;
+  } catch (...) {
+    return false;
+  }
 }
 
 void MemTracker::note_managed(CUdevice dev, uint64_t ptr, uint64_t bytes) {
@@ -276,9 +280,13 @@ std::vector<std::pair<uint64_t, uint64_t>> MemTracker::managed_ranges(CUdevice d
 }
 
 std::vector<uint64_t> MemTracker::pools(CUdevice dev) {
-  std::lock_guard<std::mutex> lk(mu_);
-  Gpu* g = gpu(dev);
-  return g != nullptr ? g->pools : std::vector<uint64_t>{};
+  try {
+    std::lock_guard<std::mutex> lk(mu_);
+    Gpu* g = gpu(dev);
+    return g != nullptr ? g->pools : std::vector<uint64_t>{};
+  } catch (...) {
+    return {};
+  }
 }
 
 void MemTracker::note_pool(CUdevice dev, uint64_t pool) {
