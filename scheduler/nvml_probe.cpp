@@ -77,7 +77,9 @@ bool Nvml::memory(nvmlDevice_t dev, NvmlMemory* out, std::string* why) const {
 void Nvml::close() {
   if (initialised_) reinterpret_cast<ShutdownFn>(shutdown_)();
   initialised_ = false;
-  if (lib_ != nullptr) dlclose(lib_);
+  // The library stays loaded (no dlclose): unloading a driver library gains nothing and is not
+  // always safe, and what it allocated (the stand-in keeps its state for the process) stays
+  // reachable. A later open() gets the same handle.
   lib_ = nullptr;
   by_index_ = by_uuid_ = mem_info_ = error_string_ = shutdown_ = nullptr;
 }

@@ -35,7 +35,7 @@ class Nvml {
   bool device(const std::string& uuid, nvmlDevice_t* dev, std::string* why) const;
   /// nvmlDeviceGetMemoryInfo of `dev`.
   bool memory(nvmlDevice_t dev, NvmlMemory* out, std::string* why) const;
-  /// nvmlShutdown and dlclose (the destructor does it too).
+  /// nvmlShutdown (the destructor does it too); the library stays loaded.
   void close();
 
  private:

@@ -10,13 +10,8 @@ namespace {
 
 constexpr Micros kMs = 1000;
 
-PolicyOptions Opts() {
-  PolicyOptions o;
-  o.base_quota = 100 * kMs;
-  o.min_quota = 100 * kMs;
-  o.window = 10000 * kMs;
-  return o;
-}
+// 100 ms quotas over a 10 s window.
+PolicyOptions Opts() { return PolicyOptions{100 * kMs, 100 * kMs, 10000 * kMs}; }
 
 TEST(PolicyResidency, AmongEqualsTheResidentClientGoesFirst) {
   for (bool a_cold : {false, true}) {
@@ -56,8 +51,7 @@ TEST(PolicyResidency, ASmallerShareOutranksResidency) {
 }
 
 TEST(PolicyResidency, ResidencyNeverLiftsALimit) {
-  PolicyOptions o = Opts();
-  Policy p(o);
+  Policy p(Opts());
   p.set_clients({{"a", 0, 1}, {"b", 0, 0.01}}, 0);
   p.request("b", 0, 0);
   ASSERT_EQ(p.schedule(0)->client, "b");
