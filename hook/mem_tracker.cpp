@@ -267,16 +267,24 @@ void MemTracker::note_managed(CUdevice dev, uint64_t ptr, uint64_t bytes) {
   }
 }
 
-std::vector<std::pair<uint64_t, uint64_t>> MemTracker::managed_ranges(CUdevice dev, uint64_t* total) {
+std::vector<std::pair<uint64_t, uint64_t>> MemTracker::managed_ranges(CUdevice dev) {
   std::vector<std::pair<uint64_t, uint64_t>> out;
   try {
     std::lock_guard<std::mutex> lk(mu_);
-    Gpu* g = gpu(dev);
-    if (total != nullptr) *total = g != nullptr ? g->managed_bytes : 0;
-    if (g != nullptr) out.assign(g->managed.begin(), g->managed.end());
+    if (Gpu* g = gpu(dev)) out.assign(g->managed.begin(), g->managed.end());
   } catch (...) {
   }
   return out;
+}
+
+uint64_t MemTracker::managed_bytes(CUdevice dev) {
+  try {
+    std::lock_guard<std::mutex> lk(mu_);
+    Gpu* g = gpu(dev);
+    return g != nullptr ? g->managed_bytes : 0;
+  } catch (...) {
+    return 0;
+  }
 }
 
 std::vector<uint64_t> MemTracker::pools(CUdevice dev) {

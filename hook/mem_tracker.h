@@ -67,8 +67,10 @@ class MemTracker {
   /// Managed allocations (unified-memory mode): noted when made, forgotten when freed; what the
   /// hook moves to the host on Evict and back before its next slice (docs/memory.md, "Residency").
   void note_managed(CUdevice dev, uint64_t ptr, uint64_t bytes);
-  /// The managed ranges of `dev` (address, bytes) and their total.
-  std::vector<std::pair<uint64_t, uint64_t>> managed_ranges(CUdevice dev, uint64_t* total = nullptr);
+  /// The managed ranges of `dev` (address, bytes).
+  std::vector<std::pair<uint64_t, uint64_t>> managed_ranges(CUdevice dev);
+  /// Bytes of managed memory on `dev` (no copy of the ranges).
+  uint64_t managed_bytes(CUdevice dev);
 
   /// Pools of `dev` seen so far (for re-reading what they hold before refusing).
   std::vector<uint64_t> pools(CUdevice dev);

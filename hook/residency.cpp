@@ -7,16 +7,11 @@
 
 namespace gem::hook {
 
-bool Residency::has_managed() const {
-  uint64_t total = 0;
-  MemTracker::get().managed_ranges(device_, &total);
-  return total > 0;
-}
+bool Residency::has_managed() const { return MemTracker::get().managed_bytes(device_) > 0; }
 
 uint64_t Residency::migrate(bool to_device) {
   if (real::cuMemPrefetchAsync_v2 == nullptr) return 0;
-  uint64_t total = 0;
-  const auto ranges = MemTracker::get().managed_ranges(device_, &total);
+  const auto ranges = MemTracker::get().managed_ranges(device_);
   if (ranges.empty()) return 0;
   CUmemLocation where{};
   where.type = to_device ? CU_MEM_LOCATION_TYPE_DEVICE : CU_MEM_LOCATION_TYPE_HOST;
