@@ -160,31 +160,26 @@ namespace {
 // and SET_ACCESSED_BY: pages stay on the GPU until evicted and the GPU keeps a mapping while they
 // are on the host, so nothing faults back by accident). A driver without managed memory on this
 // device gets the plain allocation.
-CUresult managed_alloc(CUdeviceptr* dptr, size_t bytes, CUdevice dev, CUresult (*plain)(CUdeviceptr*, size_t)) {
+CUresult plain_alloc(CUdeviceptr* dptr, size_t bytes) { return real::cuMemAlloc_v2(dptr, bytes); }
+
+CUresult managed_alloc(CUdeviceptr* dptr, size_t bytes, CUdevice dev) {
   const CUresult r = real::cuMemAllocManaged(dptr, bytes, CU_MEM_ATTACH_GLOBAL);
-  if (r == CUDA_ERROR_NOT_SUPPORTED) return plain(dptr, bytes);
+  if (r == CUDA_ERROR_NOT_SUPPORTED) return plain_alloc(dptr, bytes);
   if (r != CUDA_SUCCESS) return r;
+  CUmemLocation here{};
+  here.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  here.id = dev;
   if (real::cuMemAdvise_v2 != nullptr) {
-    CUmemLocation here{};
-    here.type = CU_MEM_LOCATION_TYPE_DEVICE;
-    here.id = dev;
     real::cuMemAdvise_v2(*dptr, bytes, CU_MEM_ADVISE_SET_PREFERRED_LOCATION, here);
     real::cuMemAdvise_v2(*dptr, bytes, CU_MEM_ADVISE_SET_ACCESSED_BY, here);
   }
   // Populate it on the GPU in bulk now (stream-ordered on the legacy default stream, ahead of the
   // program's kernels there) rather than page by page at its first touch: fresh managed memory
   // faults in at a seventh of the prefetch bandwidth (docs/memory.md).
-  if (real::cuMemPrefetchAsync_v2 != nullptr) {
-    CUmemLocation here{};
-    here.type = CU_MEM_LOCATION_TYPE_DEVICE;
-    here.id = dev;
-    real::cuMemPrefetchAsync_v2(*dptr, bytes, here, 0, nullptr);
-  }
+  if (real::cuMemPrefetchAsync_v2 != nullptr) real::cuMemPrefetchAsync_v2(*dptr, bytes, here, 0, nullptr);
   T().note_managed(dev, *dptr, bytes);
   return CUDA_SUCCESS;
 }
-
-CUresult plain_alloc(CUdeviceptr* dptr, size_t bytes) { return real::cuMemAlloc_v2(dptr, bytes); }
 
 // Memory that cannot become managed stays resident; said once so nothing changes silently.
 void warn_resident_once(CUdevice dev, const char* what) {
@@ -203,7 +198,7 @@ bool current_device(CUdevice* dev) {
 CUresult on_cuMemAlloc_v2(CUdeviceptr* dptr, size_t bytesize) {
   CUdevice dev = 0;
   auto call = [&] {
-    return T().unified_memory(dev) ? managed_alloc(dptr, bytesize, dev, plain_alloc) : plain_alloc(dptr, bytesize);
+    return T().unified_memory(dev) ? managed_alloc(dptr, bytesize, dev) : plain_alloc(dptr, bytesize);
   };
   if (!MemTracker::active() || !current_device(&dev)) return plain_alloc(dptr, bytesize);
   return counted_on(dev, driver_alloc_bytes(bytesize), call, [&] { return MemKey{MemKind::kPointer, *dptr}; });
@@ -232,7 +227,7 @@ CUresult on_cuMemAllocPitch_v2(CUdeviceptr* dptr, size_t* pPitch, size_t WidthIn
       return real::cuMemAllocPitch_v2(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
     }
     *pPitch = static_cast<size_t>(pitch);  // managed memory has no pitch of its own: rows padded as above
-    return managed_alloc(dptr, static_cast<size_t>(pitch * rows), dev, plain_alloc);
+    return managed_alloc(dptr, static_cast<size_t>(pitch * rows), dev);
   };
   if (!MemTracker::active() || !current_device(&dev)) {
     return real::cuMemAllocPitch_v2(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);

@@ -51,6 +51,19 @@ bool limited(nvmlDevice_t device, unsigned long long* limit, unsigned long long*
   return true;
 }
 
+// Rewrites NVML's answer `memory` (nvmlMemory_t or nvmlMemory_v2_t) for the client's limit:
+// total = limit, free = what is left of it (never more than NVML says is free), used = the rest.
+// False (nothing changed) when no limit applies.
+template <typename Memory>
+bool virtualise(nvmlDevice_t device, Memory* memory) {
+  unsigned long long limit = 0, free = 0;
+  if (memory == nullptr || !limited(device, &limit, &free)) return false;
+  memory->total = limit;
+  memory->free = std::min(free, memory->free);
+  memory->used = limit - memory->free;
+  return true;
+}
+
 }  // namespace
 
 void* nvml_wrapper(const char* name, void* real) {
@@ -74,12 +87,7 @@ extern "C" GEM_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, 
   auto fn = reinterpret_cast<MemInfoFn>(real_nvml(g_real_info, "nvmlDeviceGetMemoryInfo"));
   if (fn == nullptr) return NVML_ERROR_FUNCTION_NOT_FOUND;
   const nvmlReturn_t r = fn(device, memory);
-  unsigned long long limit = 0, free = 0;
-  if (r == NVML_SUCCESS && memory != nullptr && limited(device, &limit, &free)) {
-    memory->total = limit;
-    memory->free = std::min(free, memory->free);
-    memory->used = limit - memory->free;
-  }
+  if (r == NVML_SUCCESS) virtualise(device, memory);
   return r;
 }
 
@@ -87,12 +95,7 @@ extern "C" GEM_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t devic
   auto fn = reinterpret_cast<MemInfo2Fn>(real_nvml(g_real_info2, "nvmlDeviceGetMemoryInfo_v2"));
   if (fn == nullptr) return NVML_ERROR_FUNCTION_NOT_FOUND;
   const nvmlReturn_t r = fn(device, memory);
-  unsigned long long limit = 0, free = 0;
-  if (r == NVML_SUCCESS && memory != nullptr && limited(device, &limit, &free)) {
-    memory->total = limit;
-    memory->reserved = 0;  // the driver's reservation is not the client's to see
-    memory->free = std::min(free, memory->free);
-    memory->used = limit - memory->free;
-  }
+  // The driver's reservation is not the client's to see.
+  if (r == NVML_SUCCESS && virtualise(device, memory)) memory->reserved = 0;
   return r;
 }
