@@ -44,20 +44,19 @@ uint64_t Residency::evict(bool demand_paging) {
   return moved;
 }
 
-void Residency::prefetch_back(Micros* took) {
-  *took = 0;
+void Residency::prefetch_back() {
   if (!evicted_) return;
   evicted_ = false;
   if (demand_paging_) return;
   const Micros t0 = mono_us();
   const uint64_t moved = migrate(true);
-  *took = mono_us() - t0;
+  const Micros took = mono_us() - t0;
   counters().prefetches.fetch_add(1, std::memory_order_relaxed);
   counters().prefetched_bytes.fetch_add(moved, std::memory_order_relaxed);
-  counters().prefetch_us_total.fetch_add(static_cast<uint64_t>(*took), std::memory_order_relaxed);
+  counters().prefetch_us_total.fetch_add(static_cast<uint64_t>(took), std::memory_order_relaxed);
   uint64_t prev = counters().prefetch_us_max.load(std::memory_order_relaxed);
-  while (static_cast<uint64_t>(*took) > prev &&
-         !counters().prefetch_us_max.compare_exchange_weak(prev, static_cast<uint64_t>(*took))) {
+  while (static_cast<uint64_t>(took) > prev &&
+         !counters().prefetch_us_max.compare_exchange_weak(prev, static_cast<uint64_t>(took))) {
   }
 }
 

@@ -26,9 +26,9 @@ class Residency {
   /// `demand_paging` (gem-schd --residency demand): no bulk prefetch back; pages fault back as
   /// kernels touch them. Returns the bytes asked to move.
   uint64_t evict(bool demand_paging);
-  /// Before a slice: if evicted, prefetches every managed range back to the GPU and waits for it.
-  /// Sets *took to the time it took (0 when nothing was evicted).
-  void prefetch_back(Micros* took);
+  /// Before a slice: if evicted, prefetches every managed range back to the GPU and waits for it
+  /// (its duration goes to the prefetch counters).
+  void prefetch_back();
   bool evicted() const { return evicted_; }
 
  private:

@@ -59,8 +59,7 @@ void TokenWorker::run() {
     if (next == Outcome::kUnthrottled) run_unthrottled(&quota);
     // The scheduler made this client resident with the grant: an Evict sent before it is stale.
     pmgr_.take_evict();
-    Micros prefetch_took = 0;
-    residency_.prefetch_back(&prefetch_took);
+    residency_.prefetch_back();
     timer_.start(mono_us());
     gate_.open();
     counters().tokens.fetch_add(1, std::memory_order_relaxed);
