@@ -15,6 +15,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <new>
 #include <system_error>
@@ -100,7 +101,7 @@ std::string check_id(std::string_view id) {
 // One line's fields, split without allocating: the first kKept, and how many there are in all.
 // The error paths re-split the line with split_fields() when they need every field.
 struct Fields {
-  static constexpr size_t kKept = 5;  // ID REQUEST LIMIT GPU_MEM and one option
+  static constexpr size_t kKept = 6;  // ID REQUEST LIMIT GPU_MEM and up to two options
   std::string_view f[kKept];
   size_t count = 0;
 };
@@ -169,6 +170,34 @@ bool fail(ConfigError* err, const std::string& file, int line, std::string why) 
   return false;
 }
 
+// One key=value option after GPU_MEM: um=on|off, latency=MS. Returns an empty string or why not.
+std::string parse_option(std::string_view o, ClientConfig* c, bool* seen_um, bool* seen_latency) {
+  const size_t eq = o.find('=');
+  if (eq == std::string_view::npos) return "extra field " + quote(o) + " after GPU_MEM";
+  const std::string_view key = o.substr(0, eq), value = o.substr(eq + 1);
+  bool* seen = key == "um" ? seen_um : key == "latency" ? seen_latency : nullptr;
+  if (seen == nullptr) return "unknown option " + quote(o) + " after GPU_MEM: expected um=on|off or latency=MS";
+  if (*seen) return "option " + quote(key) + " given twice";
+  *seen = true;
+  if (key == "um") {
+    if (value != "on" && value != "off") {
+      return "unknown option " + quote(o) + " after GPU_MEM: expected um=on or um=off";
+    }
+    c->unified_memory = value == "on";
+    return {};
+  }
+  // latency=MS: a positive number of milliseconds (decimals allowed), at most kMaxLatencyMs.
+  const std::string v(value);
+  char* end = nullptr;
+  const double ms = v.empty() ? -1 : std::strtod(v.c_str(), &end);
+  if (v.empty() || end != v.c_str() + v.size() || !(ms > 0) || ms > kMaxLatencyMs) {
+    return "latency " + quote(value) + " is not a number of milliseconds in (0, " +
+           std::to_string(static_cast<int>(kMaxLatencyMs)) + "]";
+  }
+  c->latency_us = static_cast<uint32_t>(ms * 1000 + 0.5);
+  return {};
+}
+
 // Checks one client line and appends it to *cfg. Returns an empty string or why not.
 std::string parse_client(const Fields& fl, std::string_view line, Config* cfg) {
   const std::string_view* f = fl.f;
@@ -178,7 +207,7 @@ std::string parse_client(const Fields& fl, std::string_view line, Config* cfg) {
            ": expected 'ID REQUEST LIMIT GPU_MEM' (GPU_MEM 0 = no limit), got " +
            quote(join(split_fields(line)));
   }
-  if (fl.count > 5) return "extra field " + quote(split_fields(line)[5]) + " after the options";
+  if (fl.count > Fields::kKept) return "extra field " + quote(split_fields(line)[Fields::kKept]) + " after the options";
   if (std::string why = check_id(f[0]); !why.empty()) return why;
   ClientConfig c;
   if (std::string why = parse_share("REQUEST", f[1], &c.request); !why.empty()) return why;
@@ -191,14 +220,9 @@ std::string parse_client(const Fields& fl, std::string_view line, Config* cfg) {
            " is not a size: bytes, or a number with K/M/G/T, KB/MB/GB/TB or "
            "KiB/MiB/GiB/TiB (0 = no limit)";
   }
-  if (fl.count == 5) {
-    if (f[4] == "um=on") {
-      c.unified_memory = true;
-    } else if (f[4].find('=') == std::string_view::npos) {
-      return "extra field " + quote(f[4]) + " after GPU_MEM";
-    } else if (f[4] != "um=off") {
-      return "unknown option " + quote(f[4]) + " after GPU_MEM: expected um=on or um=off";
-    }
+  bool seen_um = false, seen_latency = false;
+  for (size_t i = 4; i < fl.count; ++i) {
+    if (std::string why = parse_option(f[i], &c, &seen_um, &seen_latency); !why.empty()) return why;
   }
   c.name.assign(f[0].data(), f[0].size());
   cfg->clients.push_back(std::move(c));

@@ -72,6 +72,7 @@ bool encode_body(const Hello& m, std::vector<uint8_t>* out) {
     put_u32(out, m.declared.limit_ppm);
     put_u64(out, m.declared.gpu_mem_bytes);
     put_u32(out, m.declared.flags);
+    put_u32(out, m.declared.latency_us);
   }
   return put_str(out, m.secret, kMaxSecret);
 }
@@ -80,6 +81,7 @@ bool encode_body(const ClientSettings& m, std::vector<uint8_t>* out) {
   put_u32(out, m.limit_ppm);
   put_u64(out, m.gpu_mem_bytes);
   put_u32(out, m.flags);
+  put_u32(out, m.latency_us);
   return true;
 }
 bool encode_body(const TokenRequest& m, std::vector<uint8_t>* out) {
@@ -207,6 +209,7 @@ bool decode_body(Reader* r, Hello* m, std::string* err) {
     m->declared.limit_ppm = r->u32();
     m->declared.gpu_mem_bytes = r->u64();
     m->declared.flags = r->u32();
+    m->declared.latency_us = r->u32();
   }
   return r->str(&m->secret, err, kMaxSecret);
 }
@@ -215,6 +218,7 @@ bool decode_body(Reader* r, ClientSettings* m, std::string*) {
   m->limit_ppm = r->u32();
   m->gpu_mem_bytes = r->u64();
   m->flags = r->u32();
+  m->latency_us = r->u32();
   return true;
 }
 bool decode_body(Reader* r, TokenRequest* m, std::string*) {

@@ -24,6 +24,9 @@ constexpr const char* kUsage = R"(usage: gem-schd [flags]
   --base_quota MS      first and largest quota of a grant (default 250)
   --min_quota MS       smallest quota (default 100)
   --window MS          sliding window over which shares are measured (default 10000)
+  --fit_quotas on|off  fit quotas to the clients wanting the GPU: at most window / n, so each is
+                       served once per window (on, default; docs/scheduling.md)
+  --quota_floor MS     the least quota --fit_quotas may give (default 10)
   --gpu UUID           refuse pod managers that name another GPU
   --dynamic_clients    admit clients missing from the config with the settings they declare
   --stats PATH         write usage statistics as JSON to PATH every 500 ms
@@ -80,15 +83,16 @@ int main(int argc, char** argv) {
   gem::log::set_program("gem-schd");
   gem::Flags flags({"ip", "port", "socket", "config", "base_quota", "min_quota", "window", "gpu",
                     "stats", "log_level", "lease_grace", "secrets", "max_connections", "allow_uids", "mem_budget",
-                    "residency"},
+                    "residency", "fit_quotas", "quota_floor"},
                    {"dynamic_clients", "help"});
   std::string err;
-  int64_t port = 0, base = 0, min = 0, window = 0, grace = 0, max_conns = 0;
+  int64_t port = 0, base = 0, min = 0, window = 0, grace = 0, max_conns = 0, floor = 0;
   if (!flags.parse(argc, argv, &err) || !flags.get_int("port", 50051, 1, 65535, &port, &err) ||
       !flags.get_int("base_quota", 250, 1, 600000, &base, &err) ||
       !flags.get_int("min_quota", 100, 1, 600000, &min, &err) ||
       !flags.get_int("window", 10000, 100, 3600000, &window, &err) ||
       !flags.get_int("lease_grace", 500, 1, 600000, &grace, &err) ||
+      !flags.get_int("quota_floor", 10, 1, 600000, &floor, &err) ||
       !flags.get_int("max_connections", 1024, 1, 1000000, &max_conns, &err)) {
     std::fprintf(stderr, "gem-schd: %s\n%s", err.c_str(), kUsage);
     return 2;
@@ -96,6 +100,11 @@ int main(int argc, char** argv) {
   if (flags.has("help")) {
     std::fputs(kUsage, stdout);
     return 0;
+  }
+  const std::string fit = flags.get("fit_quotas", "on");
+  if (fit != "on" && fit != "off") {
+    std::fprintf(stderr, "gem-schd: --fit_quotas '%s': expected on or off\n", fit.c_str());
+    return 2;
   }
   if (min > base) {
     std::fprintf(stderr, "gem-schd: --min_quota %lld is above --base_quota %lld\n", (long long)min, (long long)base);
@@ -112,6 +121,8 @@ int main(int argc, char** argv) {
   opts.policy.base_quota = base * 1000;
   opts.policy.min_quota = min * 1000;
   opts.policy.window = window * 1000;
+  opts.policy.fit_quotas = fit == "on";
+  opts.policy.quota_floor = floor * 1000;
   opts.config_path = flags.get("config", "resource-config.txt");
   opts.gpu_uuid = flags.get("gpu", "");
   opts.dynamic_clients = flags.has("dynamic_clients");

@@ -46,10 +46,12 @@ std::vector<std::string> Policy::set_clients(const std::vector<ClientShare>& cli
     }
     it->second.request = s.request;
     it->second.limit = s.limit;
+    it->second.latency = std::max<Micros>(s.latency, 0);
     ++it;
   }
   while (it != clients_.end()) it = drop_at(it);
   if (!holder_.empty() && clients_.count(holder_) == 0) holder_.clear();
+  for (auto c = coruns_.begin(); c != coruns_.end();) c = clients_.count(c->first) == 0 ? coruns_.erase(c) : std::next(c);
   return dropped;
 }
 
@@ -68,7 +70,7 @@ std::vector<std::string> Policy::clients() const {
 
 void Policy::request(const std::string& name, Micros last_burst, Micros now) {
   auto it = clients_.find(name);
-  if (it == clients_.end() || holder_ == name) return;
+  if (it == clients_.end() || holds(name)) return;
   Client& c = it->second;
   forget_old(c, now);
   // A client back after a whole idle window starts a fresh share history.
@@ -81,24 +83,45 @@ void Policy::request(const std::string& name, Micros last_burst, Micros now) {
 }
 
 void Policy::release(const std::string& name, Micros used, Micros burst, Micros now) {
-  if (holder_.empty() || holder_ != name) return;
+  const bool holder = !holder_.empty() && holder_ == name;
+  auto co = coruns_.find(name);
+  if (!holder && co == coruns_.end()) return;
   Client& c = clients_.at(name);
-  charge(c, holder_charge(used, now), now);
+  charge(c, holder_charge(holder ? lease_ : co->second, used, now), now);
   if (burst > 0) c.burst = std::min(burst, opts_.window);
-  holder_.clear();
+  if (holder) {
+    holder_.clear();
+  } else {
+    coruns_.erase(co);
+  }
 }
 
-Micros Policy::holder_charge(Micros reported, Micros now) const {
-  const Micros observed = std::max<Micros>(now - grant_time_, 0);
+Micros Policy::holder_charge(const Lease& lease, Micros reported, Micros now) const {
+  const Micros observed = std::max<Micros>(now - lease.start, 0);
   return std::max(observed, std::clamp<Micros>(reported, 0, opts_.window));
 }
 
 std::optional<Revocation> Policy::expire_lease(Micros now) {
-  if (holder_.empty() || now < grant_time_ + grant_quota_ + opts_.lease_grace) return std::nullopt;
-  Revocation r{holder_, std::max<Micros>(now - grant_time_, 0)};
-  charge(clients_.at(holder_), r.held, now);
-  holder_.clear();
-  return r;
+  auto expired = [&](const Lease& l) { return now >= l.start + l.quota + opts_.lease_grace; };
+  auto revoke = [&](const std::string& name, const Lease& l) {
+    Revocation r{name, std::max<Micros>(now - l.start, 0)};
+    Client& c = clients_.at(name);
+    charge(c, r.held, now);
+    ++c.revocations;
+    return r;
+  };
+  if (!holder_.empty() && expired(lease_)) {
+    const Revocation r = revoke(holder_, lease_);
+    holder_.clear();
+    return r;
+  }
+  for (auto it = coruns_.begin(); it != coruns_.end(); ++it) {
+    if (!expired(it->second)) continue;
+    const Revocation r = revoke(it->first, it->second);
+    coruns_.erase(it);
+    return r;
+  }
+  return std::nullopt;
 }
 
 void Policy::disconnect(const std::string& name, Micros now) {
@@ -107,22 +130,71 @@ void Policy::disconnect(const std::string& name, Micros now) {
   Client& c = it->second;
   c.waiting = false;
   if (holder_ == name) {
-    charge(c, std::max<Micros>(now - grant_time_, 0), now);
+    charge(c, std::max<Micros>(now - lease_.start, 0), now);
     holder_.clear();
+  }
+  if (auto co = coruns_.find(name); co != coruns_.end()) {
+    charge(c, std::max<Micros>(now - co->second.start, 0), now);
+    coruns_.erase(co);
   }
 }
 
 std::optional<Grant> Policy::schedule(Micros now) {
-  if (!holder_.empty()) return std::nullopt;
+  if (!holder_.empty()) {
+    // Co-run tokens: a waiting latency client within its REQUEST runs beside the holder, oldest first.
+    const std::string* best = nullptr;
+    Micros best_since = 0;
+    for (auto& [name, c] : clients_) {
+      if (!c.waiting || c.latency <= 0) continue;
+      forget_old(c, now);
+      if (!may_corun(c, now) || (best != nullptr && c.waiting_since >= best_since)) continue;
+      best = &name;
+      best_since = c.waiting_since;
+    }
+    if (best == nullptr) return std::nullopt;
+    Client& c = clients_.at(*best);
+    c.waiting = false;
+    ++c.grants;
+    ++c.coruns;
+    const Lease l{now, fitted(quota_for(c))};
+    coruns_[*best] = l;
+    return Grant{*best, l.quota, true};
+  }
   const std::string* best = pick(now);
   if (best == nullptr) return std::nullopt;
   Client& c = clients_.at(*best);
   c.waiting = false;
   ++c.grants;
   holder_ = *best;
-  grant_time_ = now;
-  grant_quota_ = quota_for(c);
-  return Grant{holder_, grant_quota_};
+  lease_ = {now, fitted(quota_for(c))};
+  return Grant{holder_, lease_.quota};
+}
+
+bool Policy::may_corun(const Client& c, Micros now) const {
+  return c.latency > 0 && under_limit(c, now) && share(c, now) < c.request;
+}
+
+size_t Policy::demand() const {
+  size_t n = coruns_.size() + (holder_.empty() ? 0 : 1);
+  for (const auto& [name, c] : clients_) n += c.waiting ? 1 : 0;
+  return n;
+}
+
+Micros Policy::fitted(Micros quota) const {
+  if (!opts_.fit_quotas) return quota;
+  const Micros fair = opts_.window / static_cast<Micros>(std::max<size_t>(demand(), 1));
+  return std::min(quota, std::max(fair, opts_.quota_floor));
+}
+
+Micros Policy::quota_now(const std::string& name) const {
+  auto it = clients_.find(name);
+  return it == clients_.end() ? 0 : fitted(quota_for(it->second));
+}
+
+std::vector<std::string> Policy::corunners() const {
+  std::vector<std::string> names;
+  for (const auto& kv : coruns_) names.push_back(kv.first);
+  return names;
 }
 
 const std::string* Policy::pick(Micros now) {
@@ -177,7 +249,7 @@ std::optional<Micros> Policy::renew(const std::string& name, Micros used, Micros
   Client& c = clients_.at(name);
   // Would the rules give the token straight back to the holder once charged (its LIMIT)? Then it
   // keeps it without the drain; otherwise nothing changes and it drains and releases as usual.
-  const Micros charged = holder_charge(used, now);
+  const Micros charged = holder_charge(lease_, used, now);
   const Client saved = c;
   charge(c, charged, now);
   if (burst > 0) c.burst = std::min(burst, opts_.window);
@@ -190,27 +262,36 @@ std::optional<Micros> Policy::renew(const std::string& name, Micros used, Micros
   }
   c.waiting = false;
   ++c.grants;
-  grant_time_ = now;
-  grant_quota_ = quota_for(c);
-  return grant_quota_;
+  lease_ = {now, fitted(quota_for(c))};
+  return lease_.quota;
+}
+
+template <typename P>
+Micros Policy::first_time(Micros now, P&& pred) const {
+  // While a client waits its usage only slides out of the window and its share only falls, so the
+  // first moment a share-based condition holds can be found by bisection.
+  if (pred(now)) return now;
+  Micros lo = now, hi = now + opts_.window;
+  if (!pred(hi)) return kNever;
+  while (hi - lo > kEventPrecision) {
+    const Micros mid = lo + (hi - lo) / 2;
+    (pred(mid) ? hi : lo) = mid;
+  }
+  return hi;
 }
 
 Micros Policy::next_event(Micros now) const {
-  if (!holder_.empty()) return grant_time_ + grant_quota_ + opts_.lease_grace;
   Micros earliest = kNever;
+  if (!holder_.empty()) earliest = lease_.start + lease_.quota + opts_.lease_grace;
+  for (const auto& [name, l] : coruns_) earliest = std::min(earliest, l.start + l.quota + opts_.lease_grace);
   for (const auto& [name, c] : clients_) {
     if (!c.waiting) continue;
-    if (under_limit(c, now)) return now;
-    // While a client waits its usage only slides out of the window and its share only falls, so
-    // the first moment it is back under its LIMIT can be found by bisection.
-    Micros lo = now, hi = now + opts_.window;
-    if (under_limit(c, hi)) {
-      while (hi - lo > kEventPrecision) {
-        const Micros mid = lo + (hi - lo) / 2;
-        (under_limit(c, mid) ? hi : lo) = mid;
-      }
-      earliest = std::min(earliest, hi);
+    if (holder_.empty()) {
+      earliest = std::min(earliest, first_time(now, [&](Micros t) { return under_limit(c, t); }));
+    } else if (c.latency > 0) {
+      earliest = std::min(earliest, first_time(now, [&](Micros t) { return may_corun(c, t); }));
     }
+    if (earliest <= now) return now;
   }
   return earliest;
 }
@@ -225,8 +306,12 @@ std::optional<ClientStats> Policy::stats(const std::string& name, Micros now) co
   s.share = share(c, now);
   s.used_total = c.used_total;
   s.grants = c.grants;
+  s.coruns = c.coruns;
+  s.revocations = c.revocations;
+  s.latency = c.latency;
   s.waiting = c.waiting;
-  s.holding = holder_ == name;
+  s.holding = holds(name);
+  s.corun = coruns_.count(name) != 0;
   return s;
 }
 

@@ -8,6 +8,13 @@
 //      relative to REQUEST after one more quota, as weighted fair queueing does);
 //   2. then clients under their LIMIT, least share above their REQUEST first;
 //   3. never a client at or above its LIMIT (a LIMIT 0.25 client alone on the GPU gets 25% of it).
+// Latency clients (ClientShare::latency > 0, resource-config.txt's latency=MS) that wait while another
+// client holds the token are granted a co-run token at once when their share is under their REQUEST
+// (and LIMIT): they launch beside the holder and the GPU's own time slicing interleaves the two
+// (docs/scheduling.md, "Latency clients"). Above its REQUEST a latency client waits like any other,
+// so urgency never buys more than the REQUEST. A co-runner is charged like a holder.
+// Quotas are fitted to the number of clients with demand (fit_quotas): at most window / n, never
+// below quota_floor, so that every client is served once per window where that is possible.
 // Ties go to the larger REQUEST, then to a client whose memory is resident (set_cold: its memory
 // was moved to the host, docs/memory.md "Residency"; the preference never outranks a share), then
 // to the client that has waited longest.
@@ -44,6 +51,11 @@ struct PolicyOptions {
   // up to then and loses it (expire_lease); the hook drains and releases on its own, so this only
   // guards the other clients against a stuck, stopped or forging one. gem-schd --lease_grace.
   Micros lease_grace = 500000;
+  // Fit quotas to the clients with demand: a grant is at most window / (clients waiting or holding),
+  // but never less than quota_floor (µs), so n clients are served once per window when
+  // n * quota_floor <= window. gem-schd --fit_quotas on|off, --quota_floor.
+  bool fit_quotas = true;
+  Micros quota_floor = 10000;
 };
 
 /// A client's configured share of GPU time, each in [0, 1] with request <= limit.
@@ -51,11 +63,13 @@ struct ClientShare {
   std::string name;
   double request = 0;
   double limit = 1;
+  Micros latency = 0;  // µs; > 0: a latency client (co-runs beside the holder within its REQUEST)
 };
 
 struct Grant {
   std::string client;
-  Micros quota = 0;  // µs of GPU time
+  Micros quota = 0;    // µs of GPU time
+  bool corun = false;  // a co-run token: granted beside the holder to a latency client
 };
 
 /// A token taken back from its holder by expire_lease().
@@ -69,9 +83,13 @@ struct ClientStats {
   double limit = 1;
   double share = 0;       // share of GPU time over the window, now
   Micros used_total = 0;  // µs charged since the client was added
-  uint64_t grants = 0;
+  uint64_t grants = 0;     // every grant, co-runs included (renewals too)
+  uint64_t coruns = 0;     // co-run grants among them
+  uint64_t revocations = 0;  // tokens taken back by expire_lease
+  Micros latency = 0;      // µs, the configured latency target (0: none)
   bool waiting = false;
-  bool holding = false;
+  bool holding = false;    // holds the token or a co-run token
+  bool corun = false;      // holds a co-run token
 };
 
 class Policy {
@@ -94,7 +112,10 @@ class Policy {
   /// unknown clients or the current holder.
   void request(const std::string& name, Micros last_burst, Micros now);
 
-  /// The holder gives the token back having used `used` µs of GPU time (as it reports; may be any
+  /// Whether `name` holds the token or a co-run token.
+  bool holds(const std::string& name) const { return holder_ == name || coruns_.count(name) != 0; }
+
+  /// The holder (or a co-runner) gives the token back having used `used` µs of GPU time (as it reports; may be any
   /// value), its last kernel burst lasting `burst` µs. Charged max(now - grant, min(used, window)):
   /// a report can raise the charge, never lower it below the time observed. Ignored unless `name`
   /// holds the token (e.g. a release that comes after a revocation).
@@ -104,13 +125,21 @@ class Policy {
   /// time since the grant and the token is free at once.
   void disconnect(const std::string& name, Micros now);
 
-  /// If the holder kept the token past its quota + lease_grace, charges it the time since its grant,
-  /// frees the token and returns who lost it (the caller tells that client: TokenRevoke).
+  /// If the holder or a co-runner kept its token past its quota + lease_grace, charges it the time
+  /// since its grant, frees the token and returns who lost it (the caller tells that client:
+  /// TokenRevoke). One at a time: call until nullopt.
   std::optional<Revocation> expire_lease(Micros now);
 
-  /// If the token is free, picks the next holder by the rules above and returns its grant. nullopt
-  /// when the token is held (call expire_lease first) or nobody may have it now.
+  /// The next grant, or nullopt when there is none to make now: a co-run token for a waiting
+  /// latency client while another holds the token (see above), else, when the token is free, the
+  /// holder picked by the rules. Call until nullopt: one call makes one grant.
   std::optional<Grant> schedule(Micros now);
+
+  /// The quota a grant to a client gets now, µs: its burst clamped to [min_quota, base_quota], then
+  /// fitted to the clients with demand (PolicyOptions::fit_quotas).
+  Micros quota_now(const std::string& name) const;
+  /// Clients waiting or holding (the demand quotas are fitted to).
+  size_t demand() const;
 
   /// The holder's quota ran out while it still runs, having used `used` µs since its grant: if no
   /// other client waits and the rules would pick it again with that usage charged (its LIMIT), it
@@ -125,17 +154,24 @@ class Policy {
 
   std::optional<ClientStats> stats(const std::string& name, Micros now) const;
   std::vector<std::string> clients() const;
-  /// Name of the token holder, or empty.
+  /// Name of the token holder, or empty (co-runners are not holders).
   const std::string& holder() const { return holder_; }
+  /// Names of the clients holding a co-run token.
+  std::vector<std::string> corunners() const;
   const PolicyOptions& options() const { return opts_; }
 
  private:
   struct Interval {
     Micros start, end;
   };
+  struct Lease {
+    Micros start = 0;  // the grant (or renewal)
+    Micros quota = 0;
+  };
   struct Client {
     double request = 0;
     double limit = 1;
+    Micros latency = 0;
     Micros active_since = 0;
     std::deque<Interval> busy;  // charged GPU time, oldest first, inside the window
     bool waiting = false;
@@ -143,6 +179,8 @@ class Policy {
     Micros burst = 0;  // last measured burst, µs (0 = unknown)
     Micros used_total = 0;
     uint64_t grants = 0;
+    uint64_t coruns = 0;
+    uint64_t revocations = 0;
     bool cold = false;  // set_cold: memory moved to the host
   };
 
@@ -150,8 +188,15 @@ class Policy {
   /// beyond dropping usage that left the window.
   const std::string* pick(Micros now);
   void charge(Client& c, Micros used, Micros now);
-  /// What a holder releasing or renewing at `now` is charged for reporting `reported` µs.
-  Micros holder_charge(Micros reported, Micros now) const;
+  /// What a holder of `lease` releasing or renewing at `now` is charged for reporting `reported` µs.
+  Micros holder_charge(const Lease& lease, Micros reported, Micros now) const;
+  /// Whether a waiting latency client may have a co-run token now: under its REQUEST and LIMIT.
+  bool may_corun(const Client& c, Micros now) const;
+  /// The first time in (now, now + window] at which `pred(t)` holds for a waiting client (whose
+  /// share only falls while it waits), to kEventPrecision; kNever if none.
+  template <typename P>
+  Micros first_time(Micros now, P&& pred) const;
+  Micros fitted(Micros quota) const;
   void forget_old(Client& c, Micros now) const;
   Micros usage_in_window(const Client& c, Micros now) const;
   double share(const Client& c, Micros now) const;
@@ -163,8 +208,8 @@ class Policy {
   PolicyOptions opts_;
   std::map<std::string, Client> clients_;
   std::string holder_;
-  Micros grant_time_ = 0;
-  Micros grant_quota_ = 0;
+  Lease lease_;                          // the holder's
+  std::map<std::string, Lease> coruns_;  // co-runners' leases
 };
 
 }  // namespace gem::sched

@@ -141,7 +141,7 @@ void Server::on_message(int fd, Conn& c, const proto::Message& m) {
   if (const auto* r = std::get_if<proto::TokenRequest>(&m.body)) {
     // One request at a time: a pod manager never asks while it waits or holds, so a second one
     // is a flooder or a broken peer, not a queue to grow.
-    if (c.waiting || policy_.holder() == c.client) {
+    if (c.waiting || policy_.holds(c.client)) {
       c.peer->send({m.request_id, proto::Error{proto::ErrorCode::kProtocol, "TokenRequest while one is outstanding"}});
       drop(fd, "TokenRequest while one is outstanding");
       return;
@@ -160,7 +160,7 @@ void Server::on_message(int fd, Conn& c, const proto::Message& m) {
 
 void Server::on_request(Conn& c, const proto::Message& m, const proto::TokenRequest& r, Micros now) {
   c.pending_request = m.request_id;
-  c.waiting = policy_.holder() != c.client;
+  c.waiting = !policy_.holds(c.client);
   policy_.request(c.client, proto::wire_micros(r.last_burst_us), now);
 }
 
@@ -206,7 +206,8 @@ std::string Server::admit(const proto::Hello& h, proto::ErrorCode* code) {
   if (config_.find(h.client) == nullptr && dynamic_.count(h.client) == 0) {
     if (!opts_.dynamic_clients || !h.has_declared) return "client '" + h.client + "' is not in " + opts_.config_path;
     ClientConfig d{h.client, h.declared.request_ppm / 1e6, h.declared.limit_ppm / 1e6, h.declared.gpu_mem_bytes,
-                   (h.declared.flags & proto::kFlagUnifiedMemory) != 0};
+                   (h.declared.flags & proto::kFlagUnifiedMemory) != 0,
+                   std::min<uint32_t>(h.declared.latency_us, static_cast<uint32_t>(kMaxLatencyMs * 1000))};
     double requests = d.request;
     for (const auto& cc : config_.clients) requests += cc.request;
     for (const auto& [n, dc] : dynamic_) requests += dc.request;
@@ -280,8 +281,9 @@ void Server::reload_config(bool at_start) {
 
 void Server::apply_clients() {
   std::vector<ClientShare> shares;
-  for (const auto& cc : config_.clients) shares.push_back({cc.name, cc.request, cc.limit});
-  for (const auto& [n, d] : dynamic_) shares.push_back({n, d.request, d.limit});
+  for (const auto& cc : config_.clients) shares.push_back({cc.name, cc.request, cc.limit, cc.latency_us});
+  for (const auto& [n, d] : dynamic_) shares.push_back({n, d.request, d.limit, d.latency_us});
+  warn_unfit(shares.size());
   const std::vector<std::string> dropped = policy_.set_clients(shares, mono_us());
   for (const std::string& name : dropped) {
     auto it = fd_of_client_.find(name);
@@ -295,27 +297,45 @@ void Server::apply_clients() {
 
 void Server::schedule() {
   const Micros now = mono_us();
+  // One grant per call: the holder's when the token is free, then co-run tokens (Policy::schedule).
   while (auto g = policy_.schedule(now)) {
     Conn* c = conn_of(g->client);
     if (c == nullptr) {  // cannot happen: waiting clients are connected; stay safe anyway
       policy_.disconnect(g->client, now);
       continue;
     }
-    LOG_DEBUG("grant %s quota %lld us", g->client.c_str(), static_cast<long long>(g->quota));
+    LOG_DEBUG("grant %s quota %lld us%s", g->client.c_str(), static_cast<long long>(g->quota), g->corun ? " (co-run)" : "");
     c->waiting = false;
-    plan_residency(g->client, now);  // evictions first: their memory leaves while the holder's comes back
+    // Evictions first: their memory leaves while the holder's comes back. A co-runner is a latency
+    // client, never evicted (on_mem_usage), so its grant plans nothing.
+    if (!g->corun) plan_residency(g->client, now);
     send_or_drop(fd_of_client_.at(g->client), {c->pending_request, proto::TokenGrant{static_cast<uint64_t>(g->quota)}});
-    return;
   }
 }
 
 void Server::expire_lease() {
-  const auto r = policy_.expire_lease(mono_us());
-  if (!r) return;
-  LOG_WARN("'%s' kept the token %lld ms, past its quota + %lld ms of grace: revoked", r->client.c_str(),
-           static_cast<long long>(r->held / 1000), static_cast<long long>(policy_.options().lease_grace / 1000));
-  auto it = fd_of_client_.find(r->client);
-  if (it != fd_of_client_.end()) send_or_drop(it->second, {0, proto::TokenRevoke{static_cast<uint64_t>(r->held)}});
+  while (const auto r = policy_.expire_lease(mono_us())) {
+    LOG_WARN("'%s' kept the token %lld ms, past its quota + %lld ms of grace: revoked", r->client.c_str(),
+             static_cast<long long>(r->held / 1000), static_cast<long long>(policy_.options().lease_grace / 1000));
+    auto it = fd_of_client_.find(r->client);
+    if (it != fd_of_client_.end()) send_or_drop(it->second, {0, proto::TokenRevoke{static_cast<uint64_t>(r->held)}});
+  }
+}
+
+void Server::warn_unfit(size_t clients) {
+  const PolicyOptions& o = policy_.options();
+  const bool unfit = o.fit_quotas && static_cast<Micros>(clients) * o.quota_floor > o.window;
+  if (unfit && clients != unfit_clients_) {
+    LOG_WARN("%zu clients x the %lld ms quota floor exceed the %lld ms window: when all want the GPU, a client "
+             "may wait longer than a window (raise --window or lower --quota_floor)",
+             clients, static_cast<long long>(o.quota_floor / 1000), static_cast<long long>(o.window / 1000));
+  } else if (!o.fit_quotas && clients > 0 && static_cast<Micros>(clients) * o.base_quota > o.window &&
+             clients != unfit_clients_) {
+    LOG_WARN("%zu clients x the %lld ms base quota exceed the %lld ms window and --fit_quotas is off: when all "
+             "want the GPU, a client may wait longer than a window",
+             clients, static_cast<long long>(o.base_quota / 1000), static_cast<long long>(o.window / 1000));
+  }
+  unfit_clients_ = clients;
 }
 
 void Server::heartbeat(Micros now) {
@@ -349,7 +369,7 @@ proto::ClientSettings Server::settings_of(const std::string& client) const {
     cc = &it->second;
   }
   return {to_ppm(cc->request), to_ppm(cc->limit), cc->gpu_mem_bytes,
-          cc->unified_memory ? proto::kFlagUnifiedMemory : 0u};
+          cc->unified_memory ? proto::kFlagUnifiedMemory : 0u, cc->latency_us};
 }
 
 }  // namespace gem::sched

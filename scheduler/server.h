@@ -73,7 +73,10 @@ class Server {
   void drop(int fd, const std::string& why);
   void reload_config(bool at_start);
   void apply_clients();
+  /// Revokes every token kept past its quota + lease grace (Policy::expire_lease).
   void expire_lease();
+  /// Logs once per change of the client count when quotas cannot serve `clients` once per window.
+  void warn_unfit(size_t clients);
   void schedule();
   void heartbeat(Micros now);
   void close_silent(Micros now);
@@ -94,6 +97,7 @@ class Server {
   std::map<std::string, int> fd_of_client_;
   Micros last_stats_ = 0;
   Micros last_check_ = 0;
+  size_t unfit_clients_ = 0;  // client count warn_unfit() last looked at
   Micros last_heartbeat_ = 0;
 };
 

@@ -13,7 +13,10 @@ unsigned long long mib(uint64_t bytes) { return static_cast<unsigned long long>(
 void Server::on_mem_usage(Conn& c, const proto::MemUsage& u) {
   // Unified memory only when the client's settings say so and its pod manager runs with them: a
   // client claiming it against its config is counted as resident and never evicted.
-  const bool um = (u.flags & proto::kFlagUnifiedMemory) != 0 && (settings_of(c.client).flags & proto::kFlagUnifiedMemory) != 0;
+  // A latency client is never evicted either: it may co-run beside the holder at any moment.
+  const proto::ClientSettings cs = settings_of(c.client);
+  const bool um = (u.flags & proto::kFlagUnifiedMemory) != 0 && (cs.flags & proto::kFlagUnifiedMemory) != 0 &&
+                  cs.latency_us == 0;
   const uint64_t bytes = proto::wire_bytes(u.bytes);
   LOG_DEBUG("%s uses %llu MiB of GPU memory%s", c.client.c_str(), mib(bytes), um ? " (unified)" : "");
   residency_.usage(c.client, bytes, um);

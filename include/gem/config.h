@@ -3,6 +3,8 @@
 // (K, M, G, T / KB, MB, GB, TB = powers of 1000; KiB, MiB, GiB, TiB = powers of 1024; no suffix = bytes),
 // and options after GPU_MEM as key=value (a Gemini four-column file stays valid):
 //   um=on|off   unified-memory mode (docs/memory.md, "Unified memory"); default off
+//   latency=MS  a latency client with this target in ms (docs/scheduling.md, "Latency clients");
+//               default none
 #pragma once
 
 #include <cstddef>
@@ -26,7 +28,11 @@ struct ClientConfig {
   double limit = 1;        // maximum share of GPU time, request..1
   uint64_t gpu_mem_bytes = 0;  // 0 = no memory limit
   bool unified_memory = false;  // um=on: device allocations become managed memory
+  uint32_t latency_us = 0;      // latency=MS, in µs; 0 = not a latency client
 };
+
+/// The largest latency=MS target (ms): a minute.
+constexpr double kMaxLatencyMs = 60000;
 
 struct ConfigError {
   std::string file;

@@ -26,7 +26,7 @@
 namespace gem::proto {
 
 constexpr uint32_t kMagic = 0x47454D31;  // "GEM1"
-constexpr uint16_t kVersion = 3;
+constexpr uint16_t kVersion = 4;  // 4: ClientSettings.latency_us
 constexpr size_t kHeaderSize = 20;
 constexpr size_t kMaxPayload = 1024;
 // Client IDs are Kubernetes "namespace/name" (63 + 1 + 253 bytes at most); Gemini allowed 63.
@@ -69,6 +69,7 @@ struct ClientSettings {
   uint32_t limit_ppm = 0;    // LIMIT, share of GPU time in parts per million
   uint64_t gpu_mem_bytes = 0;  // GPU_MEM; 0 = no limit
   uint32_t flags = 0;          // kFlagUnifiedMemory, ...; unknown bits are ignored
+  uint32_t latency_us = 0;     // latency=MS target in µs; 0 = not a latency client
 };
 
 /// ClientSettings.flags / MemState.flags: the client runs in unified-memory mode (um=on).

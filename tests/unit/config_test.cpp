@@ -81,6 +81,23 @@ TEST(ConfigParse, UnifiedMemoryOptionAfterGpuMemKeepsGeminiLinesValid) {
       << parse_err("1\na 0.3 1.0 0 um=on x\n");
 }
 
+TEST(ConfigParse, LatencyOptionInMillisecondsBesideUm) {
+  Config cfg = parse_ok("3\na 0.3 1.0 0 latency=5\nb 0.3 1.0 2GiB um=on latency=2.5\nc 0.3 1.0 0\n");
+  ASSERT_EQ(cfg.clients.size(), 3u);
+  EXPECT_EQ(cfg.clients[0].latency_us, 5000u);
+  EXPECT_EQ(cfg.clients[1].latency_us, 2500u);
+  EXPECT_TRUE(cfg.clients[1].unified_memory);
+  EXPECT_EQ(cfg.clients[2].latency_us, 0u);
+  for (const char* bad : {"latency=0", "latency=-1", "latency=x", "latency=", "latency=60001", "latency=5ms"}) {
+    const std::string e = parse_err(std::string("1\na 0.3 1.0 0 ") + bad + "\n");
+    EXPECT_NE(e.find("is not a number of milliseconds in (0, 60000]"), std::string::npos) << bad << ": " << e;
+  }
+  EXPECT_NE(parse_err("1\na 0.3 1.0 0 latency=5 latency=6\n").find("option 'latency' given twice"), std::string::npos);
+  EXPECT_NE(parse_err("1\na 0.3 1.0 0 fast=yes\n").find("unknown option 'fast=yes' after GPU_MEM"), std::string::npos);
+  EXPECT_NE(parse_err("1\na 0.3 1.0 0 um=on latency=5 x\n").find("extra field 'x' after the options"), std::string::npos)
+      << parse_err("1\na 0.3 1.0 0 um=on latency=5 x\n");
+}
+
 TEST(ConfigParse, ZeroClients) { EXPECT_TRUE(parse_ok("0\n").clients.empty()); }
 
 TEST(ConfigParse, RequestsSummingToExactlyOne) {

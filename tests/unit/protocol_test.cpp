@@ -62,7 +62,7 @@ Hello full_hello(bool declared) {
 TEST(Protocol, HeaderLayout) {
   Message m{0x0102030405060708ULL, TokenGrant{0x1122334455667788ULL}};
   std::vector<uint8_t> b = frame(m);
-  std::vector<uint8_t> want = {'G', 'E', 'M', '1', 0, 3, 0, 4, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 8,
+  std::vector<uint8_t> want = {'G', 'E', 'M', '1', 0, 4, 0, 4, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 8,
                                0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88};
   EXPECT_EQ(b, want);
 }
@@ -117,8 +117,9 @@ TEST(Protocol, OtherTypesRoundTrip) {
   EXPECT_EQ(cs.request_ppm, 7u);
   EXPECT_EQ(cs.limit_ppm, 0xffffffffu);
   EXPECT_EQ(cs.gpu_mem_bytes, big);
-  EXPECT_EQ(std::get<ClientSettings>(roundtrip(Message{1, ClientSettings{1, 2, 3, kFlagUnifiedMemory}}).body).flags,
+  EXPECT_EQ(std::get<ClientSettings>(roundtrip(Message{1, ClientSettings{1, 2, 3, kFlagUnifiedMemory, 5000}}).body).flags,
             kFlagUnifiedMemory);
+  EXPECT_EQ(std::get<ClientSettings>(roundtrip(Message{1, ClientSettings{1, 2, 3, 0, 5000}}).body).latency_us, 5000u);
   EXPECT_EQ(std::get<MemState>(roundtrip(Message{1, MemState{1, 2, 3, kFlagUnifiedMemory}}).body).flags,
             kFlagUnifiedMemory);
   EXPECT_EQ(std::get<TokenRequest>(roundtrip(Message{2, TokenRequest{big - 1}}).body).last_burst_us,
@@ -212,9 +213,9 @@ TEST(Protocol, HelloErrors) {
   EXPECT_EQ(malformed(raw(1, hello_payload(4, {'a'}, 0, 0))), "role 4 invalid");
   EXPECT_EQ(decode(raw(1, hello_payload(3, {'a'}, 0, 0)).data(), 20 + 13).status, DecodeStatus::kOk);
   EXPECT_EQ(malformed(raw(1, hello_payload(0, {'a'}, 0, 0))), "role 0 invalid");
-  EXPECT_EQ(decode(raw(1, hello_payload(2, {'a'}, 1, 20)).data(), 20 + 33).status, DecodeStatus::kOk);
+  EXPECT_EQ(decode(raw(1, hello_payload(2, {'a'}, 1, 24)).data(), 20 + 37).status, DecodeStatus::kOk);
   EXPECT_EQ(malformed(raw(1, hello_payload(1, {'a'}, 2, 20))), "has_declared must be 0 or 1");
-  EXPECT_EQ(malformed(raw(1, hello_payload(1, {'a'}, 1, 19))), "truncated Hello payload");
+  EXPECT_EQ(malformed(raw(1, hello_payload(1, {'a'}, 1, 23))), "truncated Hello payload");
   EXPECT_EQ(malformed(raw(1, hello_payload(1, {'a'}, 1, 16))), "truncated Hello payload");
   EXPECT_EQ(malformed(raw(1, hello_payload(1, {'a'}, 0, 16))), "16 trailing bytes after Hello");
   std::vector<uint8_t> long_secret = hello_payload(1, {'a'}, 0, 0);
@@ -272,7 +273,7 @@ TEST(Protocol, MemoryMessagesRoundTrip) {
 
 TEST(Protocol, MemoryMessagesLayout) {
   std::vector<uint8_t> b = frame(Message{5, MemReserve{0x10, 0x20, true}});
-  std::vector<uint8_t> want = {'G', 'E', 'M', '1', 0, 3, 0, 10, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 17,
+  std::vector<uint8_t> want = {'G', 'E', 'M', '1', 0, 4, 0, 10, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 17,
                                0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0x20, 1};
   EXPECT_EQ(b, want);
   b = frame(Message{0, MemState{1, 2, 3}});
@@ -318,7 +319,7 @@ TEST(Protocol, ResidencyMessagesRoundTrip) {
 
 TEST(Protocol, ResidencyMessagesLayout) {
   std::vector<uint8_t> b = frame(Message{0, MemUsage{0x0102030405060708ULL, 1}});
-  std::vector<uint8_t> want = {'G', 'E', 'M', '1', 0, 3, 0, 14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12,
+  std::vector<uint8_t> want = {'G', 'E', 'M', '1', 0, 4, 0, 14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12,
                                1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 1};
   EXPECT_EQ(b, want);
   b = frame(Message{0, Evict{kEvictDemandPaging}});
