@@ -34,8 +34,13 @@ Settings load() {
     s.enabled = false;
   }
   s.fail_closed = env("GEMINI_FAIL_CLOSED", "0") == "1";
-  s.idle_ms = std::atoi(env("GEMINI_IDLE_MS", "10").c_str());
-  if (s.idle_ms <= 0) s.idle_ms = 10;
+  // Decimal ms (e.g. "0.5"); out of (0, 10000] or not a number: the default.
+  const std::string idle = env("GEMINI_IDLE_MS", "");
+  char* end = nullptr;
+  const double idle_ms = idle.empty() ? 0 : std::strtod(idle.c_str(), &end);
+  s.idle_us = (!idle.empty() && end == idle.c_str() + idle.size() && idle_ms > 0 && idle_ms <= 10000)
+                  ? static_cast<Micros>(idle_ms * 1000)
+                  : kDefaultIdleUs;
   s.max_inflight = std::atoi(env("GEMINI_MAX_INFLIGHT", "128").c_str());
   if (s.max_inflight < 2) s.max_inflight = 128;
   s.pmgr_timeout_ms = std::atoi(env("GEMINI_PMGR_TIMEOUT_MS", "800").c_str());

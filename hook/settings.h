@@ -10,9 +10,14 @@
 #include <string>
 
 #include "driver_api.h"
+#include "gem/clock.h"
 #include "gem/net.h"
 
 namespace gem::hook {
+
+/// GEMINI_IDLE_MS's default, µs: how long after its GPU work is done a holder waits for its next
+/// launch before it gives the token back (docs/scheduling.md, "Work conservation").
+constexpr Micros kDefaultIdleUs = 2000;
 
 struct Settings {
   bool enabled = false;        // POD_NAME set: gate launches; else pass everything through
@@ -26,7 +31,7 @@ struct Settings {
   bool fail_closed = false;    // GEMINI_FAIL_CLOSED=1: wait instead of running unthrottled
 
   // The launch gate.
-  int idle_ms = 10;            // GEMINI_IDLE_MS
+  Micros idle_us = kDefaultIdleUs;  // GEMINI_IDLE_MS (decimal ms), in µs: see token_worker.h
   int max_inflight = 128;      // GEMINI_MAX_INFLIGHT: launches queued on the GPU at most (about)
 
   // Emptying PyTorch's cache after idle releases (hook/cache_emptier.h).

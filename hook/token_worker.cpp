@@ -20,6 +20,11 @@ namespace {
 constexpr Micros kRetryPeriod = 1000000;  // unthrottled stretch before the next attempt, µs
 // The least quota a slice starts with after an unthrottled stretch (µs): enough to renew or drain.
 constexpr Micros TokenMinQuota = 1000;
+// While holding the token the worker looks at the launches this often (µs; the pod manager's
+// connection is polled with ms resolution).
+constexpr Micros kIdlePoll = 1000;
+// A cuCtxSynchronize that returns within this (µs) found the GPU already drained.
+constexpr Micros kSyncWasIdle = 200;
 
 void sleep_us(Micros us) {
   if (us <= 0) return;
@@ -194,18 +199,18 @@ void TokenWorker::run_unthrottled(Micros* quota) {
 }
 
 bool TokenWorker::hold(Micros until) {
-  const Micros idle = static_cast<Micros>(settings().idle_ms) * 1000;
+  const Micros grace = settings().idle_us;
   uint64_t seen = gate_.entered();
   Micros last_activity = mono_us();
-  bool gpu_checked = false;
   for (;;) {
     const Micros now = mono_us();
     if (now >= until) {
       if (!renew(now, &until)) return true;
       continue;
     }
-    // Sleeps on the pod manager's connection, so a revocation shuts the gate at once.
-    const PmgrClient::Event ev = pmgr_.wait_event(std::min(until - now, std::max<Micros>(idle / 4, 500)));
+    // Sleeps on the pod manager's connection, so a revocation shuts the gate at once; looks at the
+    // launches every kIdlePoll.
+    const PmgrClient::Event ev = pmgr_.wait_event(std::min(until - now, kIdlePoll));
     if (ev == PmgrClient::Event::kRevoked) {
       counters().revocations.fetch_add(1, std::memory_order_relaxed);
       LOG_WARN("the scheduler took the token back (held past quota + lease grace)");
@@ -217,15 +222,18 @@ bool TokenWorker::hold(Micros until) {
     if (e != seen || e != gate_.exited() || gate_.pacing()) {
       seen = e;
       last_activity = t;
-      gpu_checked = false;
-    } else if (t - last_activity >= idle) {
-      if (gpu_checked) return false;
-      // No launch for a while may only mean the program waits for the GPU (a synchronise after
-      // each step): wait for its work too, and call it idle only if no launch follows within
-      // GEMINI_IDLE_MS of the GPU going quiet.
+    } else if (t - last_activity >= kIdlePoll + grace) {
+      // No launch for a poll and the grace: ask the GPU. A sync that returns at once means the work
+      // had finished: the client is idle and gives the token back, whatever is left of its quota
+      // (work conservation, docs/scheduling.md). A sync that waited means the program probably
+      // waits for the GPU too (a synchronise after each step): it gets the grace again from the
+      // moment the GPU went quiet to launch its next step.
+      const Micros before = mono_us();
       timer_.sync_contexts();
-      gpu_checked = true;
-      last_activity = mono_us();
+      const Micros after = mono_us();
+      if (gate_.entered() != seen) continue;
+      if (after - before <= kSyncWasIdle) return false;
+      last_activity = after - kIdlePoll;
     }
   }
 }

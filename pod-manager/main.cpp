@@ -27,9 +27,10 @@ constexpr const char* kUsage = R"(usage: gem-pmgr --name ID [flags]
                        give up on a scheduler that does not connect, answer Hello, or send a byte
                        while a grant or renewal is awaited, within MS ms (default 600); waiting
                        processes are then told "scheduler unavailable" and run unthrottled
-  --request R --limit L --gpu_mem SIZE [--um on|off]
+  --request R --limit L --gpu_mem SIZE [--um on|off] [--latency MS]
                        settings this client declares (used by a gem-schd run with --dynamic_clients);
-                       --um on: unified-memory mode (resource-config.txt's um=on)
+                       --um on: unified-memory mode (resource-config.txt's um=on); --latency MS: a
+                       latency client with this target (resource-config.txt's latency=MS)
   --secret_file PATH   the client's shared secret (first line, 1-128 printable bytes): sent to
                        gem-schd, and required in every process's Hello (GEMINI_SECRET_FILE)
   --max_connections N  processes connected at once, at most (default 256); more are refused
@@ -43,7 +44,7 @@ constexpr const char* kUsage = R"(usage: gem-pmgr --name ID [flags]
 int main(int argc, char** argv) {
   gem::log::set_program("gem-pmgr");
   gem::Flags flags({"name", "ip", "port", "socket", "scheduler", "scheduler_dir", "request", "limit",
-                    "gpu_mem", "um", "log_level", "scheduler_timeout", "secret_file", "max_connections", "allow_uids"},
+                    "gpu_mem", "um", "latency", "log_level", "scheduler_timeout", "secret_file", "max_connections", "allow_uids"},
                    {"help"});
   std::string err;
   int64_t port = 0, sched_timeout_ms = 0, max_conns = 0;
@@ -79,7 +80,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   opts.scheduler_dir = flags.get("scheduler_dir", "");
-  if (flags.has("request") || flags.has("limit") || flags.has("gpu_mem") || flags.has("um")) {
+  if (flags.has("request") || flags.has("limit") || flags.has("gpu_mem") || flags.has("um") ||
+      flags.has("latency")) {
     const std::string um = flags.get("um", "off");
     if (um != "on" && um != "off") {
       std::fprintf(stderr, "gem-pmgr: --um: expected on or off, got '%s'\n", um.c_str());
@@ -90,13 +92,24 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "gem-pmgr: --gpu_mem: not a size: '%s'\n", flags.get("gpu_mem", "").c_str());
       return 2;
     }
+    double latency_ms = 0;
+    if (flags.has("latency")) {
+      const std::string v = flags.get("latency", "");
+      char* end = nullptr;
+      latency_ms = std::strtod(v.c_str(), &end);
+      if (v.empty() || end != v.c_str() + v.size() || !(latency_ms > 0) || latency_ms > gem::kMaxLatencyMs) {
+        std::fprintf(stderr, "gem-pmgr: --latency: not a number of milliseconds in (0, 60000]: '%s'\n", v.c_str());
+        return 2;
+      }
+    }
     if (request > limit) {
       std::fprintf(stderr, "gem-pmgr: --request %g is above --limit %g\n", request, limit);
       return 2;
     }
     opts.has_declared = true;
     opts.declared = {static_cast<uint32_t>(request * 1e6 + 0.5), static_cast<uint32_t>(limit * 1e6 + 0.5), mem,
-                     um == "on" ? gem::proto::kFlagUnifiedMemory : 0u};
+                     um == "on" ? gem::proto::kFlagUnifiedMemory : 0u,
+                     static_cast<uint32_t>(latency_ms * 1000 + 0.5)};
   }
 
   opts.scheduler_timeout = sched_timeout_ms * 1000;

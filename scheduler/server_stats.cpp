@@ -17,6 +17,7 @@ void Server::write_stats() {
   j["time_us"] = now;
   j["window_us"] = policy_.options().window;
   j["holder"] = policy_.holder().empty() ? nlohmann::json(nullptr) : nlohmann::json(policy_.holder());
+  j["corunners"] = policy_.corunners();
   j["mem_budget"] = residency_.enabled() ? residency_.budget() : 0;
   j["resident_bytes"] = residency_.resident_bytes();
   j["clients"] = nlohmann::json::object();
@@ -30,7 +31,9 @@ void Server::write_stats() {
                           {"connected", fd_of_client_.count(name) != 0},
                           {"mem_bytes", r != nullptr ? r->bytes : 0},
                           {"resident", r == nullptr || r->resident || !r->um},
-                          {"evictions", r != nullptr ? r->evictions : 0}};
+                          {"evictions", r != nullptr ? r->evictions : 0},
+                          {"latency_us", s->latency},      {"coruns", s->coruns},
+                          {"revocations", s->revocations}, {"corun", s->corun}};
   }
   const std::string tmp = opts_.stats_path + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "w");

@@ -102,9 +102,11 @@ def read_client_ids(path):
     ids = []
     for lineno, line in entries:
         fields = line.split()
-        # Gemini's four columns, optionally followed by options (um=on); gem-schd checks the values.
-        if len(fields) < 4 or len(fields) > 5 or (len(fields) == 5 and "=" not in fields[4]):
-            raise SystemExit(f"{PROG}: error: {path}:{lineno}: expected 'ID REQUEST LIMIT GPU_MEM [um=on|off]', "
+        # Gemini's four columns, optionally followed by options (um=on, latency=MS); gem-schd checks
+        # the values.
+        if len(fields) < 4 or len(fields) > 6 or any("=" not in f for f in fields[4:]):
+            raise SystemExit(f"{PROG}: error: {path}:{lineno}: expected 'ID REQUEST LIMIT GPU_MEM [um=on|off] "
+                             "[latency=MS]', "
                              f"got {line!r}")
         if fields[0] in ids:
             raise SystemExit(f"{PROG}: error: {path}:{lineno}: duplicate client ID {fields[0]!r}")

@@ -237,6 +237,10 @@ json pmgr_args(const SharingSettings& s) {
     a.push_back("--um");
     a.push_back("on");
   }
+  if (!s.latency_ms.empty()) {
+    a.push_back("--latency");
+    a.push_back(s.latency_ms);
+  }
   return a;
 }
 

@@ -1,6 +1,8 @@
 #include "settings.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 
 namespace gemwh {
@@ -53,6 +55,17 @@ bool valid_size(std::string_view text) {
 }
 
 namespace {
+// A latency target as resource-config.txt's latency=MS takes it: a plain decimal (digits with at most
+// one '.'), > 0 and at most 60000 ms.
+bool valid_latency(const std::string& v) {
+  if (v.empty() || v.size() > 16 || v.find_first_not_of("0123456789.") != std::string::npos ||
+      std::count(v.begin(), v.end(), '.') > 1 || v == ".") {
+    return false;
+  }
+  const double ms = std::strtod(v.c_str(), nullptr);
+  return ms > 0 && ms <= 60000;
+}
+
 // Fetches annotation `key` as a string; *present false when absent. Non-string values are errors.
 bool get_annotation(const nlohmann::json& annotations, const char* key, std::string* value,
                     bool* present, std::string* err) {
@@ -83,6 +96,13 @@ bool settings_from_annotations(const nlohmann::json& annotations, const SharingS
   if (present) out->gpu_memory = v;
   if (!get_annotation(annotations, kAnnUnifiedMemory, &v, &present, err)) return false;
   if (present) out->unified_memory = v;
+  if (!get_annotation(annotations, kAnnLatency, &v, &present, err)) return false;
+  if (present) out->latency_ms = v;
+  if (!out->latency_ms.empty() && !valid_latency(out->latency_ms)) {
+    *err = std::string("annotation ") + kAnnLatency + "=\"" + out->latency_ms +
+           "\" is not a number of milliseconds in (0, 60000] (e.g. \"5\")";
+    return false;
+  }
   if (out->unified_memory != "on" && out->unified_memory != "off") {
     *err = std::string("annotation ") + kAnnUnifiedMemory + "=\"" + out->unified_memory + "\" must be \"on\" or \"off\"";
     return false;

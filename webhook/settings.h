@@ -15,6 +15,9 @@ inline constexpr const char* kAnnLimit = "gemini.gpu-sharing.io/limit";
 inline constexpr const char* kAnnGpuMemory = "gemini.gpu-sharing.io/gpu-memory";
 /// "on" or "off" (default): unified-memory mode (resource-config.txt's um=on; docs/memory.md).
 inline constexpr const char* kAnnUnifiedMemory = "gemini.gpu-sharing.io/unified-memory";
+/// A latency target in ms, e.g. "5" (resource-config.txt's latency=MS; docs/scheduling.md): the pod
+/// is a latency client. Absent (default): not one.
+inline constexpr const char* kAnnLatency = "gemini.gpu-sharing.io/latency-ms";
 
 /// Validated settings, as the strings passed to gem-pmgr --request/--limit/--gpu_mem.
 struct SharingSettings {
@@ -22,6 +25,7 @@ struct SharingSettings {
   std::string limit = "1";       // maximum share of GPU time, decimal in [request,1]
   std::string gpu_memory = "0";  // bytes with an optional suffix; "0" = no memory limit
   std::string unified_memory = "off";  // "on" or "off" (gem-pmgr --um)
+  std::string latency_ms;              // "" (none) or a number of ms in (0, 60000] (gem-pmgr --latency)
 };
 
 /// Parses a share: a plain decimal ("0.25", "1", ".5"; no sign, exponent or spaces) in [0,1].

@@ -363,7 +363,8 @@ std::string GemTest::config_text(const std::vector<ClientConfig>& clients) {
   std::string s = "# written by the integration tests\n" + std::to_string(clients.size()) + "\n";
   for (const auto& c : clients) {
     char line[256];
-    std::snprintf(line, sizeof line, "%s %g %g %s\n", c.name.c_str(), c.request, c.limit, c.gpu_mem.c_str());
+    std::snprintf(line, sizeof line, "%s %g %g %s%s%s\n", c.name.c_str(), c.request, c.limit, c.gpu_mem.c_str(),
+                  c.options.empty() ? "" : " ", c.options.c_str());
     s += line;
   }
   return s;
@@ -460,6 +461,10 @@ App& GemTest::start_app(const AppOptions& a) {
   if (a.device != 0) {
     o.argv.push_back("--device");
     o.argv.push_back(std::to_string(a.device));
+  }
+  if (a.idle_every > 0) {
+    o.argv.push_back("--idle_ms_every");
+    o.argv.push_back(std::to_string(a.idle_every) + ":" + std::to_string(a.idle_ms));
   }
   if (a.sync_every > 0) {
     o.argv.push_back("--sync_every");

@@ -128,6 +128,7 @@ struct ClientConfig {
   double request = 0;
   double limit = 1;
   std::string gpu_mem = "0";  // GPU_MEM as written in the file ("64MiB"; 0 = no limit)
+  std::string options;        // options after GPU_MEM as written ("latency=5 um=on"; empty: none)
 };
 
 struct AppOptions {
@@ -137,6 +138,7 @@ struct AppOptions {
   std::string api;  // empty: the app's default (launch)
   bool ptsz = false;
   int sync_every = 0;
+  int idle_every = 0, idle_ms = 0;  // --idle_ms_every idle_every:idle_ms (0: never pause)
   int device = 0;      // --device
   std::string client;  // POD_NAME; empty: unset (the hook passes everything through)
   std::map<std::string, std::string> env;  // extra environment

@@ -1,0 +1,141 @@
+// Sharing without waste (issue 9), with the daemons' default quotas and window (as users run them):
+// a light client costs the others only its GPU time plus a bounded hand-off (work conservation), and
+// a latency client (latency=MS) starts its kernels soon beside a saturating one, within its REQUEST.
+// Real gem-schd + gem-pmgr, fake-cuda-app under the real hook, the stand-in driver's kernel log.
+#include <algorithm>
+
+#include "harness.h"
+
+namespace gemtest {
+namespace {
+
+constexpr double kSeconds = 10;
+constexpr int kPeriodMs = 20;  // the light client: one 1 ms kernel, then a 19 ms pause
+
+class SharingTest : public GemTest {
+ protected:
+  /// A saturating client "train" (1 ms kernels, a synchronise every 20) beside a light client
+  /// "infer" (one 1 ms kernel every 20 ms), both REQUEST 0.5 LIMIT 1.0; `infer_options` after its
+  /// GPU_MEM. Default gem-schd flags (250/100 ms quotas, 10 s window), no --stats... but the stats
+  /// file is how the test reads the charges, so it is on (it changes nothing else).
+  void run_pair(const std::string& infer_options) {
+    write_config({{"train", 0.5, 1.0, "0", ""}, {"infer", 0.5, 1.0, "0", infer_options}});
+    SchedulerOptions so;
+    so.base_quota = 250;
+    so.min_quota = 100;
+    so.window = 10000;
+    start_scheduler(so);
+    start_pod_manager("train");
+    start_pod_manager("infer");
+    AppOptions t;
+    t.client = "train";
+    t.seconds = kSeconds;
+    t.sync_every = 20;
+    t.env["GEMINI_MAX_INFLIGHT"] = "16";
+    start_app(t);
+    AppOptions i;
+    i.client = "infer";
+    i.seconds = kSeconds;
+    i.sync_every = 1;
+    i.idle_every = 1;
+    i.idle_ms = kPeriodMs - 1;
+    start_app(i);
+    wait_apps(kSeconds + 10 * slack());
+  }
+
+  /// How long each of infer's kernels waited: the gap from the end of its previous kernel to its
+  /// start, less the app's 19 ms pause (µs; the first two seconds are left out as warm-up).
+  std::vector<Micros> infer_waits() const {
+    const auto pids = pids_by_client();
+    std::vector<Kernel> ks = kernels_of(kernels(), pids.at("infer").at(0));
+    std::vector<Micros> waits;
+    if (ks.empty()) return waits;
+    const Micros from = ks.front().start + 2000000;
+    for (size_t n = 1; n < ks.size(); ++n) {
+      if (ks[n].start < from) continue;
+      waits.push_back(std::max<Micros>(ks[n].start - ks[n - 1].end - (kPeriodMs - 1) * 1000, 0));
+    }
+    std::sort(waits.begin(), waits.end());
+    return waits;
+  }
+
+  /// train's kernel time over the period both ran, as a fraction of that period.
+  double train_busy() const {
+    const ShareReport r = common_period_shares(kernels(), pids_by_client());
+    return static_cast<double>(r.busy.at("train")) / static_cast<double>(r.t1 - r.t0);
+  }
+};
+
+Micros percentile(const std::vector<Micros>& sorted, double p) {
+  if (sorted.empty()) return -1;
+  return sorted[std::min(sorted.size() - 1, static_cast<size_t>(p * static_cast<double>(sorted.size())))];
+}
+
+// Before issue 9 the light client kept the token through its whole 250 ms quota (it launches every
+// 20 ms, so the idle check never fired): the saturating client kept about 65% of the stand-in GPU.
+TEST_F(SharingTest, ALightClientCostsOthersOnlyItsGpuTimeAndAHandOff) {
+  run_pair("");
+  const nlohmann::json st = stats();
+  ASSERT_TRUE(st.contains("clients")) << tail(path("schd.log"));
+  const nlohmann::json& inf = st["clients"]["infer"];
+  const double grants = inf.value("grants", 0.0);
+  const double charged_ms = inf.value("used_us_total", 0.0) / 1000.0;
+  ASSERT_GT(grants, 5) << inf.dump();
+  // Its 1 ms kernel, the 1 ms look plus GEMINI_IDLE_MS (2 ms) of grace, the drain and the hand-off.
+  EXPECT_LT(charged_ms / grants, 12 * slack()) << "charged per grant; " << inf.dump();
+  const double busy = train_busy();
+  std::printf("    infer charged %.1f ms per grant over %.0f grants; train busy %.3f of the period\n",
+              charged_ms / grants, grants, busy);
+  EXPECT_GT(busy, sanitized() ? 0.6 : 0.85) << "the saturating client's kernel time over the common period";
+}
+
+// A latency client co-runs beside the holder: its kernels start within a few ms instead of waiting
+// for the holder's 250 ms quota, while it stays within its REQUEST and the holder keeps the token.
+TEST_F(SharingTest, ALatencyClientStartsSoonBesideASaturatingOne) {
+  run_pair("latency=5");
+  const std::vector<Micros> waits = infer_waits();
+  ASSERT_GT(waits.size(), 100u) << "infer ran " << waits.size() << " kernels after its warm-up";
+  const Micros p50 = percentile(waits, 0.5), p99 = percentile(waits, 0.99);
+  const nlohmann::json st = stats();
+  const nlohmann::json& inf = st["clients"]["infer"];
+  std::printf("    infer waits p50 %.2f ms p99 %.2f ms over %zu kernels; co-runs %d of %d grants; train busy %.3f\n",
+              p50 / 1000.0, p99 / 1000.0, waits.size(), inf.value("coruns", 0), inf.value("grants", 0), train_busy());
+  // The stand-in's launch and the pod manager's round trips on a loaded 2-core machine: a few ms;
+  // without co-running the wait is the holder's quota (up to 250 ms).
+  EXPECT_LT(p50, 10000 * slack());
+  EXPECT_LT(p99, 50000 * slack());
+  EXPECT_GT(inf.value("coruns", 0), 0) << inf.dump();
+  EXPECT_LE(inf.value("share_window", 1.0), 0.5 + 0.05) << "a latency client stays within its REQUEST";
+  EXPECT_GT(train_busy(), sanitized() ? 0.6 : 0.85);
+  std::string examples;
+  EXPECT_GT(count_cross_overlaps(kernels(), client_by_pid(), &examples), 0) << "no kernel ran beside the holder's";
+}
+
+// Urgency buys nothing past the LIMIT: a latency client that saturates is held to its LIMIT.
+TEST_F(SharingTest, ALatencyClientIsHeldToItsLimit) {
+  write_config({{"lat", 0.2, 0.3, "0", "latency=5"}});
+  SchedulerOptions so;
+  so.base_quota = 250;
+  so.min_quota = 100;
+  so.window = 2000;  // short, so the LIMIT bites within the run
+  start_scheduler(so);
+  start_pod_manager("lat");
+  AppOptions a;
+  a.client = "lat";
+  a.seconds = 6;
+  start_app(a);
+  wait_apps(6 + 10 * slack());
+  const auto pids = pids_by_client();
+  const std::vector<Kernel> ks = kernels_of(kernels(), pids.at("lat").at(0));
+  ASSERT_FALSE(ks.empty());
+  const Micros from = ks.front().start + 2000000, to = ks.back().end;
+  std::vector<Interval> iv;
+  for (const Kernel& k : ks) iv.push_back({k.start, k.end});
+  const double share = static_cast<double>(union_length(iv, from, to)) / static_cast<double>(to - from);
+  std::printf("    latency client alone at LIMIT 0.3: %.3f of the GPU after its first window\n", share);
+  EXPECT_LT(share, 0.3 + 0.06) << "LIMIT 0.3";
+  EXPECT_GT(share, 0.15);
+}
+
+}  // namespace
+}  // namespace gemtest
