@@ -34,7 +34,24 @@ import sharebench as S  # noqa: E402
 from sharebench import log  # noqa: E402
 
 
-def analyse(samples, names, t_from, t_to):
+def busy_stretches(inside, names, window_s):
+    """Busy fraction (charged time / wall) over consecutive window-long stretches of the samples."""
+    out = []
+    i = 0
+    while i < len(inside) - 1:
+        j = i
+        while j < len(inside) - 1 and (inside[j]["time_us"] - inside[i]["time_us"]) / 1e6 < window_s:
+            j += 1
+        span = (inside[j]["time_us"] - inside[i]["time_us"]) / 1e6
+        if span < 0.75 * window_s:
+            break
+        used = sum(inside[j]["clients"][n]["used_us_total"] - inside[i]["clients"][n]["used_us_total"] for n in names)
+        out.append(used / 1e6 / span)
+        i = j
+    return out
+
+
+def analyse(samples, names, t_from, t_to, window_s):
     """From gem-schd stats samples [(mono s, stats)], the period [t_from, t_to] (time.monotonic() s)."""
     inside = [st for _, st in samples if t_from * 1e6 <= st.get("time_us", 0) <= t_to * 1e6]
     inside = [st for st in inside if all(n in st.get("clients", {}) for n in names)]
@@ -63,11 +80,14 @@ def analyse(samples, names, t_from, t_to):
     worst_dev = max(dev, key=lambda k: abs(dev[k]))
     worst_gap = max(gaps, key=gaps.get)
     sorted_gaps = sorted(gaps.values())
+    stretches = busy_stretches(inside, names, window_s)
     return {"span_s": round(span_s, 3), "samples": len(inside), "busy": round(total / span_s, 4) if span_s else None,
             "share_min": round(min(share.values()), 5), "share_max": round(max(share.values()), 5),
             "equal_share": round(1 / n, 5), "max_dev_percent": round(abs(dev[worst_dev]), 2),
             "max_dev_client": worst_dev, "longest_gap_s": round(gaps[worst_gap], 3), "longest_gap_client": worst_gap,
             "median_longest_gap_s": round(sorted_gaps[len(sorted_gaps) // 2], 3),
+            "busy_per_window_min": round(min(stretches), 4) if stretches else None,
+            "busy_per_window_max": round(max(stretches), 4) if stretches else None,
             "grants_per_client_min": min(grants.values()), "grants_per_client_max": max(grants.values()),
             "per_client": {k: {"used_s": round(used[k], 4), "share": round(share[k], 5),
                                "dev_percent": round(dev[k], 2), "longest_gap_s": round(gaps[k], 3),
@@ -107,7 +127,7 @@ def run_one(args, base_quota, min_quota):
     rec["notes"] = notes
     bad = [c for c in clients if c.rc != 0 or not c.result]
     rec["failed_clients"] = {c.name: f"rc {c.rc}: {c.err_tail.strip()[-200:]}" for c in bad}
-    a = analyse(be.samples, names, go + args.seconds - args.measure_s, go + args.seconds)
+    a = analyse(be.samples, names, go + args.seconds - args.measure_s, go + args.seconds, args.window / 1000.0)
     rec["schd"] = a
     kps = [c.result["kernels_per_s"] for c in clients if c.result]
     if kps:
@@ -160,6 +180,8 @@ def table(recs, args):
 
     row("GPU busy (gem-schd charged / wall)", lambda r, a: f"{a['busy']:.3f}")
     row("GPU busy (clients' kernels)", lambda r, a: f"{r['clients_busy']:.3f}")
+    row(f"busy per {args.window / 1000:g} s stretch min / max",
+        lambda r, a: f"{a['busy_per_window_min']:.3f}/{a['busy_per_window_max']:.3f}")
     row("share min / max (equal)", lambda r, a: f"{a['share_min']:.4f}/{a['share_max']:.4f} ({a['equal_share']:.4f})")
     row("max deviation from equal, %", lambda r, a: f"{a['max_dev_percent']:.1f}")
     row("grants per client min / max", lambda r, a: f"{a['grants_per_client_min']}/{a['grants_per_client_max']}")
