@@ -242,7 +242,7 @@ def main(argv=None):
         return 0
     errs = []
     if not args.client.is_file():
-        errs.append(f"{args.client} missing: make -C bench {'latency-standin' if args.fake else 'latency'} OUT={args.bindir}")
+        errs.append(f"{args.client} missing: make -C bench {'latency-standin' if args.fake else 'latency NVCC=/usr/local/cuda/bin/nvcc'} OUT={args.bindir}")
     for p in (Path(args.build) / "bin" / "gem-schd", Path(args.build) / "bin" / "gem-pmgr",
               Path(args.build) / "lib" / "libgemhook.so.1"):
         if not p.is_file():

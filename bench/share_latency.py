@@ -32,7 +32,7 @@ GPU time within +-0.02 of 0.3 / 0.7 (d: gem-schd's stats for gem, throughput for
 
 Writes OUT/share_latency.json, OUT/share_latency.txt (the table) and OUT/runs/<run>/ (each client's
 command, stdout, stderr, latencies; the backend's log and stats). Runs that would end past --budget_s
-are skipped (default 530 s: the whole run with defaults takes about 420-480 s on an H200).
+are skipped (default 520 s: the whole run with defaults should take about 420-480 s on an H200).
 
 --fake: CPU dry run against the stand-in driver (build/fake-cuda/libcuda.so.1 on LD_LIBRARY_PATH,
 the client built by `make -C bench latency-standin`, OUT/latency_client_standin in --bindir); no MPS,
@@ -346,7 +346,12 @@ def table(runs, base, args):
             row("pair split sat0 (gem-schd)", lambda r, m: f(m.get("split_gem")), f"0.3 +- {GOAL_SPLIT}")
             row("pair split sat0 (throughput)", lambda r, m: f(m.get("split_throughput")), f"0.3 +- {GOAL_SPLIT}")
         if scen in ("b", "c", "d"):
-            row("goals met", lambda r, m: "yes" if all(ok for _, _, ok in derive(r, base)["goals"]) else "NO")
+            def met(r, m):
+                g = derive(r, base)["goals"]
+                if any(v is None for _, v, _ in g):
+                    return "-"  # a number or its baseline is missing
+                return "yes" if all(ok for _, _, ok in g) else "NO"
+            row("goals met", met)
         for s in systems:
             r = rs.get(s)
             if r is not None and (r.status in ("failed", "skipped") or r.notes):
@@ -376,7 +381,7 @@ def parse_args(argv=None):
     ap.add_argument("--period_ms", type=float, default=20)
     ap.add_argument("--batch", type=int, default=64, help="(e) training batch")
     ap.add_argument("--rate", type=float, default=20, help="(e) inference requests per second")
-    ap.add_argument("--budget_s", type=float, default=530, help="skip runs that would end later than this (s)")
+    ap.add_argument("--budget_s", type=float, default=520, help="skip runs that would end later than this (s)")
     ap.add_argument("--plan", action="store_true", help="print the runs and the time they should take, run nothing")
     ap.add_argument("--fake", action="store_true", help="CPU dry run against the stand-in driver (no MPS, no PyTorch)")
     ap.add_argument("--fake_full", action="store_true",
@@ -445,7 +450,7 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = "stand-in driver (--fake)" if args.fake else (G.have_gpu() or "no GPU found by nvidia-smi")
-    log(f"share_latency: {device}; {len(runs)} runs of {args.seconds:.0f} s (warm-up {args.warmup_s:.0f} s); "
+    log(f"share_latency: {device}; {len(runs)} runs of {args.seconds:g} s (warm-up {args.warmup_s:g} s); "
         f"out {out}")
     torch_broken = None
     mps = None
@@ -468,7 +473,7 @@ def main(argv=None):
                     continue
             elif mps_ctx is not None:
                 mps_ctx.__exit__(None, None, None)
-                mps_ctx = None
+                mps_ctx = mps = None  # a later mps run starts a new one
                 log("mps: stopped")
             left = args.budget_s - (time.monotonic() - S.T0)
             if est.est(r) > left:
@@ -487,7 +492,7 @@ def main(argv=None):
             log("mps: stopped")
     base = Baselines(runs)
     text = table(runs, base, args)
-    header = (f"share_latency: {device}; {args.seconds:.0f} s per run, first {args.warmup_s:.0f} s dropped; "
+    header = (f"share_latency: {device}; {args.seconds:g} s per run, first {args.warmup_s:g} s dropped; "
               f"saturating: {args.sat_kernel_us:.0f} us kernels, sync every {args.sync_every}; inference: "
               f"{args.infer_kernel_us:.0f} us kernel every {args.period_ms:.0f} ms\n")
     print("\n" + header + "\n" + text, flush=True)
