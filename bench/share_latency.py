@@ -114,19 +114,26 @@ def plan(args):
 
 
 class Estimator:
-    """Expected wall time of a run: --seconds + start-up and tear-down, refined by the runs done."""
+    """Expected wall time of a run: --seconds + start-up and tear-down, by class (CUDA or PyTorch
+    clients, under gem or not): a guess until a run of the class is done, then the largest seen."""
+
+    GUESS = {(False, False): 4.0, (False, True): 5.5, (True, False): 22.0, (True, True): 23.5}
 
     def __init__(self, seconds):
         self.seconds = seconds
-        self.over = {"cuda": 4.0, "torch": 22.0}
+        self.seen = {}
+
+    @staticmethod
+    def cls(run):
+        return (run.torch, run.system.startswith("gem"))
 
     def est(self, run):
-        return self.seconds + self.over["torch" if run.torch else "cuda"] + (1.5 if run.system.startswith("gem") else 0)
+        return self.seconds + self.seen.get(self.cls(run), self.GUESS[self.cls(run)])
 
     def done(self, run):
         if run.took is not None and run.status == "ok":
-            k = "torch" if run.torch else "cuda"
-            self.over[k] = max(self.over[k] * 0.5, run.took - self.seconds)
+            c = self.cls(run)
+            self.seen[c] = max(self.seen.get(c, 0.0), run.took - self.seconds)
 
 
 def client_argv(kind, name, rundir, args):
