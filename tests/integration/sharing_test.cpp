@@ -16,8 +16,8 @@ class SharingTest : public GemTest {
  protected:
   /// A saturating client "train" (1 ms kernels, a synchronise every 20) beside a light client
   /// "infer" (one 1 ms kernel every 20 ms), both REQUEST 0.5 LIMIT 1.0; `infer_options` after its
-  /// GPU_MEM. Default gem-schd flags (250/100 ms quotas, 10 s window), no --stats... but the stats
-  /// file is how the test reads the charges, so it is on (it changes nothing else).
+  /// GPU_MEM. gem-schd with its default quotas and window (250/100 ms, 10 s); its --stats file is
+  /// how the test reads the charges (it changes nothing else).
   void run_pair(const std::string& infer_options) {
     write_config({{"train", 0.5, 1.0, "0", ""}, {"infer", 0.5, 1.0, "0", infer_options}});
     SchedulerOptions so;
@@ -95,15 +95,20 @@ TEST_F(SharingTest, ALatencyClientStartsSoonBesideASaturatingOne) {
   run_pair("latency=5");
   const std::vector<Micros> waits = infer_waits();
   ASSERT_GT(waits.size(), 100u) << "infer ran " << waits.size() << " kernels after its warm-up";
-  const Micros p50 = percentile(waits, 0.5), p99 = percentile(waits, 0.99);
+  const Micros p50 = percentile(waits, 0.5), p90 = percentile(waits, 0.9), p99 = percentile(waits, 0.99);
   const nlohmann::json st = stats();
   const nlohmann::json& inf = st["clients"]["infer"];
-  std::printf("    infer waits p50 %.2f ms p99 %.2f ms over %zu kernels; co-runs %d of %d grants; train busy %.3f\n",
-              p50 / 1000.0, p99 / 1000.0, waits.size(), inf.value("coruns", 0), inf.value("grants", 0), train_busy());
+  std::printf("    infer waits p50 %.2f ms p90 %.2f ms p99 %.2f ms over %zu kernels; co-runs %d of %d grants; "
+              "train busy %.3f\n",
+              p50 / 1000.0, p90 / 1000.0, p99 / 1000.0, waits.size(), inf.value("coruns", 0), inf.value("grants", 0), train_busy());
   // The stand-in's launch and the pod manager's round trips on a loaded 2-core machine: a few ms;
   // without co-running the wait is the holder's quota (up to 250 ms).
-  EXPECT_LT(p50, 10000 * slack());
-  EXPECT_LT(p99, 50000 * slack());
+  // The stand-in's launch and the pod manager's round trips take well under a millisecond; on a
+  // loaded 2-core machine a few kernels wait for a CPU for tens of ms (seen: p99 0.8-82 ms), so the
+  // bounds are on the median and the 90th percentile. Without co-running the wait is what is left
+  // of the holder's 250 ms quota: a median near 125 ms.
+  EXPECT_LT(p50, 5000 * slack());
+  EXPECT_LT(p90, 25000 * slack());
   EXPECT_GT(inf.value("coruns", 0), 0) << inf.dump();
   EXPECT_LE(inf.value("share_window", 1.0), 0.5 + 0.05) << "a latency client stays within its REQUEST";
   EXPECT_GT(train_busy(), sanitized() ? 0.6 : 0.85);
