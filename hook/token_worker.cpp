@@ -20,9 +20,11 @@ namespace {
 constexpr Micros kRetryPeriod = 1000000;  // unthrottled stretch before the next attempt, µs
 // The least quota a slice starts with after an unthrottled stretch (µs): enough to renew or drain.
 constexpr Micros TokenMinQuota = 1000;
-// While holding the token the worker looks at the launches this often (µs; the pod manager's
-// connection is polled with ms resolution).
-constexpr Micros kIdlePoll = 1000;
+// While holding the token the worker looks at the launches this often (µs); a latency client's
+// (latency=MS) every kLatencyIdlePoll, with that as its grace too: it holds a co-run token beside
+// another client's (docs/scheduling.md) and is charged until it gives it back.
+constexpr Micros kIdlePoll = 500;
+constexpr Micros kLatencyIdlePoll = 200;
 // A cuCtxSynchronize that returns within this (µs) found the GPU already drained.
 constexpr Micros kSyncWasIdle = 200;
 
@@ -199,7 +201,9 @@ void TokenWorker::run_unthrottled(Micros* quota) {
 }
 
 bool TokenWorker::hold(Micros until) {
-  const Micros grace = settings().idle_us;
+  const bool latency = pmgr_.client_settings().latency_us > 0;
+  const Micros poll = latency ? kLatencyIdlePoll : kIdlePoll;
+  const Micros grace = latency ? std::min(settings().idle_us, kLatencyIdlePoll) : settings().idle_us;
   uint64_t seen = gate_.entered();
   Micros last_activity = mono_us();
   for (;;) {
@@ -208,9 +212,12 @@ bool TokenWorker::hold(Micros until) {
       if (!renew(now, &until)) return true;
       continue;
     }
-    // Sleeps on the pod manager's connection, so a revocation shuts the gate at once; looks at the
-    // launches every kIdlePoll.
-    const PmgrClient::Event ev = pmgr_.wait_event(std::min(until - now, kIdlePoll));
+    // Sleeps on the pod manager's connection (whose poll has ms resolution, so below a ms: a look
+    // at it, then a sleep), so a revocation shuts the gate within `poll`; looks at the launches
+    // every `poll`.
+    const Micros wait = std::min(until - now, poll);
+    const PmgrClient::Event ev = pmgr_.wait_event(wait >= 1000 ? wait : 0);
+    if (wait < 1000 && ev == PmgrClient::Event::kNone) sleep_us(wait);
     if (ev == PmgrClient::Event::kRevoked) {
       counters().revocations.fetch_add(1, std::memory_order_relaxed);
       LOG_WARN("the scheduler took the token back (held past quota + lease grace)");
@@ -222,7 +229,7 @@ bool TokenWorker::hold(Micros until) {
     if (e != seen || e != gate_.exited() || gate_.pacing()) {
       seen = e;
       last_activity = t;
-    } else if (t - last_activity >= kIdlePoll + grace) {
+    } else if (t - last_activity >= poll + grace) {
       // No launch for a poll and the grace: ask the GPU. A sync that returns at once means the work
       // had finished: the client is idle and gives the token back, whatever is left of its quota
       // (work conservation, docs/scheduling.md). A sync that waited means the program probably
@@ -233,7 +240,7 @@ bool TokenWorker::hold(Micros until) {
       const Micros after = mono_us();
       if (gate_.entered() != seen) continue;
       if (after - before <= kSyncWasIdle) return false;
-      last_activity = after - kIdlePoll;
+      last_activity = after - poll;
     }
   }
 }

@@ -1,8 +1,9 @@
 // The token protocol of one gate with the pod manager, spoken by the gate's worker thread. When
 // launches wait it asks for the token, opens the gate for the quota and then, at the end of the
 // quota, renews the token if the scheduler allows or shuts the gate; it also shuts it when the
-// client is idle (no launch for 1 ms + GEMINI_IDLE_MS and its GPU work done, whatever is left of the
-// quota: work conservation, docs/scheduling.md), or at once when the token is revoked. It then
+// client is idle (no launch for 0.5 ms + GEMINI_IDLE_MS and its GPU work done, whatever is left of
+// the quota: work conservation, docs/scheduling.md; 0.2 + 0.2 ms for a latency client), or at once
+// when the token is revoked. It then
 // has the slice drained and measured (SliceTimer) and gives the token back with that GPU time,
 // asking again in the same message when the client is still busy.
 // If the pod manager or scheduler cannot be reached, or the pod manager falls silent for
