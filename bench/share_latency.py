@@ -380,7 +380,7 @@ def parse_args(argv=None):
     ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma list of %(default)s")
     ap.add_argument("--alone_systems", default="none", help="systems the (a) baselines run under (default %(default)s)")
     ap.add_argument("--latency_option", default="latency=5", help="option after GPU_MEM for inference clients in gem")
-    ap.add_argument("--d_infer_request", type=float, default=0.15,
+    ap.add_argument("--d_infer_request", type=float, default=0.25,
                     help="(d): the inference client's REQUEST; the pair gets 0.3 and 0.7 of the rest (default %(default)s)")
     ap.add_argument("--sat_kernel_us", type=float, default=100)
     ap.add_argument("--sync_every", type=int, default=20)

@@ -51,7 +51,7 @@ struct PolicyOptions {
   // up to then and loses it (expire_lease); the hook drains and releases on its own, so this only
   // guards the other clients against a stuck, stopped or forging one. gem-schd --lease_grace.
   Micros lease_grace = 500000;
-  // Fit quotas to the clients with demand: a grant is at most window / (clients waiting or holding),
+  // Fit quotas to the clients with demand: a grant is at most 0.9 window / (clients waiting or holding),
   // but never less than quota_floor (µs), so n clients are served once per window when
   // n * quota_floor <= window. gem-schd --fit_quotas on|off, --quota_floor.
   bool fit_quotas = true;
