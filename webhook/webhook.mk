@@ -67,7 +67,7 @@ TEST_BUILD_EXTRA += $(WEBHOOK_BIN) $(WEBHOOK_UNIT_BIN)
 
 # docs/kubernetes.md, "End-to-end test". The first run builds kube-apiserver (about 8 minutes on 2 cores).
 k8s-e2e: $(WEBHOOK_BIN)
-	GEM_WEBHOOK_BIN=$(abspath $(WEBHOOK_BIN)) tests/webhook/e2e/run.sh
+	GEM_WEBHOOK_BIN=$(abspath $(WEBHOOK_BIN)) PYTHON=$(PYTHON) tests/webhook/e2e/run.sh
 
 # One core for the server (taskset), the client on another; see docs/kubernetes.md.
 webhook-bench: $(WEBHOOK_BIN) $(WEBHOOK_BENCH_BIN)

@@ -7,7 +7,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 CACHE_ROOT="${GEM_K8S_CACHE_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/gem-k8s}"
 export GEM_K8S_CACHE="${GEM_K8S_CACHE:-$CACHE_ROOT/v1.20.2}"
-for tool in etcd node npm openssl python3; do
+for tool in etcd node npm openssl "${PYTHON:-/usr/bin/python3}"; do
   command -v "$tool" >/dev/null || { echo "k8s-e2e: $tool not found (run .ci/install-deps)" >&2; exit 1; }
 done
 [ -x "${GEM_WEBHOOK_BIN:-}" ] || { echo "k8s-e2e: GEM_WEBHOOK_BIN must name gem-webhook (run make k8s-e2e)" >&2; exit 1; }
@@ -29,7 +29,7 @@ export NODE_PATH="$NPM_DIR/node_modules"
 t2=$(date +%s)
 
 status=0
-python3 -m unittest discover -s "$HERE" -p 'test_e2e.py' -v || status=$?
+"${PYTHON:-/usr/bin/python3}" -m unittest discover -s "$HERE" -p 'test_e2e.py' -v || status=$?
 t3=$(date +%s)
 echo "k8s-e2e: kube-apiserver+kubectl (build or reuse) $((t1 - t0)) s, npm packages $((t2 - t1)) s, tests $((t3 - t2)) s, total $((t3 - t0)) s" >&2
 exit $status
