@@ -101,9 +101,10 @@ class WebhookBehindApiServer(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        # The API server first: it holds keep-alive connections that a stopping webhook waits for.
+        cls.cluster.stop()
         for wh in cls.webhooks:
             wh.__exit__(None, None, None)
-        cls.cluster.stop()
         if os.environ.get("GEM_E2E_KEEP"):
             print(f"e2e: kept {cls.tmp}", file=sys.stderr)
         else:
@@ -144,6 +145,13 @@ class WebhookBehindApiServer(unittest.TestCase):
 
     def requests_for(self, wh, name):
         return [r for r in wh.log_records() if r.get("msg") == "access" and r.get("name") == name]
+
+    def logged_requests(self, wh, name, count=1):
+        """The access-log records for pod `name`, once there are `count`: the webhook logs a request
+        after answering it, so the line may come just after the API server's reply."""
+        return wait_for(f"{count} access-log record(s) for {name}",
+                        lambda: (lambda r: r if len(r) >= count else None)(self.requests_for(wh, name)),
+                        CONFIG_DEADLINE_S, period=0.1)
 
     # -- pods through the API server, --sidecar_mode container ----------------------------------
 
@@ -191,7 +199,7 @@ class WebhookBehindApiServer(unittest.TestCase):
         (entry,) = validate_schemas([stored])
         self.assertTrue(entry["ok"], entry["errors"])
         # Exactly one admission, patched.
-        (rec,) = self.requests_for(self.container_wh, "shared-train")
+        (rec,) = self.logged_requests(self.container_wh, "shared-train")
         self.assertEqual((rec["operation"], rec["decision"]), ("CREATE", "patched"))
 
     def test_11_example_pod_gets_the_pod_manager(self):
@@ -221,7 +229,7 @@ class WebhookBehindApiServer(unittest.TestCase):
         self.assertEqual([c["name"] for c in stored["spec"]["containers"]], ["main"])
         self.assertNotIn("env", stored["spec"]["containers"][0])
         self.assertNotIn("volumes", stored["spec"])
-        (rec,) = self.requests_for(self.container_wh, "no-gpu")
+        (rec,) = self.logged_requests(self.container_wh, "no-gpu")
         self.assertEqual(rec["decision"], "no_gpu")
 
     def test_40_excluded_namespace_is_never_sent(self):
@@ -232,7 +240,9 @@ class WebhookBehindApiServer(unittest.TestCase):
         # Nor is a pod that does not opt in (objectSelector).
         self.create(gpu_pod("plain", labels={"app": "plain"}))
         self.assertEqual([c["name"] for c in self.get("plain")["spec"]["containers"]], ["main"])
-        # The webhook answers within the request, so its log already has every request it got.
+        # An opted-in pod created after them: once its request is logged, so would theirs be.
+        self.create(gpu_pod("after-system-pod"))
+        self.logged_requests(self.container_wh, "after-system-pod")
         self.assertEqual(self.requests_for(self.container_wh, "system-pod"), [])
         self.assertEqual(self.requests_for(self.container_wh, "plain"), [])
         self.assertEqual([r for r in self.container_wh.log_records() if r.get("namespace") == "kube-system"], [])
@@ -327,8 +337,10 @@ class WebhookBehindApiServer(unittest.TestCase):
     # -- last: the webhook goes away ---------------------------------------------------------------
 
     def test_90_failure_policy_when_the_webhook_is_down(self):
+        # Gone at once (a crash, a node lost). A SIGTERM would also do, but gem-webhook then waits
+        # for the API server's idle keep-alive connection (up to its 30 s keep-alive timeout).
         port = self.container_wh.port
-        self.container_wh.proc.terminate()
+        self.container_wh.proc.kill()
         self.container_wh.proc.wait(30)
         p = self.create(gpu_pod("while-down"), check=False)
         self.assertNotEqual(p.returncode, 0)
