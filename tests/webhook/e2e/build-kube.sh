@@ -24,6 +24,23 @@ done
 REFLECT2=/usr/share/gocode/src/github.com/modern-go/reflect2
 [ -f "$REFLECT2/reflect2.go" ] || { log "$REFLECT2 missing (apt-get install golang-github-modern-go-reflect2-dev)"; exit 1; }
 
+# One build at a time per cache (two runs on one machine share it); the second waits, then reuses.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.lock"
+flock -w "${GEM_K8S_BUILD_TIMEOUT_S:-3600}" 9 || { log "timed out waiting for another build ($CACHE/.lock)"; exit 1; }
+if [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kubectl" ]; then
+  log "reusing $BIN (built meanwhile)"
+  echo "$BIN"
+  exit 0
+fi
+# The unpacked source, Go's build cache and the outputs take about 2.2 GB; all but the two
+# binaries (about 150 MB) are removed afterwards.
+avail_kb=$(df -Pk "$CACHE" | awk 'NR==2 {print $4}')
+if [ "${avail_kb:-0}" -lt $((3 * 1024 * 1024)) ]; then
+  log "need about 3 GB free under $CACHE to build (have $((avail_kb / 1024)) MB); set GEM_K8S_CACHE elsewhere"
+  exit 1
+fi
+
 start=$(date +%s)
 WORK="$CACHE/work"
 rm -rf "$WORK"
@@ -35,7 +52,7 @@ deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $SECURITY boo
 SRC
 APT_OPTS=(-o "Dir::Etc::SourceList=$WORK/apt/sources.list" -o "Dir::Etc::SourceParts=$WORK/apt/sourceparts"
   -o "Dir::State::Lists=$WORK/apt/lists" -o "Dir::Cache=$WORK/apt/cache" -o "Debug::NoLocking=1"
-  -o "APT::Sandbox::User=$(id -un)")
+  -o "APT::Sandbox::User=$(id -un)" -o "Acquire::Retries=3" -o "Acquire::http::Timeout=60")
 log "fetching the kubernetes source package (private source list $WORK/apt/sources.list)"
 apt-get "${APT_OPTS[@]}" -q update >&2
 (cd "$WORK/src" && apt-get "${APT_OPTS[@]}" -q source kubernetes >&2)
@@ -51,7 +68,10 @@ sed -i 's|github.com/modern-go/reflect2 v1.0.1|github.com/modern-go/reflect2 v1.
 
 log "building kube-apiserver and kubectl $VERSION with $(go version) (several minutes)"
 (cd "$SRCDIR" && CGO_ENABLED=0 KUBE_GIT_VERSION=$VERSION KUBE_GIT_TREE_STATE=clean GOFLAGS=-mod=vendor \
-  GOCACHE="$WORK/gocache" make WHAT="cmd/kube-apiserver cmd/kubectl" >&2)
+  GOCACHE="$WORK/gocache" timeout "${GEM_K8S_BUILD_TIMEOUT_S:-3600}" make WHAT="cmd/kube-apiserver cmd/kubectl" >&2) || {
+  log "the build failed or ran past ${GEM_K8S_BUILD_TIMEOUT_S:-3600} s (GEM_K8S_BUILD_TIMEOUT_S); $WORK kept"
+  exit 1
+}
 mkdir -p "$BIN.new"
 cp "$SRCDIR/_output/bin/kube-apiserver" "$SRCDIR/_output/bin/kubectl" "$BIN.new/"
 rm -rf "$BIN" && mv "$BIN.new" "$BIN"
