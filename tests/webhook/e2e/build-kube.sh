@@ -63,11 +63,11 @@ SRCDIR=$(find "$WORK/src" -mindepth 1 -maxdepth 1 -type d -name 'kubernetes-*' |
 # built with it crashes on the first admission patch. Debian's 1.0.2 is API-compatible.
 rm -rf "$SRCDIR/vendor/github.com/modern-go/reflect2"
 cp -r "$REFLECT2" "$SRCDIR/vendor/github.com/modern-go/reflect2"
-sed -i 's|^# github.com/modern-go/reflect2 v1.0.1$|# github.com/modern-go/reflect2 v1.0.2|' "$SRCDIR/vendor/modules.txt"
-sed -i 's|github.com/modern-go/reflect2 v1.0.1|github.com/modern-go/reflect2 v1.0.2|' "$SRCDIR/go.mod" "$SRCDIR/staging/src/k8s.io/"*/go.mod 2>/dev/null || true
+# Kubernetes 1.20's make builds in GOPATH mode (hack/lib/init.sh: GO111MODULE=off) straight from
+# vendor/, so go.mod and vendor/modules.txt are left as they are.
 
 log "building kube-apiserver and kubectl $VERSION with $(go version) (several minutes)"
-(cd "$SRCDIR" && CGO_ENABLED=0 KUBE_GIT_VERSION=$VERSION KUBE_GIT_TREE_STATE=clean GOFLAGS=-mod=vendor \
+(cd "$SRCDIR" && CGO_ENABLED=0 KUBE_GIT_VERSION=$VERSION KUBE_GIT_TREE_STATE=clean \
   GOCACHE="$WORK/gocache" timeout "${GEM_K8S_BUILD_TIMEOUT_S:-3600}" make WHAT="cmd/kube-apiserver cmd/kubectl" >&2) || {
   log "the build failed or ran past ${GEM_K8S_BUILD_TIMEOUT_S:-3600} s (GEM_K8S_BUILD_TIMEOUT_S); $WORK kept"
   exit 1
