@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from webhook_server import Pki, free_port, openssl  # noqa: E402
+from webhook_server import Pki, die_with_parent, free_port, openssl  # noqa: E402
 
 TOKEN = "gem-e2e-admin-token"
 # Deadlines are generous: the test must pass on a loaded 2-core machine.
@@ -48,14 +48,15 @@ def tail(path, n=40):
 
 
 class Process:
-    """A child process with its output in a log file; stopped (TERM, then KILL) by stop()."""
+    """A child process with its output in a log file; stopped (TERM, then KILL) by stop(), or when
+    the test process dies."""
 
     def __init__(self, name, argv, workdir):
         self.name = name
         self.log = os.path.join(workdir, name + ".log")
         self._out = open(self.log, "w")
         self.proc = subprocess.Popen(argv, stdout=self._out, stderr=subprocess.STDOUT, cwd=workdir,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=die_with_parent)
 
     def stop(self, deadline_s=30):
         if self.proc.poll() is None:
