@@ -25,7 +25,7 @@ import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from cluster import Cluster, START_DEADLINE_S, wait_for  # noqa: E402
+from cluster import Cluster, wait_for  # noqa: E402
 from webhook_server import WebhookServer, apply_response, kubelet_env, to_v1pod  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
