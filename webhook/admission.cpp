@@ -49,14 +49,17 @@ std::string str_at(const json& obj, const char* key) {
   return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+// The pod manager: an init container (native sidecar) or, in --sidecar_mode container, a regular one.
 const json* find_sidecar(const json& pod) {
   if (!pod.is_object()) return nullptr;
   auto spec = pod.find("spec");
   if (spec == pod.end() || !spec->is_object()) return nullptr;
-  auto inits = spec->find("initContainers");
-  if (inits == spec->end() || !inits->is_array()) return nullptr;
-  for (const auto& c : *inits) {
-    if (str_at(c, "name") == kSidecarName) return &c;
+  for (const char* list : {"initContainers", "containers"}) {
+    auto cs = spec->find(list);
+    if (cs == spec->end() || !cs->is_array()) continue;
+    for (const auto& c : *cs) {
+      if (str_at(c, "name") == kSidecarName) return &c;
+    }
   }
   return nullptr;
 }

@@ -25,6 +25,10 @@ const char kUsage[] =
     "                              the webhook configuration's failurePolicy).\n"
     "  --pmgr_image IMAGE          image of the gem-pmgr sidecar\n"
     "  --image_pull_policy IfNotPresent\n"
+    "  --sidecar_mode native       native: the pod manager is a native sidecar (an init container\n"
+    "                              with restartPolicy Always; Kubernetes 1.29+); container: an\n"
+    "                              ordinary container appended to spec.containers, for clusters\n"
+    "                              without native sidecars (docs/kubernetes.md)\n"
     "  --default_request 0 --default_limit 1 --default_gpu_memory 0\n"
     "                              settings for pods without the annotations\n"
     "  --shutdown_delay_ms 0       keep serving this long after SIGTERM\n"
@@ -97,6 +101,8 @@ int main(int argc, char** argv) {
         usage_error("--image_pull_policy is Always, IfNotPresent or Never");
       }
       m.image_pull_policy = value;
+    } else if (flag == "--sidecar_mode") {
+      if (!gemwh::parse_sidecar_mode(value, &m.sidecar_mode)) usage_error("--sidecar_mode is native or container");
     } else if (flag == "--default_request") {
       m.defaults.request = value;
     } else if (flag == "--default_limit") {

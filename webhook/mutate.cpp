@@ -244,15 +244,25 @@ json pmgr_args(const SharingSettings& s) {
   return a;
 }
 
+bool parse_sidecar_mode(const std::string& text, SidecarMode* out) {
+  if (text == "native") {
+    *out = SidecarMode::kNative;
+  } else if (text == "container") {
+    *out = SidecarMode::kContainer;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 json pod_manager_sidecar(const SharingSettings& s, const MutateOptions& opts) {
   json env = json::array({field_env("GEMINI_POD_NAMESPACE", "metadata.namespace"),
                           field_env("GEMINI_POD_NAME_ONLY", "metadata.name"),
                           value_env("POD_NAME", "$(GEMINI_POD_NAMESPACE)/$(GEMINI_POD_NAME_ONLY)")});
-  return {
+  json c = {
       {"name", kSidecarName},
       {"image", opts.pmgr_image},
       {"imagePullPolicy", opts.image_pull_policy},
-      {"restartPolicy", "Always"},
       {"command", json::array({"gem-pmgr"})},
       {"args", pmgr_args(s)},
       {"env", env},
@@ -268,6 +278,8 @@ json pod_manager_sidecar(const SharingSettings& s, const MutateOptions& opts) {
         {"readOnlyRootFilesystem", true},
         {"capabilities", {{"drop", json::array({"ALL"})}}}}},
   };
+  if (opts.sidecar_mode == SidecarMode::kNative) c["restartPolicy"] = "Always";
+  return c;
 }
 
 MutateResult mutate_pod(const json& pod, const MutateOptions& opts) {
@@ -304,12 +316,17 @@ MutateResult mutate_pod(const json& pod, const MutateOptions& opts) {
     if (!object_list(*spec, "initContainers", &inits, &err, "spec")) return invalid(err);
     if (!object_list(*spec, "volumes", &volumes, &err, "spec")) return invalid(err);
 
+    // The pod manager, from an earlier invocation (reinvocation), in either mode: a regular container
+    // (container mode) running gem-pmgr, or a native sidecar init container.
+    bool have_sidecar = false;
     for (const auto& c : *containers) {
-      if (str_member(c, "name") == kSidecarName) {
+      if (str_member(c, "name") != kSidecarName) continue;
+      const json* cmd = member(c, "command");
+      if (!cmd || *cmd != json::array({"gem-pmgr"})) {
         return invalid(std::string("container name ") + kSidecarName + " is reserved");
       }
+      have_sidecar = true;
     }
-    bool have_sidecar = false;
     if (inits) {
       for (const auto& c : *inits) {
         if (str_member(c, "name") != kSidecarName) continue;
@@ -384,7 +401,10 @@ MutateResult mutate_pod(const json& pod, const MutateOptions& opts) {
     }
 
     // Last: inserting at initContainers/0 shifts the indices the operations above used.
-    if (!have_sidecar) {
+    if (!have_sidecar && opts.sidecar_mode == SidecarMode::kContainer) {
+      // Appended, so the user's containers keep their indices (kubectl's default container).
+      p.add("/spec/containers/-", pod_manager_sidecar(settings, opts));
+    } else if (!have_sidecar) {
       json sidecar = pod_manager_sidecar(settings, opts);
       if (inits) {
         p.add("/spec/initContainers/0", sidecar);

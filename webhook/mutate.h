@@ -5,8 +5,10 @@
 //    a quantity other than 0. Such containers (regular and init) get LD_PRELOAD, the hook's
 //    environment and the read-only hook volume. An opted-in pod with no such container is allowed
 //    unchanged, with a warning.
-//  - The pod manager is a native sidecar (initContainers[0], restartPolicy Always), the only
-//    container that mounts the schedulers' socket directory.
+//  - The pod manager is the only container that mounts the schedulers' socket directory. By default
+//    (SidecarMode::kNative) it is a native sidecar: initContainers[0] with restartPolicy Always
+//    (Kubernetes 1.29+). SidecarMode::kContainer, for older clusters, appends it to spec.containers
+//    as an ordinary container instead (docs/kubernetes.md, "Clusters without native sidecars").
 //  - Only missing pieces are added, so a pod that already has them (reinvocation) gets no patch.
 #pragma once
 
@@ -33,10 +35,20 @@ inline constexpr const char* kPodManagerIp = "127.0.0.1";
 inline constexpr const char* kPodManagerPort = "50052";
 inline constexpr const char* kGpuResource = "nvidia.com/gpu";
 
+/// Where the pod manager goes (gem-webhook --sidecar_mode).
+enum class SidecarMode {
+  kNative,     // "native": initContainers[0] with restartPolicy Always (Kubernetes 1.29+)
+  kContainer,  // "container": appended to spec.containers (clusters without native sidecars)
+};
+
+/// Parses "native" or "container"; false otherwise.
+bool parse_sidecar_mode(const std::string& text, SidecarMode* out);
+
 struct MutateOptions {
   std::string pmgr_image = "ghcr.io/gemini-gpu-sharing/gemini-node:0.1.0";
   std::string image_pull_policy = "IfNotPresent";
   SharingSettings defaults;  // for annotations a pod leaves out
+  SidecarMode sidecar_mode = SidecarMode::kNative;
 };
 
 enum class Outcome {
@@ -63,7 +75,7 @@ MutateResult mutate_pod(const nlohmann::json& pod, const MutateOptions& opts);
 /// it through Kubernetes dependent environment variable expansion "$(VAR)").
 nlohmann::json hook_env();
 
-/// The pod manager sidecar container for `settings`.
+/// The pod manager sidecar container for `settings` (with restartPolicy Always in kNative mode).
 nlohmann::json pod_manager_sidecar(const SharingSettings& settings, const MutateOptions& opts);
 
 }  // namespace gemwh

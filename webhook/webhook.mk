@@ -3,6 +3,8 @@
 #   make webhook          $(BUILD)/bin/gem-webhook
 #   make webhook-test     unit tests (GoogleTest) + server tests over TLS + manifest checks (Python)
 #   make webhook-bench    admissions/s and p99 over loopback TLS (not part of `make test`)
+#   make k8s-e2e          the webhook and the manifests against a real kube-apiserver v1.20.2, built
+#                         once into ~/.cache/gem-k8s (not part of `make test`; a step of .ci/run)
 
 # Debian's split cpp-httplib: compile with the flags the library was built with (OpenSSL, zlib, brotli).
 # Without pkg-config: the flags of Debian 12's cpp-httplib.pc.
@@ -46,7 +48,7 @@ $(WEBHOOK_BENCH_BIN): $(call obj,$(WEBHOOK_BENCH_SRCS))
 	@mkdir -p $(dir $@)
 	$(CXX) $(SANFLAGS) -o $@ $^ $(HTTPLIB_LIBS)
 
-.PHONY: webhook webhook-test webhook-unit-test webhook-server-test webhook-manifest-test webhook-bench
+.PHONY: webhook webhook-test webhook-unit-test webhook-server-test webhook-manifest-test webhook-bench k8s-e2e
 webhook: $(WEBHOOK_BIN)
 
 webhook-unit-test: $(WEBHOOK_UNIT_BIN)
@@ -62,6 +64,10 @@ webhook-test: webhook-unit-test webhook-server-test webhook-manifest-test
 
 TEST_SUITES += webhook-test
 TEST_BUILD_EXTRA += $(WEBHOOK_BIN) $(WEBHOOK_UNIT_BIN)
+
+# docs/kubernetes.md, "End-to-end test". The first run builds kube-apiserver (about 8 minutes on 2 cores).
+k8s-e2e: $(WEBHOOK_BIN)
+	GEM_WEBHOOK_BIN=$(abspath $(WEBHOOK_BIN)) PYTHON=$(PYTHON) tests/webhook/e2e/run.sh
 
 # One core for the server (taskset), the client on another; see docs/kubernetes.md.
 webhook-bench: $(WEBHOOK_BIN) $(WEBHOOK_BENCH_BIN)

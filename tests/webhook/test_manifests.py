@@ -12,7 +12,7 @@ import unittest
 
 import yaml
 
-from webhook_server import REPO, WebhookServer, apply_response, to_v1pod
+from webhook_server import REPO, WebhookServer, apply_response, to_v1pod, webhook_bin
 
 DEPLOY = os.path.join(REPO, "webhook", "deploy")
 DOCKER = os.path.join(REPO, "webhook", "docker")
@@ -149,6 +149,10 @@ class Manifests(unittest.TestCase):
         self.assertEqual(c["readinessProbe"]["httpGet"]["scheme"], "HTTPS")
         self.assertEqual(c["readinessProbe"]["httpGet"]["path"], "/healthz")
         self.assertEqual(args["--failure_policy"], "Fail")
+        self.assertEqual(args["--sidecar_mode"], "native")  # 1.29+ (Requirements)
+        usage = subprocess.run([webhook_bin(), "--help"], capture_output=True, text=True, check=True).stdout
+        for flag in args:
+            self.assertIn(flag + " ", usage)
 
     def test_least_privilege(self):
         for sa in self.by_kind["ServiceAccount"]:

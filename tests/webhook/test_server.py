@@ -9,12 +9,13 @@ import shutil
 import signal
 import socket
 import ssl
+import subprocess
 import threading
 import time
 import unittest
 
 from webhook_server import (WebhookServer, apply_response, decoded_patch, kubelet_env, load_fixture,
-                            to_v1pod)
+                            to_v1pod, webhook_bin)
 
 HOOK = "/gemini/lib/libgemhook.so.1"
 SIDECAR = "gemini-pod-manager"
@@ -341,6 +342,22 @@ class IgnorePolicy(unittest.TestCase):
             self.assertIs(resp["allowed"], True)
             self.assertNotIn("patch", resp)
             self.assertIn("gemini.gpu-sharing.io/request", resp["warnings"][0])
+
+
+class ContainerSidecarMode(unittest.TestCase):
+    def test_pod_manager_is_the_last_container(self):
+        with WebhookServer("--sidecar_mode", "container") as server:
+            rv = load_fixture("pod-generate-name.json")
+            pod = apply_response(rv["request"]["object"], server.review(rv)["response"])
+            self.assertEqual(pod["spec"]["containers"][-1]["name"], SIDECAR)
+            self.assertNotIn("restartPolicy", pod["spec"]["containers"][-1])
+            self.assertNotIn(SIDECAR, [c["name"] for c in pod["spec"].get("initContainers", [])])
+
+    def test_bad_mode_is_a_usage_error(self):
+        p = subprocess.run([webhook_bin(), "--cert", "c", "--key", "k", "--sidecar_mode", "sidecar"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--sidecar_mode is native or container", p.stderr)
 
 
 class CertificateRotation(unittest.TestCase):

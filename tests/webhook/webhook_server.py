@@ -3,9 +3,11 @@ started on a free loopback port, an HTTPS client that verifies the server agains
 reading objects back with the Kubernetes Python client's models (Debian python3-kubernetes)."""
 
 import base64
+import ctypes
 import http.client
 import json
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -57,6 +59,12 @@ class Pki:
         return (os.path.join(self.dir, name + ".crt"), os.path.join(self.dir, name + ".key"), self.serial)
 
 
+def die_with_parent():
+    """preexec_fn for test daemons: PR_SET_PDEATHSIG (prctl(2)) sends the child SIGTERM when the test
+    process dies without stopping it (killed by a timeout, say)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -85,7 +93,7 @@ class WebhookServer:
         self.proc = subprocess.Popen(
             [webhook_bin(), "--bind", "127.0.0.1", "--port", str(self.port), "--cert", self.cert,
              "--key", self.key, "--cert_check_ms", "100", *self.extra],
-            stdout=self.log, stderr=self.log)
+            stdout=self.log, stderr=self.log, preexec_fn=die_with_parent)
         deadline = time.time() + 10
         while True:
             try:

@@ -113,6 +113,30 @@ TEST(Admission, UpdateMayNotTouchTheSidecar) {
   EXPECT_EQ(response_of(review(rv.dump(), AdmissionOptions()))["allowed"], true);
 }
 
+TEST(Admission, UpdateMayNotTouchTheContainerModeSidecar) {
+  AdmissionOptions opts;
+  opts.mutate.sidecar_mode = SidecarMode::kContainer;
+  json pod = shared_pod();
+  std::string raw;
+  json resp = response_of(review(review_of(pod).dump(), opts));
+  ASSERT_TRUE(base64_decode(resp["patch"].get<std::string>(), &raw));
+  json mutated = pod.patch(json::parse(raw));
+  ASSERT_EQ(mutated["spec"]["containers"][1]["name"], kSidecarName);
+  EXPECT_FALSE(mutated["spec"].contains("initContainers"));
+
+  json rv = review_of(mutated, "UPDATE");
+  rv["request"]["oldObject"] = mutated;
+  rv["request"]["object"]["spec"]["containers"][1]["image"] = "evil/impersonator:1";
+  resp = response_of(review(rv.dump(), opts));
+  EXPECT_EQ(resp["allowed"], false);
+  EXPECT_EQ(resp["status"]["code"], 403);
+  rv["request"]["object"]["spec"]["containers"].erase(1);
+  EXPECT_EQ(response_of(review(rv.dump(), opts))["allowed"], false);
+  rv["request"]["object"] = mutated;
+  rv["request"]["object"]["spec"]["containers"][0]["image"] = "new/image:2";
+  EXPECT_EQ(response_of(review(rv.dump(), opts))["allowed"], true);
+}
+
 TEST(Admission, MalformedEnvelopesAre400) {
   json no_uid = review_of(shared_pod());
   no_uid["request"].erase("uid");

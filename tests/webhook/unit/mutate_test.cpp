@@ -303,3 +303,60 @@ TEST(Mutate, ConflictsAreInvalid) {
   EXPECT_EQ(r.outcome, Outcome::kInvalid);
   EXPECT_NE(r.message.find(kAnnRequest), std::string::npos);
 }
+
+TEST(Mutate, SidecarModeParses) {
+  SidecarMode m = SidecarMode::kContainer;
+  ASSERT_TRUE(parse_sidecar_mode("native", &m));
+  EXPECT_EQ(m, SidecarMode::kNative);
+  ASSERT_TRUE(parse_sidecar_mode("container", &m));
+  EXPECT_EQ(m, SidecarMode::kContainer);
+  EXPECT_FALSE(parse_sidecar_mode("Native", &m));
+  EXPECT_FALSE(parse_sidecar_mode("", &m));
+}
+
+// --sidecar_mode container (clusters before 1.29): the pod manager is an ordinary container, last in
+// spec.containers, with no restartPolicy; init containers are left where they are.
+TEST(Mutate, ContainerModePutsThePodManagerAmongTheContainers) {
+  json pod = shared_pod();
+  pod["metadata"]["annotations"] = {{kAnnRequest, "0.2"}, {kAnnLimit, "0.7"}};
+  pod["spec"]["containers"].push_back({{"name", "sidecar-log"}, {"image", "busybox"}});
+  pod["spec"]["initContainers"] = json::array({gpu_container("warmup")});
+  MutateOptions opts;
+  opts.sidecar_mode = SidecarMode::kContainer;
+  MutateResult r = mutate_pod(pod, opts);
+  ASSERT_EQ(r.outcome, Outcome::kPatched) << r.message;
+  json out = apply_patch(pod, r);
+  const json& cs = out["spec"]["containers"];
+  ASSERT_EQ(cs.size(), 3u);
+  EXPECT_EQ(cs[0]["name"], "main");  // the user's containers keep their indices
+  expect_shared_container(cs[0]);
+  EXPECT_EQ(cs[1]["name"], "sidecar-log");
+  EXPECT_FALSE(cs[1].contains("env"));
+  const json& pm = cs[2];
+  EXPECT_EQ(pm["name"], kSidecarName);
+  EXPECT_FALSE(pm.contains("restartPolicy"));
+  EXPECT_EQ(pm["command"], json({"gem-pmgr"}));
+  EXPECT_EQ(pm["args"][9], "0.2");
+  EXPECT_EQ(pm["args"][11], "0.7");
+  EXPECT_EQ(pm["volumeMounts"], json::array({{{"name", kSchedVolume}, {"mountPath", kSchedHostPath}}}));
+  EXPECT_TRUE(pm.contains("startupProbe"));  // valid on regular containers since 1.16
+  ASSERT_EQ(out["spec"]["initContainers"].size(), 1u);  // the user's init container only
+  expect_shared_container(out["spec"]["initContainers"][0]);
+  // Apart from where it sits and restartPolicy, the same container as in native mode.
+  json native = pod_manager_sidecar(SharingSettings{"0.2", "0.7", "0", "off"}, MutateOptions());
+  EXPECT_EQ(native["restartPolicy"], "Always");
+  native.erase("restartPolicy");
+  EXPECT_EQ(pm, native);
+
+  // Reinvocation (after defaulting) adds nothing, in either mode.
+  EXPECT_EQ(mutate_pod(defaulted(out), opts).outcome, Outcome::kUnchanged);
+  EXPECT_EQ(mutate_pod(defaulted(out), MutateOptions()).outcome, Outcome::kUnchanged);
+  // A pod with no init containers gets none.
+  json plain = shared_pod();
+  json plain_out = apply_patch(plain, mutate_pod(plain, opts));
+  EXPECT_FALSE(plain_out["spec"].contains("initContainers"));
+  EXPECT_EQ(plain_out["spec"]["containers"][1]["name"], kSidecarName);
+  // A regular container that takes the name without running gem-pmgr is still a conflict.
+  plain["spec"]["containers"].push_back({{"name", kSidecarName}, {"image", "x"}, {"command", {"sh"}}});
+  EXPECT_EQ(mutate_pod(plain, opts).outcome, Outcome::kInvalid);
+}
