@@ -32,6 +32,12 @@ WARN := -Wall -Wextra -Wno-missing-field-initializers
 CXXFLAGS ?= $(OPT) -g
 ALL_CXXFLAGS := -std=c++17 $(CXXFLAGS) $(WARN) $(SANFLAGS) -fPIC -MMD -MP -Iinclude -I$(CUDA_PATH)/include
 LDLIBS := -lpthread -ldl
+# Debian's split cpp-httplib: compile with the flags the library was built with (OpenSSL, zlib, brotli).
+# Without pkg-config: the flags of Debian 12's cpp-httplib.pc. Used by the daemons' /metrics
+# endpoint (metrics/) and by the webhook.
+HTTPLIB_CFLAGS := $(shell pkg-config --cflags cpp-httplib 2>/dev/null || \
+  echo -DCPPHTTPLIB_OPENSSL_SUPPORT -DCPPHTTPLIB_ZLIB_SUPPORT -DCPPHTTPLIB_BROTLI_SUPPORT)
+HTTPLIB_LIBS := -lcpp-httplib -lssl -lcrypto -lpthread
 
 COMMON_SRCS := $(wildcard common/*.cpp)
 HOOK_SRCS := $(wildcard hook/*.cpp)
@@ -39,6 +45,8 @@ HOOK_SRCS := $(wildcard hook/*.cpp)
 HOOK_PURE_SRCS := hook/mem_ledger.cpp
 SCHD_SRCS := $(filter-out scheduler/main.cpp,$(wildcard scheduler/*.cpp))
 PMGR_SRCS := $(filter-out pod-manager/main.cpp,$(wildcard pod-manager/*.cpp))
+# The daemons' HTTP /metrics endpoint (cpp-httplib); never linked into the hook.
+METRICS_SRCS := $(wildcard metrics/*.cpp)
 UNIT_SRCS := $(wildcard tests/unit/*.cpp)
 INTEG_SRCS := $(wildcard tests/integration/*.cpp)
 FAKE_LIB_SRCS := $(wildcard tests/fake-cuda/libcuda/*.cpp)
@@ -54,6 +62,7 @@ PMGR_BIN := $(BUILD)/bin/gem-pmgr
 COMMON_A := $(BUILD)/obj/libgemcommon.a
 SCHD_A := $(BUILD)/obj/libgemschd.a
 PMGR_A := $(BUILD)/obj/libgempmgr.a
+METRICS_A := $(BUILD)/obj/libgemmetrics.a
 FAKE_LIB := $(BUILD)/fake-cuda/libcuda.so.1
 FAKE_APP := $(BUILD)/fake-cuda/fake-cuda-app
 FAKE_NVML := $(BUILD)/fake-cuda/libnvidia-ml.so.1
@@ -90,6 +99,12 @@ $(SCHD_A): $(call obj,$(SCHD_SRCS))
 	ar rcs $@ $^
 $(PMGR_A): $(call obj,$(PMGR_SRCS))
 	ar rcs $@ $^
+$(BUILD)/obj/metrics/%.o: metrics/%.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(ALL_CXXFLAGS) $(HTTPLIB_CFLAGS) -c $< -o $@
+$(METRICS_A): $(call obj,$(METRICS_SRCS))
+	@mkdir -p $(dir $@)
+	ar rcs $@ $^
 
 $(BUILD)/obj/hook/gemhook.map: hook/gemhook.map.in hook/cuda_hooks.def
 	@mkdir -p $(dir $@)
@@ -101,12 +116,12 @@ $(HOOK_LIB): $(call obj,$(HOOK_SRCS)) $(COMMON_A) $(BUILD)/obj/hook/gemhook.map
 	  -Wl,--version-script=$(BUILD)/obj/hook/gemhook.map -Wl,-soname,libgemhook.so.1 -Wl,--no-undefined \
 	  -static-libstdc++ -static-libgcc $(LDLIBS)
 
-$(SCHD_BIN): $(call obj,scheduler/main.cpp) $(SCHD_A) $(COMMON_A)
+$(SCHD_BIN): $(call obj,scheduler/main.cpp) $(SCHD_A) $(METRICS_A) $(COMMON_A)
 	@mkdir -p $(dir $@)
-	$(CXX) $(SANFLAGS) -o $@ $^ $(LDLIBS)
-$(PMGR_BIN): $(call obj,pod-manager/main.cpp) $(PMGR_A) $(COMMON_A)
+	$(CXX) $(SANFLAGS) -o $@ $^ $(HTTPLIB_LIBS) $(LDLIBS)
+$(PMGR_BIN): $(call obj,pod-manager/main.cpp) $(PMGR_A) $(METRICS_A) $(COMMON_A)
 	@mkdir -p $(dir $@)
-	$(CXX) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+	$(CXX) $(SANFLAGS) -o $@ $^ $(HTTPLIB_LIBS) $(LDLIBS)
 
 # Stand-in driver and NVML, and programs that reach them the way the CUDA runtime (and monitoring
 # code) do: fake-cuda-app launches kernels, fake-mem-app drives every memory path.

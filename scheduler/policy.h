@@ -69,6 +69,7 @@ struct ClientStats {
   double limit = 1;
   double share = 0;       // share of GPU time over the window, now
   Micros used_total = 0;  // µs charged since the client was added
+  Micros used_window = 0; // µs charged inside the window [now - window, now] (metrics: GPU busy)
   uint64_t grants = 0;
   bool waiting = false;
   bool holding = false;

@@ -11,7 +11,10 @@
 #include "gem/config.h"
 #include "gem/listener.h"
 #include "gem/peer.h"
+#include "gem/metrics_endpoint.h"
 #include "config_loader.h"
+#include "gpu_health.h"
+#include "metrics.h"
 #include "policy.h"
 #include "residency.h"
 #include "secrets.h"
@@ -46,6 +49,10 @@ class Server {
   /// otherwise sleeps until the next thing it has to do (idle: about 5 wake-ups a second).
   void run(const volatile bool* stop);
 
+  /// Metrics (server_metrics.cpp): the loop renders for `endpoint` when a scrape wants it, with the
+  /// GPU's health from `health`. Either may be null; both must outlive run(). Before run().
+  void set_observers(MetricsEndpoint* endpoint, const GpuHealth* health);
+
  private:
   struct Conn {
     std::unique_ptr<Peer> peer;
@@ -79,6 +86,9 @@ class Server {
   void close_silent(Micros now);
   Micros next_wakeup(Micros now) const;
   void write_stats();
+  /// Renders the metrics and hands them to the endpoint (server_metrics.cpp).
+  void publish_metrics();
+  SchedView metrics_view(Micros now) const;
   Conn* conn_of(const std::string& client);
   proto::ClientSettings settings_of(const std::string& client) const;
 
@@ -95,6 +105,11 @@ class Server {
   Micros last_stats_ = 0;
   Micros last_check_ = 0;
   Micros last_heartbeat_ = 0;
+  // Metrics and health (server_metrics.cpp).
+  SchedMetrics metrics_;
+  MetricsEndpoint* endpoint_ = nullptr;
+  const GpuHealth* health_ = nullptr;
+  Micros started_ = mono_us();
 };
 
 }  // namespace gem::sched
