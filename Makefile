@@ -139,12 +139,14 @@ $(FAKE_MEM_APP): $(call obj,$(FAKE_MEM_APP_SRCS))
 	$(CXX) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
 GTEST_LIBS := -lgtest -lgtest_main
-$(UNIT_BIN): $(call obj,$(UNIT_SRCS)) $(call obj,$(HOOK_PURE_SRCS)) $(SCHD_A) $(PMGR_A) $(COMMON_A)
+$(UNIT_BIN): $(call obj,$(UNIT_SRCS)) $(call obj,$(HOOK_PURE_SRCS)) $(SCHD_A) $(PMGR_A) $(METRICS_A) $(COMMON_A)
 	@mkdir -p $(dir $@)
-	$(CXX) $(SANFLAGS) -o $@ $^ $(GTEST_LIBS) $(LDLIBS)
+	$(CXX) $(SANFLAGS) -o $@ $^ $(GTEST_LIBS) $(HTTPLIB_LIBS) $(LDLIBS)
+# The integration tests scrape /metrics with cpp-httplib's client (tests/integration/prom_scrape.cpp).
+$(call obj,$(INTEG_SRCS)): ALL_CXXFLAGS += $(HTTPLIB_CFLAGS)
 $(INTEG_BIN): $(call obj,$(INTEG_SRCS)) $(COMMON_A)
 	@mkdir -p $(dir $@)
-	$(CXX) $(SANFLAGS) -o $@ $^ $(GTEST_LIBS) $(LDLIBS)
+	$(CXX) $(SANFLAGS) -o $@ $^ $(GTEST_LIBS) $(HTTPLIB_LIBS) $(LDLIBS)
 
 unit-test: $(UNIT_BIN)
 	$(UNIT_BIN)
