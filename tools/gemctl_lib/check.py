@@ -121,8 +121,11 @@ def check_device(n, report, where, h, args, schd_health):
         report.add('WARN', where, 'XID errors', f"gem-schd saw {seen['xid_errors']} critical XID event(s), last "
                    f"XID {seen['last_xid']} [{seen['url']}]")
     elif xids:
-        report.add('WARN', where, 'XID errors', f"critical XID event(s) {', '.join(map(str, xids))} within "
-                   f"{args.xid_wait:g} s")
+        counts = {}
+        for x in xids:
+            counts[x] = counts.get(x, 0) + 1
+        listed = ', '.join(f"{x}" + (f" (x{n})" if n > 1 else '') for x, n in counts.items())
+        report.add('WARN', where, 'XID errors', f"critical XID event(s) {listed} within {args.xid_wait:g} s")
     elif xids is not None:
         report.add('OK', where, 'XID errors', f"none within {args.xid_wait:g} s"
                    + (' nor in gem-schd\'s metrics' if seen else ''))
