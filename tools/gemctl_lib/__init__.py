@@ -1,1 +1,0 @@
-"""gemctl's parts (tools/gemctl): metrics scraping, status and top, the preflight check, the plot."""
