@@ -45,6 +45,8 @@ constexpr const char* kUsage = R"(usage: gem-schd [flags]
                        0, the default: no endpoint)
   --metrics_address ADDR
                        address of the metrics endpoint (default 127.0.0.1; 0.0.0.0 for every interface)
+  --list_gpus          print the UUID of every GPU NVML sees, one a line, and exit (0; 1 when NVML
+                       cannot be used or sees none): discovery for the node DaemonSet
   --log_level LEVEL    error, warn, info (default) or debug
 )";
 
@@ -81,6 +83,23 @@ bool mem_budget(const gem::Flags& flags, const std::string& gpu, uint64_t* budge
   return true;
 }
 
+// --list_gpus: the UUIDs NVML sees on stdout, one a line.
+int list_gpus() {
+  gem::sched::Nvml nvml;
+  std::vector<std::string> uuids;
+  std::string why;
+  if (!nvml.open(gem::sched::kNvmlLibrary, &why) || !nvml.uuids(&uuids, &why)) {
+    std::fprintf(stderr, "gem-schd: --list_gpus: %s\n", why.c_str());
+    return 1;
+  }
+  if (uuids.empty()) {
+    std::fprintf(stderr, "gem-schd: --list_gpus: NVML sees no GPU\n");
+    return 1;
+  }
+  for (const std::string& u : uuids) std::printf("%s\n", u.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -88,7 +107,7 @@ int main(int argc, char** argv) {
   gem::Flags flags({"ip", "port", "socket", "config", "base_quota", "min_quota", "window", "gpu",
                     "stats", "log_level", "lease_grace", "secrets", "max_connections", "allow_uids", "mem_budget",
                     "residency", "metrics_port", "metrics_address"},
-                   {"dynamic_clients", "help"});
+                   {"dynamic_clients", "help", "list_gpus"});
   std::string err;
   int64_t port = 0, base = 0, min = 0, window = 0, grace = 0, max_conns = 0;
   if (!flags.parse(argc, argv, &err) || !flags.get_int("port", 50051, 1, 65535, &port, &err) ||
@@ -104,6 +123,7 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
+  if (flags.has("list_gpus")) return list_gpus();
   if (min > base) {
     std::fprintf(stderr, "gem-schd: --min_quota %lld is above --base_quota %lld\n", (long long)min, (long long)base);
     return 2;

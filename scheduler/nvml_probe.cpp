@@ -16,6 +16,8 @@ using SetCreateFn = nvmlReturn_t (*)(nvmlEventSet_t*);
 using RegisterFn = nvmlReturn_t (*)(nvmlDevice_t, unsigned long long, nvmlEventSet_t);
 using WaitFn = nvmlReturn_t (*)(nvmlEventSet_t, nvmlEventData_t*, unsigned int);
 using SetFreeFn = nvmlReturn_t (*)(nvmlEventSet_t);
+using CountFn = nvmlReturn_t (*)(unsigned int*);
+using UuidFn = nvmlReturn_t (*)(nvmlDevice_t, char*, unsigned int);
 }  // namespace
 
 Nvml::~Nvml() { close(); }
@@ -54,6 +56,38 @@ nvmlReturn_t Nvml::lookup(const std::string& uuid, nvmlDevice_t* dev) const {
   if (!initialised_) return NVML_ERROR_UNINITIALIZED;
   return uuid.empty() ? reinterpret_cast<ByIndexFn>(by_index_)(0, dev)
                       : reinterpret_cast<ByUuidFn>(by_uuid_)(uuid.c_str(), dev);
+}
+
+bool Nvml::uuids(std::vector<std::string>* out, std::string* why) const {
+  if (!initialised_) {
+    *why = "NVML is not open";
+    return false;
+  }
+  void* count_fn = dlsym(lib_, "nvmlDeviceGetCount_v2");
+  void* uuid_fn = dlsym(lib_, "nvmlDeviceGetUUID");
+  if (count_fn == nullptr || uuid_fn == nullptr) {
+    *why = "the NVML library lacks nvmlDeviceGetCount_v2 or nvmlDeviceGetUUID";
+    return false;
+  }
+  unsigned int n = 0;
+  nvmlReturn_t r = reinterpret_cast<CountFn>(count_fn)(&n);
+  if (r != NVML_SUCCESS) {
+    *why = error("nvmlDeviceGetCount_v2", r);
+    return false;
+  }
+  out->clear();
+  for (unsigned int i = 0; i < n; ++i) {
+    nvmlDevice_t dev = nullptr;
+    char text[NVML_DEVICE_UUID_V2_BUFFER_SIZE] = {};
+    r = reinterpret_cast<ByIndexFn>(by_index_)(i, &dev);
+    if (r == NVML_SUCCESS) r = reinterpret_cast<UuidFn>(uuid_fn)(dev, text, sizeof text);
+    if (r != NVML_SUCCESS) {
+      *why = error(("GPU " + std::to_string(i)).c_str(), r);
+      return false;
+    }
+    out->push_back(text);
+  }
+  return true;
 }
 
 bool Nvml::watch_xid(nvmlDevice_t dev, std::string* why) {

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "gem/nvml_api.h"
 
@@ -44,6 +45,8 @@ class Nvml {
   /// Waits up to `timeout_ms` for an event of the watched device: NVML_SUCCESS with *data,
   /// NVML_ERROR_TIMEOUT, or NVML's error (NVML_ERROR_GPU_IS_LOST, ...). watch_xid() must have succeeded.
   nvmlReturn_t wait_event(unsigned int timeout_ms, nvmlEventData_t* data) const;
+  /// The UUIDs of every GPU NVML sees, in index order (discovery: gem-schd --list_gpus). False with *why.
+  bool uuids(std::vector<std::string>* out, std::string* why) const;
   /// NVML's text for a code.
   std::string error_text(nvmlReturn_t r) const { return error("NVML", r); }
   /// nvmlShutdown (the destructor does it too, and frees the event set); the library stays loaded.
