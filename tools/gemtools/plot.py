@@ -35,6 +35,29 @@ def sample(args):
         time.sleep(max(0.0, args.interval - (time.monotonic() - t0 - now)))
 
 
+def rows_from_stats(samples, t0, gpu=''):
+    """Rows from gem-schd --stats snapshots [(monotonic time, stats dict)], times relative to t0
+    (what the demo records)."""
+    rows = []
+    for t, st in samples:
+        for name, c in st.get('clients', {}).items():
+            rows.append({'time_s': round(t - t0, 3), 'gpu': gpu or 'GPU', 'client': name, 'request': c.get('request', 0),
+                         'limit': c.get('limit', 1), 'share': c.get('share_window', 0),
+                         'gpu_seconds': c.get('used_us_total', 0) / 1e6})
+    return rows
+
+
+def save(rows, png, title=''):
+    """Writes PNG.csv and, with matplotlib, the PNG; a line saying where they are (or what is missing)."""
+    png = str(png)
+    csv_path = os.path.splitext(png)[0] + '.csv'
+    write_csv(rows, csv_path)
+    if draw(rows, png, title):
+        return f"share over time: {png} (samples: {csv_path})"
+    return (f"share over time: no picture, matplotlib is not installed (Debian: apt install python3-matplotlib; "
+            f"or pip install matplotlib); the samples are in {csv_path} (gemctl plot --from {csv_path} --out {png})")
+
+
 def write_csv(rows, path):
     with open(path, 'w', newline='') as f:
         w = csv.DictWriter(f, fieldnames=FIELDS)
