@@ -7,7 +7,7 @@
 #   make bench-alloc     cost of GPU_MEM accounting per 2 MiB alloc+free, with the plain call beside it
 #   make soak            bounded soak of the real daemons (SOAK_SECONDS, default 600; docs/hardening.md)
 #   make demo            two clients at shares 0.3 / 0.7 (real GPU if present, else the stand-in)
-#   make install PREFIX=/opt/gemini
+#   make install PREFIX=/opt/gemini   (bin/: daemons, launchers, gemctl and their gemtools/; lib/: the hook)
 #   make fuzz / fuzz-ci    libFuzzer targets / a minute of each from the seeds (tests/fuzz/fuzz.mk)
 #   make clean
 
@@ -187,7 +187,10 @@ bench-config: $(SCHD_A) $(COMMON_A)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib
-	install -m 0755 $(SCHD_BIN) $(PMGR_BIN) tools/launch-backend.py tools/launch-command.py $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(SCHD_BIN) $(PMGR_BIN) tools/launch-backend.py tools/launch-command.py tools/gemctl \
+	  $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/bin/gemtools
+	install -m 0644 tools/gemtools/*.py $(DESTDIR)$(PREFIX)/bin/gemtools/
 	install -m 0755 $(HOOK_LIB) $(DESTDIR)$(PREFIX)/lib/
 
 clean:
