@@ -73,7 +73,7 @@ UNIT_BIN := $(BUILD)/tests/unit-tests
 INTEG_BIN := $(BUILD)/tests/integration-tests
 
 .PHONY: all test unit-test integration-test tools-test demo install clean bench bench-config bench-alloc soak
-all: $(HOOK_LIB) $(SCHD_BIN) $(PMGR_BIN)
+all: $(HOOK_LIB) $(SCHD_BIN) $(PMGR_BIN) $(BUILD)/lib/.runtime-libs
 
 $(BUILD)/obj/%.o: %.cpp
 	@mkdir -p $(dir $@)
@@ -116,12 +116,21 @@ $(HOOK_LIB): $(call obj,$(HOOK_SRCS)) $(COMMON_A) $(BUILD)/obj/hook/gemhook.map
 	  -Wl,--version-script=$(BUILD)/obj/hook/gemhook.map -Wl,-soname,libgemhook.so.1 -Wl,--no-undefined \
 	  -static-libstdc++ -static-libgcc $(LDLIBS)
 
+# The daemons look in ../lib beside them first (DT_RPATH, so also for cpp-httplib's own
+# dependencies): build/bin + build/lib run on a machine without cpp-httplib (the GPU machines).
+DAEMON_RPATH := -Wl,--disable-new-dtags,-rpath,'$$ORIGIN/../lib'
 $(SCHD_BIN): $(call obj,scheduler/main.cpp) $(SCHD_A) $(METRICS_A) $(COMMON_A)
 	@mkdir -p $(dir $@)
-	$(CXX) $(SANFLAGS) -o $@ $^ $(HTTPLIB_LIBS) $(LDLIBS)
+	$(CXX) $(SANFLAGS) -o $@ $^ $(DAEMON_RPATH) $(HTTPLIB_LIBS) $(LDLIBS)
 $(PMGR_BIN): $(call obj,pod-manager/main.cpp) $(PMGR_A) $(METRICS_A) $(COMMON_A)
 	@mkdir -p $(dir $@)
-	$(CXX) $(SANFLAGS) -o $@ $^ $(HTTPLIB_LIBS) $(LDLIBS)
+	$(CXX) $(SANFLAGS) -o $@ $^ $(DAEMON_RPATH) $(HTTPLIB_LIBS) $(LDLIBS)
+# Copies of the libraries the daemons need beyond glibc and libstdc++ (cpp-httplib, OpenSSL, brotli)
+# into $(BUILD)/lib, found there through the rpath above.
+$(BUILD)/lib/.runtime-libs: $(SCHD_BIN) $(PMGR_BIN)
+	@mkdir -p $(dir $@)
+	cp -L $$(ldd $(SCHD_BIN) | awk '/libcpp-httplib|libssl|libcrypto|libbrotli/ {print $$3}') $(dir $@)
+	touch $@
 
 # Stand-in driver and NVML, and programs that reach them the way the CUDA runtime (and monitoring
 # code) do: fake-cuda-app launches kernels, fake-mem-app drives every memory path.

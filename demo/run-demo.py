@@ -128,6 +128,8 @@ def main():
     ap.add_argument("--seconds", type=float, help="length of the shared run (default 20 on a GPU, 8 on the stand-in)")
     ap.add_argument("--baseline_seconds", type=float, help="length of the unshared run (default 5 / 3)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory with the logs")
+    ap.add_argument("--metrics_port", type=int, default=0,
+                    help="gem-schd's Prometheus metrics on 127.0.0.1:PORT during the run, for gemctl (default: off)")
     args = ap.parse_args()
 
     build = Path(os.environ.get("BUILD") or REPO / "build").resolve()
@@ -184,6 +186,8 @@ def main():
         blog = open(tmp / "backend.log", "w")
         bcmd = [PY, str(TOOLS / "launch-backend.py"), str(schd), str(pmgr), "--config", str(cfg),
                 "--port", str(base), "--pmgr_base_port", str(base + 1), "--stats", str(stats)]
+        if args.metrics_port:
+            bcmd += ["--metrics_port", str(args.metrics_port)]
         if mode == "stand-in":
             bcmd += ["--base_quota", "30", "--min_quota", "10", "--window", "2000", "--gpus", "none"]
         else:

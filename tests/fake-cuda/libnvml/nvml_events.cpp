@@ -2,7 +2,7 @@
 //   xid INDEX N     a critical XID event N on device INDEX (delivered once per event set)
 //   lost INDEX      device INDEX is lost from then on: every call on it answers NVML_ERROR_GPU_IS_LOST
 // nvmlEventSetWait_v2 re-reads the file every 10 ms until an event of a registered device comes or
-// its timeout passes. Only nvmlEventTypeXidCriticalError is supported.
+// its timeout passes (without FAKE_NVML_EVENTS it just sleeps the timeout). Only nvmlEventTypeXidCriticalError is supported.
 #include <unistd.h>
 
 #include <cstdio>
@@ -108,8 +108,11 @@ NVML_API nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t* d
         return NVML_SUCCESS;
       }
     }
-    if (gem::mono_us() >= deadline) return NVML_ERROR_TIMEOUT;
-    usleep(10000);
+    const gem::Micros now = gem::mono_us();
+    if (now >= deadline) return NVML_ERROR_TIMEOUT;
+    // Without FAKE_NVML_EVENTS nothing can come: sleep the whole timeout (an idle gem-schd stays idle).
+    const char* path = getenv("FAKE_NVML_EVENTS");
+    usleep(path == nullptr || *path == '\0' ? static_cast<useconds_t>(deadline - now) : 10000);
   }
 }
 
