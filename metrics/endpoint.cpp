@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -17,6 +18,7 @@ struct MetricsEndpoint::Impl {
   MetricsEndpointOptions opts;
   httplib::Server server;
   std::thread thread;
+  std::atomic<bool> done{false};  // listen_after_bind returned
   int port = 0;
 
   mutable std::mutex mu;
@@ -67,7 +69,10 @@ bool MetricsEndpoint::start(const MetricsEndpointOptions& opts, std::string* err
            " (address not local, or port in use)";
     return false;
   }
-  m.thread = std::thread([&m] { m.server.listen_after_bind(); });
+  m.thread = std::thread([&m] {
+    m.server.listen_after_bind();
+    m.done = true;
+  });
   return true;
 }
 
@@ -87,7 +92,11 @@ void MetricsEndpoint::publish(std::string text) {
 
 void MetricsEndpoint::stop() {
   if (!impl_->thread.joinable()) return;
-  impl_->server.stop();
+  // httplib's stop() does nothing before the listening loop has begun: repeat it until the loop ended.
+  while (!impl_->done) {
+    impl_->server.stop();
+    if (!impl_->done) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   impl_->thread.join();
 }
 
