@@ -1,7 +1,9 @@
 // The Prometheus text writer (include/gem/prom.h) and gem-schd's metrics rules (scheduler/metrics.h):
-// escaping, number formatting, cumulative histograms, and which waits count as hand-offs.
+// escaping, number formatting, cumulative histograms, and which waits count as hand-offs; gem-pmgr's
+// counters (pod-manager/metrics.h).
 #include <gtest/gtest.h>
 
+#include "../../pod-manager/metrics.h"
 #include "../../scheduler/metrics.h"
 #include "gem/prom.h"
 
@@ -77,6 +79,40 @@ TEST(SchedMetrics, HandOffOnlyForClientsWaitingWhenTheTokenCameFree) {
   const std::string after = m.render(v);
   EXPECT_NE(after.find("gem_client_revocations_total{gpu=\"GPU-x\",client=\"b\"} 0\n"), std::string::npos) << after;
   EXPECT_EQ(after.find("gem_client_handoff_seconds_count{gpu=\"GPU-x\",client=\"b\"}"), std::string::npos) << after;
+}
+
+}  // namespace
+
+namespace {
+
+// gem-pmgr counts what its processes are told: a refused renewal (quota 0) is no grant, a process's
+// wait ends with its grant or with "scheduler unavailable", and a closed connection forgets its wait.
+TEST(PmgrMetrics, GrantsRevocationsAndWaitsAsProcessesSeeThem) {
+  gem::pmgr::PmgrMetrics m;
+  using gem::proto::Message;
+  m.asked(1, 0);
+  m.told(1, Message{7, gem::proto::TokenGrant{0}}, 500);  // refused renewal: not a grant
+  m.told(1, Message{7, gem::proto::TokenGrant{30000}}, 2000);
+  m.asked(2, 1000);
+  m.told(2, Message{8, gem::proto::Error{gem::proto::ErrorCode::kSchedulerUnavailable, "x"}}, 1500);
+  m.told(2, Message{0, gem::proto::TokenGrant{30000}}, 9000);  // not asked any more: counted, no wait
+  m.asked(3, 0);
+  m.gone(3);
+  m.told(1, Message{0, gem::proto::TokenRevoke{1000}}, 3000);
+  gem::pmgr::PmgrView v;
+  v.client = "c";
+  v.launch_processes = 2;
+  v.routes = {{"unix:/s.sock", true, false, 0, 2, 1 << 20, 4096}};
+  const std::string text = m.render(v);
+  auto has = [&](const std::string& line) { return text.find(line + "\n") != std::string::npos; };
+  EXPECT_TRUE(has("gem_pmgr_grants_total{client=\"c\"} 2")) << text;
+  EXPECT_TRUE(has("gem_pmgr_revocations_total{client=\"c\"} 1")) << text;
+  EXPECT_TRUE(has("gem_pmgr_scheduler_unavailable_total{client=\"c\"} 1")) << text;
+  EXPECT_TRUE(has("gem_pmgr_token_wait_seconds_count{client=\"c\"} 1")) << text;
+  EXPECT_TRUE(has("gem_pmgr_token_wait_seconds_sum{client=\"c\"} 0.002")) << text;
+  EXPECT_TRUE(has("gem_pmgr_processes{client=\"c\",kind=\"launch\"} 2")) << text;
+  EXPECT_TRUE(has("gem_pmgr_memory_limit_bytes{client=\"c\",scheduler=\"unix:/s.sock\"} 1048576")) << text;
+  EXPECT_TRUE(has("gem_pmgr_scheduler_up{client=\"c\",scheduler=\"unix:/s.sock\"} 1")) << text;
 }
 
 }  // namespace
