@@ -7,7 +7,7 @@
 #   make bench-alloc     cost of GPU_MEM accounting per 2 MiB alloc+free, with the plain call beside it
 #   make soak            bounded soak of the real daemons (SOAK_SECONDS, default 600; docs/hardening.md)
 #   make demo            two clients at shares 0.3 / 0.7 (real GPU if present, else the stand-in)
-#   make install PREFIX=/opt/gemini
+#   make install PREFIX=/opt/gemini   (bin/: daemons, launchers, gemctl and their gemtools/; lib/: the hook)
 #   make fuzz / fuzz-ci    libFuzzer targets / a minute of each from the seeds (tests/fuzz/fuzz.mk)
 #   make clean
 
@@ -32,6 +32,12 @@ WARN := -Wall -Wextra -Wno-missing-field-initializers
 CXXFLAGS ?= $(OPT) -g
 ALL_CXXFLAGS := -std=c++17 $(CXXFLAGS) $(WARN) $(SANFLAGS) -fPIC -MMD -MP -Iinclude -I$(CUDA_PATH)/include
 LDLIBS := -lpthread -ldl
+# Debian's split cpp-httplib: compile with the flags the library was built with (OpenSSL, zlib, brotli).
+# Without pkg-config: the flags of Debian 12's cpp-httplib.pc. Used by the daemons' /metrics
+# endpoint (metrics/) and by the webhook.
+HTTPLIB_CFLAGS := $(shell pkg-config --cflags cpp-httplib 2>/dev/null || \
+  echo -DCPPHTTPLIB_OPENSSL_SUPPORT -DCPPHTTPLIB_ZLIB_SUPPORT -DCPPHTTPLIB_BROTLI_SUPPORT)
+HTTPLIB_LIBS := -lcpp-httplib -lssl -lcrypto -lpthread
 
 COMMON_SRCS := $(wildcard common/*.cpp)
 HOOK_SRCS := $(wildcard hook/*.cpp)
@@ -39,6 +45,8 @@ HOOK_SRCS := $(wildcard hook/*.cpp)
 HOOK_PURE_SRCS := hook/mem_ledger.cpp
 SCHD_SRCS := $(filter-out scheduler/main.cpp,$(wildcard scheduler/*.cpp))
 PMGR_SRCS := $(filter-out pod-manager/main.cpp,$(wildcard pod-manager/*.cpp))
+# The daemons' HTTP /metrics endpoint (cpp-httplib); never linked into the hook.
+METRICS_SRCS := $(wildcard metrics/*.cpp)
 UNIT_SRCS := $(wildcard tests/unit/*.cpp)
 INTEG_SRCS := $(wildcard tests/integration/*.cpp)
 FAKE_LIB_SRCS := $(wildcard tests/fake-cuda/libcuda/*.cpp)
@@ -54,6 +62,7 @@ PMGR_BIN := $(BUILD)/bin/gem-pmgr
 COMMON_A := $(BUILD)/obj/libgemcommon.a
 SCHD_A := $(BUILD)/obj/libgemschd.a
 PMGR_A := $(BUILD)/obj/libgempmgr.a
+METRICS_A := $(BUILD)/obj/libgemmetrics.a
 FAKE_LIB := $(BUILD)/fake-cuda/libcuda.so.1
 FAKE_APP := $(BUILD)/fake-cuda/fake-cuda-app
 FAKE_NVML := $(BUILD)/fake-cuda/libnvidia-ml.so.1
@@ -64,7 +73,7 @@ UNIT_BIN := $(BUILD)/tests/unit-tests
 INTEG_BIN := $(BUILD)/tests/integration-tests
 
 .PHONY: all test unit-test integration-test tools-test demo install clean bench bench-config bench-alloc soak
-all: $(HOOK_LIB) $(SCHD_BIN) $(PMGR_BIN)
+all: $(HOOK_LIB) $(SCHD_BIN) $(PMGR_BIN) $(BUILD)/lib/.runtime-libs
 
 $(BUILD)/obj/%.o: %.cpp
 	@mkdir -p $(dir $@)
@@ -90,6 +99,12 @@ $(SCHD_A): $(call obj,$(SCHD_SRCS))
 	ar rcs $@ $^
 $(PMGR_A): $(call obj,$(PMGR_SRCS))
 	ar rcs $@ $^
+$(BUILD)/obj/metrics/%.o: metrics/%.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(ALL_CXXFLAGS) $(HTTPLIB_CFLAGS) -c $< -o $@
+$(METRICS_A): $(call obj,$(METRICS_SRCS))
+	@mkdir -p $(dir $@)
+	ar rcs $@ $^
 
 $(BUILD)/obj/hook/gemhook.map: hook/gemhook.map.in hook/cuda_hooks.def
 	@mkdir -p $(dir $@)
@@ -101,12 +116,21 @@ $(HOOK_LIB): $(call obj,$(HOOK_SRCS)) $(COMMON_A) $(BUILD)/obj/hook/gemhook.map
 	  -Wl,--version-script=$(BUILD)/obj/hook/gemhook.map -Wl,-soname,libgemhook.so.1 -Wl,--no-undefined \
 	  -static-libstdc++ -static-libgcc $(LDLIBS)
 
-$(SCHD_BIN): $(call obj,scheduler/main.cpp) $(SCHD_A) $(COMMON_A)
+# The daemons look in ../lib beside them first (DT_RPATH, so also for cpp-httplib's own
+# dependencies): build/bin + build/lib run on a machine without cpp-httplib (the GPU machines).
+DAEMON_RPATH := -Wl,--disable-new-dtags,-rpath,'$$ORIGIN/../lib'
+$(SCHD_BIN): $(call obj,scheduler/main.cpp) $(SCHD_A) $(METRICS_A) $(COMMON_A)
 	@mkdir -p $(dir $@)
-	$(CXX) $(SANFLAGS) -o $@ $^ $(LDLIBS)
-$(PMGR_BIN): $(call obj,pod-manager/main.cpp) $(PMGR_A) $(COMMON_A)
+	$(CXX) $(SANFLAGS) -o $@ $^ $(DAEMON_RPATH) $(HTTPLIB_LIBS) $(LDLIBS)
+$(PMGR_BIN): $(call obj,pod-manager/main.cpp) $(PMGR_A) $(METRICS_A) $(COMMON_A)
 	@mkdir -p $(dir $@)
-	$(CXX) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+	$(CXX) $(SANFLAGS) -o $@ $^ $(DAEMON_RPATH) $(HTTPLIB_LIBS) $(LDLIBS)
+# Copies of the libraries the daemons need beyond glibc and libstdc++ (cpp-httplib, OpenSSL, brotli)
+# into $(BUILD)/lib, found there through the rpath above.
+$(BUILD)/lib/.runtime-libs: $(SCHD_BIN) $(PMGR_BIN)
+	@mkdir -p $(dir $@)
+	cp -L $$(ldd $(SCHD_BIN) | awk '/libcpp-httplib|libssl|libcrypto|libbrotli/ {print $$3}') $(dir $@)
+	touch $@
 
 # Stand-in driver and NVML, and programs that reach them the way the CUDA runtime (and monitoring
 # code) do: fake-cuda-app launches kernels, fake-mem-app drives every memory path.
@@ -124,12 +148,14 @@ $(FAKE_MEM_APP): $(call obj,$(FAKE_MEM_APP_SRCS))
 	$(CXX) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
 GTEST_LIBS := -lgtest -lgtest_main
-$(UNIT_BIN): $(call obj,$(UNIT_SRCS)) $(call obj,$(HOOK_PURE_SRCS)) $(SCHD_A) $(PMGR_A) $(COMMON_A)
+$(UNIT_BIN): $(call obj,$(UNIT_SRCS)) $(call obj,$(HOOK_PURE_SRCS)) $(SCHD_A) $(PMGR_A) $(METRICS_A) $(COMMON_A)
 	@mkdir -p $(dir $@)
-	$(CXX) $(SANFLAGS) -o $@ $^ $(GTEST_LIBS) $(LDLIBS)
+	$(CXX) $(SANFLAGS) -o $@ $^ $(GTEST_LIBS) $(HTTPLIB_LIBS) $(LDLIBS)
+# The integration tests scrape /metrics with cpp-httplib's client (tests/integration/prom_scrape.cpp).
+$(call obj,$(INTEG_SRCS)): ALL_CXXFLAGS += $(HTTPLIB_CFLAGS)
 $(INTEG_BIN): $(call obj,$(INTEG_SRCS)) $(COMMON_A)
 	@mkdir -p $(dir $@)
-	$(CXX) $(SANFLAGS) -o $@ $^ $(GTEST_LIBS) $(LDLIBS)
+	$(CXX) $(SANFLAGS) -o $@ $^ $(GTEST_LIBS) $(HTTPLIB_LIBS) $(LDLIBS)
 
 unit-test: $(UNIT_BIN)
 	$(UNIT_BIN)
@@ -170,7 +196,10 @@ bench-config: $(SCHD_A) $(COMMON_A)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib
-	install -m 0755 $(SCHD_BIN) $(PMGR_BIN) tools/launch-backend.py tools/launch-command.py $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(SCHD_BIN) $(PMGR_BIN) tools/launch-backend.py tools/launch-command.py tools/gemctl \
+	  $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/bin/gemtools
+	install -m 0644 tools/gemtools/*.py $(DESTDIR)$(PREFIX)/bin/gemtools/
 	install -m 0755 $(HOOK_LIB) $(DESTDIR)$(PREFIX)/lib/
 
 clean:

@@ -10,7 +10,10 @@ built here with $NVCC; without one, the stand-in driver's fake-cuda-app. Steps:
       client1 0.3 1.0 0 / client2 0.7 1.0 0), both clients at once via tools/launch-command.py;
   (c) a table: configured share, achieved share of GPU time (gem-schd --stats used_us_total over the
       period both ran; on the stand-in also from its kernel log), throughput, throughput / unshared.
-Results also go to DIR/demo.json and DIR/demo.txt when --out DIR (or $OUT) is given.
+Results also go to DIR/demo.json and DIR/demo.txt when --out DIR (or $OUT) is given, and the
+share-over-time picture (each client's share as gem-schd measures it, every 0.1 s) to
+DIR/demo-shares.png with its samples in DIR/demo-shares.csv (DIR: --out, else BUILD/demo); the
+picture needs matplotlib, the demo says where the files are or that matplotlib is missing.
 """
 
 import argparse
@@ -28,6 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 TOOLS = REPO / "tools"
 PY = sys.executable or "python3"
+sys.path.insert(0, str(TOOLS))
+from gemtools import discover, nvml, plot  # noqa: E402
 KERNEL_US = 2000
 SHARES = [("client1", 0.3), ("client2", 0.7)]
 SHARE_TOLERANCE = 0.10  # the demo fails beyond this; the tests hold the scheduler to much less
@@ -123,6 +128,8 @@ def main():
     ap.add_argument("--seconds", type=float, help="length of the shared run (default 20 on a GPU, 8 on the stand-in)")
     ap.add_argument("--baseline_seconds", type=float, help="length of the unshared run (default 5 / 3)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory with the logs")
+    ap.add_argument("--metrics_port", type=int, default=0,
+                    help="gem-schd's Prometheus metrics on 127.0.0.1:PORT during the run, for gemctl (default: off)")
     args = ap.parse_args()
 
     build = Path(os.environ.get("BUILD") or REPO / "build").resolve()
@@ -179,8 +186,16 @@ def main():
         blog = open(tmp / "backend.log", "w")
         bcmd = [PY, str(TOOLS / "launch-backend.py"), str(schd), str(pmgr), "--config", str(cfg),
                 "--port", str(base), "--pmgr_base_port", str(base + 1), "--stats", str(stats)]
+        if args.metrics_port:
+            bcmd += ["--metrics_port", str(args.metrics_port)]
         if mode == "stand-in":
-            bcmd += ["--base_quota", "30", "--min_quota", "10", "--window", "2000"]
+            bcmd += ["--base_quota", "30", "--min_quota", "10", "--window", "2000", "--gpus", "none"]
+        else:
+            # One gem-schd, for the GPU the clients run on (device 0), found through NVML.
+            try:
+                bcmd += ["--gpus", discover.nvml_uuids()[0]]
+            except (nvml.NvmlError, IndexError):
+                bcmd += ["--gpus", "none"]
         say(f"\n(b) gem-schd on 127.0.0.1:{base}, pod managers on {base + 1} (client1, 0.3) and "
             f"{base + 2} (client2, 0.7); both clients for {shared_s:g} s ...")
         backend = subprocess.Popen(bcmd, stdin=subprocess.DEVNULL, stdout=blog, stderr=subprocess.STDOUT)
@@ -284,6 +299,13 @@ def main():
                          + f"{(f'{tp:.1f} {unit}' if tp is not None else 'n/a'):>16} "
                          f"{(f'{rel:.2f}' if rel is not None else 'n/a'):>12}")
         say("\n(c) results\n" + "\n".join(lines))
+        pictures = Path(args.out) if args.out else build / "demo"
+        pictures.mkdir(parents=True, exist_ok=True)
+        picture = plot.save(plot.rows_from_stats(samples, t_start), pictures / "demo-shares.png",
+                            f"demo: {what}, configured 0.3 / 0.7")
+        say(picture)
+        lines.append("")
+        lines.append(picture)
         if failures:
             say("\nFAILED:\n  " + "\n  ".join(failures))
         else:

@@ -6,6 +6,7 @@
 #include "gem/daemon.h"
 #include "gem/flags.h"
 #include "gem/log.h"
+#include "gem/metrics_endpoint.h"
 #include "gem/net.h"
 #include "gem/listener.h"
 #include "manager.h"
@@ -36,6 +37,11 @@ constexpr const char* kUsage = R"(usage: gem-pmgr --name ID [flags]
   --max_connections N  processes connected at once, at most (default 256); more are refused
   --allow_uids LIST    with --socket: uids besides gem-pmgr's own and root that may connect
                        (comma-separated numbers)
+  --metrics_port N|auto|0
+                       serve Prometheus metrics at http://ADDR:N/metrics (auto: a free port, logged;
+                       0, the default: no endpoint)
+  --metrics_address ADDR
+                       address of the metrics endpoint (default 127.0.0.1; 0.0.0.0 for every interface)
   --log_level LEVEL    error, warn, info (default) or debug
 )";
 
@@ -44,7 +50,8 @@ constexpr const char* kUsage = R"(usage: gem-pmgr --name ID [flags]
 int main(int argc, char** argv) {
   gem::log::set_program("gem-pmgr");
   gem::Flags flags({"name", "ip", "port", "socket", "scheduler", "scheduler_dir", "request", "limit",
-                    "gpu_mem", "um", "latency", "log_level", "scheduler_timeout", "secret_file", "max_connections", "allow_uids"},
+                    "gpu_mem", "um", "latency", "log_level", "scheduler_timeout", "secret_file", "max_connections", "allow_uids",
+                    "metrics_port", "metrics_address"},
                    {"help"});
   std::string err;
   int64_t port = 0, sched_timeout_ms = 0, max_conns = 0;
@@ -122,6 +129,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gem-pmgr: %s\n", err.c_str());
     return 2;
   }
+  bool metrics = false;
+  gem::MetricsEndpointOptions mopts;
+  mopts.address = flags.get("metrics_address", "127.0.0.1");
+  if (!gem::parse_metrics_port(flags.get("metrics_port", "0"), &metrics, &mopts.port, &err)) {
+    std::fprintf(stderr, "gem-pmgr: %s\n", err.c_str());
+    return 2;
+  }
   gem::raise_fd_limit();
 
   const gem::net::Endpoint ep = gem::daemon::listen_endpoint(flags, static_cast<uint16_t>(port));
@@ -130,8 +144,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gem-pmgr: %s\n", err.c_str());
     return 1;
   }
+  gem::MetricsEndpoint endpoint;
+  if (metrics && !endpoint.start(mopts, &err)) {
+    std::fprintf(stderr, "gem-pmgr: %s\n", err.c_str());
+    return 1;
+  }
+  if (metrics) LOG_INFO("metrics on http://%s:%d/metrics", mopts.address.c_str(), endpoint.port());
   gem::daemon::stop_on_signals(&g_stop);
   gem::pmgr::Manager mgr(opts);
+  mgr.set_metrics(metrics ? &endpoint : nullptr);
   mgr.start(fd, !ep.unix_path.empty());
   LOG_INFO("client '%s' listening on %s, scheduler %s%s%s", opts.client.c_str(), ep.to_string().c_str(),
            opts.scheduler.to_string().c_str(), opts.scheduler_dir.empty() ? "" : ", per-GPU sockets in ",

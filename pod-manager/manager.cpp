@@ -44,6 +44,7 @@ void Manager::start(int listen_fd, bool is_unix) {
 void Manager::run(const volatile bool* stop) {
   while (!*stop) {
     tick(mono_us());
+    if (endpoint_ != nullptr && endpoint_->wanted()) publish_metrics();
     build_poll_set(mono_us());
     const int rc = poll(fds_.data(), fds_.size(), poll_timeout_ms(mono_us()));
     if (rc < 0 && errno != EINTR) {

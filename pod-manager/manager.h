@@ -14,8 +14,10 @@
 #include <vector>
 
 #include "gem/listener.h"
+#include "gem/metrics_endpoint.h"
 #include "gem/net.h"
 #include "gem/peer.h"
+#include "metrics.h"
 #include "route.h"
 
 namespace gem::pmgr {
@@ -47,6 +49,9 @@ class Manager {
   void start(int listen_fd, bool is_unix);
   /// Runs until *stop becomes true; checks it at least every 200 ms. Never throws.
   void run(const volatile bool* stop);
+  /// Metrics (manager_metrics.cpp): the loop renders for `endpoint` when a scrape wants it. May be
+  /// null; must outlive run(). Before run().
+  void set_metrics(MetricsEndpoint* endpoint) { endpoint_ = endpoint; }
 
   /// Routes (scheduler endpoints) open at once, at most; a Hello needing another is refused kBusy.
   static constexpr size_t kMaxRoutes = 64;
@@ -103,6 +108,9 @@ class Manager {
   void push(const std::string& key, Actions&& acts);
   void run_actions();
   void execute(const std::string& key, Action& a);
+  // Metrics (manager_metrics.cpp).
+  PmgrView metrics_view() const;
+  void publish_metrics();
 
   ManagerOptions opts_;
   std::unique_ptr<Listener> listener_;
@@ -112,6 +120,8 @@ class Manager {
   std::deque<std::pair<std::string, Action>> todo_;  // actions not yet executed, in order
   std::vector<pollfd> fds_;
   std::vector<Slot> slots_;  // parallel to fds_
+  PmgrMetrics metrics_;
+  MetricsEndpoint* endpoint_ = nullptr;
 };
 
 }  // namespace gem::pmgr

@@ -108,12 +108,14 @@ Manager::Sched* Manager::route_for(HookId id, Hook& h, uint64_t rid, const proto
 
 void Manager::on_hook_request(Hook& h, HookId id, uint64_t rid, const proto::TokenRequest& m) {
   Actions acts;
+  metrics_.asked(id, mono_us());
   sched_of(h)->route.hook_request(id, rid, m, mono_us(), &acts);
   push(h.route, std::move(acts));
 }
 
 void Manager::on_hook_release(Hook& h, HookId id, uint64_t rid, const proto::TokenRelease& m) {
   Actions acts;
+  if (m.again) metrics_.asked(id, mono_us());
   sched_of(h)->route.hook_release(id, rid, m, mono_us(), &acts);
   push(h.route, std::move(acts));
 }
@@ -139,6 +141,7 @@ void Manager::drop_hook(HookId id, const std::string& why) {
     LOG_WARN("connection dropped before Hello: %s", why.c_str());
   }
   hooks_.erase(it);
+  metrics_.gone(id);
   auto sit = scheds_.find(key);
   if (sit == scheds_.end()) return;
   Route& r = sit->second.route;

@@ -79,6 +79,7 @@ void Manager::execute(const std::string& key, Action& a) {
     case Action::Kind::kToHook: {
       auto it = hooks_.find(a.hook);
       if (it == hooks_.end()) return;
+      metrics_.told(a.hook, a.msg, mono_us());
       // A hook that does not read fills its backlog: it alone is dropped.
       if (!it->second.peer->send(a.msg)) drop_hook(a.hook, "send failed (not reading?)");
       return;

@@ -7,7 +7,9 @@
 #include "gem/flags.h"
 #include "gem/listener.h"
 #include "gem/log.h"
+#include "gem/metrics_endpoint.h"
 #include "gem/net.h"
+#include "gpu_health.h"
 #include "nvml_probe.h"
 #include "residency.h"
 #include "server.h"
@@ -41,6 +43,13 @@ constexpr const char* kUsage = R"(usage: gem-schd [flags]
                        move unified-memory clients' memory to the host to fit --mem_budget and back in
                        bulk before their slices (on, default); demand: evict the same way but let pages
                        fault back as kernels touch them (the comparison point); off: never move it
+  --metrics_port N|auto|0
+                       serve Prometheus metrics at http://ADDR:N/metrics (auto: a free port, logged;
+                       0, the default: no endpoint)
+  --metrics_address ADDR
+                       address of the metrics endpoint (default 127.0.0.1; 0.0.0.0 for every interface)
+  --list_gpus          print the UUID of every GPU NVML sees, one a line, and exit (0; 1 when NVML
+                       cannot be used or sees none): discovery for the node DaemonSet
   --log_level LEVEL    error, warn, info (default) or debug
 )";
 
@@ -77,14 +86,31 @@ bool mem_budget(const gem::Flags& flags, const std::string& gpu, uint64_t* budge
   return true;
 }
 
+// --list_gpus: the UUIDs NVML sees on stdout, one a line.
+int list_gpus() {
+  gem::sched::Nvml nvml;
+  std::vector<std::string> uuids;
+  std::string why;
+  if (!nvml.open(gem::sched::kNvmlLibrary, &why) || !nvml.uuids(&uuids, &why)) {
+    std::fprintf(stderr, "gem-schd: --list_gpus: %s\n", why.c_str());
+    return 1;
+  }
+  if (uuids.empty()) {
+    std::fprintf(stderr, "gem-schd: --list_gpus: NVML sees no GPU\n");
+    return 1;
+  }
+  for (const std::string& u : uuids) std::printf("%s\n", u.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   gem::log::set_program("gem-schd");
   gem::Flags flags({"ip", "port", "socket", "config", "base_quota", "min_quota", "window", "gpu",
                     "stats", "log_level", "lease_grace", "secrets", "max_connections", "allow_uids", "mem_budget",
-                    "residency", "fit_quotas", "quota_floor"},
-                   {"dynamic_clients", "help"});
+                    "residency", "fit_quotas", "quota_floor", "metrics_port", "metrics_address"},
+                   {"dynamic_clients", "help", "list_gpus"});
   std::string err;
   int64_t port = 0, base = 0, min = 0, window = 0, grace = 0, max_conns = 0, floor = 0;
   if (!flags.parse(argc, argv, &err) || !flags.get_int("port", 50051, 1, 65535, &port, &err) ||
@@ -101,6 +127,7 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
+  if (flags.has("list_gpus")) return list_gpus();
   const std::string fit = flags.get("fit_quotas", "on");
   if (fit != "on" && fit != "off") {
     std::fprintf(stderr, "gem-schd: --fit_quotas '%s': expected on or off\n", fit.c_str());
@@ -143,6 +170,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gem-schd: %s\n", err.c_str());
     return 2;
   }
+  bool metrics = false;
+  gem::MetricsEndpointOptions mopts;
+  mopts.address = flags.get("metrics_address", "127.0.0.1");
+  if (!gem::parse_metrics_port(flags.get("metrics_port", "0"), &metrics, &mopts.port, &err)) {
+    std::fprintf(stderr, "gem-schd: %s\n", err.c_str());
+    return 2;
+  }
   gem::raise_fd_limit();
 
   const int fd = gem::net::listen_on(ep, &err);
@@ -155,6 +189,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gem-schd: %s\n", err.c_str());
     return 1;
   }
+  gem::MetricsEndpoint endpoint;
+  if (metrics && !endpoint.start(mopts, &err)) {
+    std::fprintf(stderr, "gem-schd: %s\n", err.c_str());
+    return 1;
+  }
+  if (metrics) LOG_INFO("metrics on http://%s:%d/metrics", mopts.address.c_str(), endpoint.port());
+  gem::sched::GpuHealth health;
+  health.start({opts.gpu_uuid});
+  server.set_observers(metrics ? &endpoint : nullptr, &health);
   gem::daemon::stop_on_signals(&g_stop);
   LOG_INFO("listening on %s (base_quota %lld ms, min_quota %lld ms, window %lld ms, lease_grace %lld ms, "
            "residency %s, memory budget %llu MiB)",

@@ -12,6 +12,12 @@ using ErrorStringFn = const char* (*)(nvmlReturn_t);
 using ByIndexFn = nvmlReturn_t (*)(unsigned int, nvmlDevice_t*);
 using ByUuidFn = nvmlReturn_t (*)(const char*, nvmlDevice_t*);
 using MemInfoFn = nvmlReturn_t (*)(nvmlDevice_t, nvmlMemory_t*);
+using SetCreateFn = nvmlReturn_t (*)(nvmlEventSet_t*);
+using RegisterFn = nvmlReturn_t (*)(nvmlDevice_t, unsigned long long, nvmlEventSet_t);
+using WaitFn = nvmlReturn_t (*)(nvmlEventSet_t, nvmlEventData_t*, unsigned int);
+using SetFreeFn = nvmlReturn_t (*)(nvmlEventSet_t);
+using CountFn = nvmlReturn_t (*)(unsigned int*);
+using UuidFn = nvmlReturn_t (*)(nvmlDevice_t, char*, unsigned int);
 }  // namespace
 
 Nvml::~Nvml() { close(); }
@@ -46,13 +52,84 @@ bool Nvml::open(const std::string& library, std::string* why) {
   return true;
 }
 
+nvmlReturn_t Nvml::lookup(const std::string& uuid, nvmlDevice_t* dev) const {
+  if (!initialised_) return NVML_ERROR_UNINITIALIZED;
+  return uuid.empty() ? reinterpret_cast<ByIndexFn>(by_index_)(0, dev)
+                      : reinterpret_cast<ByUuidFn>(by_uuid_)(uuid.c_str(), dev);
+}
+
+bool Nvml::uuids(std::vector<std::string>* out, std::string* why) const {
+  if (!initialised_) {
+    *why = "NVML is not open";
+    return false;
+  }
+  void* count_fn = dlsym(lib_, "nvmlDeviceGetCount_v2");
+  void* uuid_fn = dlsym(lib_, "nvmlDeviceGetUUID");
+  if (count_fn == nullptr || uuid_fn == nullptr) {
+    *why = "the NVML library lacks nvmlDeviceGetCount_v2 or nvmlDeviceGetUUID";
+    return false;
+  }
+  unsigned int n = 0;
+  nvmlReturn_t r = reinterpret_cast<CountFn>(count_fn)(&n);
+  if (r != NVML_SUCCESS) {
+    *why = error("nvmlDeviceGetCount_v2", r);
+    return false;
+  }
+  out->clear();
+  for (unsigned int i = 0; i < n; ++i) {
+    nvmlDevice_t dev = nullptr;
+    char text[NVML_DEVICE_UUID_V2_BUFFER_SIZE] = {};
+    r = reinterpret_cast<ByIndexFn>(by_index_)(i, &dev);
+    if (r == NVML_SUCCESS) r = reinterpret_cast<UuidFn>(uuid_fn)(dev, text, sizeof text);
+    if (r != NVML_SUCCESS) {
+      *why = error(("GPU " + std::to_string(i)).c_str(), r);
+      return false;
+    }
+    out->push_back(text);
+  }
+  return true;
+}
+
+bool Nvml::watch_xid(nvmlDevice_t dev, std::string* why) {
+  if (!initialised_) {
+    *why = "NVML is not open";
+    return false;
+  }
+  void* create = dlsym(lib_, "nvmlEventSetCreate");
+  void* reg = dlsym(lib_, "nvmlDeviceRegisterEvents");
+  event_wait_ = dlsym(lib_, "nvmlEventSetWait_v2");
+  event_free_ = dlsym(lib_, "nvmlEventSetFree");
+  if (create == nullptr || reg == nullptr || event_wait_ == nullptr || event_free_ == nullptr) {
+    *why = "the NVML library lacks the event functions";
+    return false;
+  }
+  nvmlReturn_t r = reinterpret_cast<SetCreateFn>(create)(&events_);
+  if (r != NVML_SUCCESS) {
+    events_ = nullptr;
+    *why = error("nvmlEventSetCreate", r);
+    return false;
+  }
+  r = reinterpret_cast<RegisterFn>(reg)(dev, nvmlEventTypeXidCriticalError, events_);
+  if (r != NVML_SUCCESS) {
+    reinterpret_cast<SetFreeFn>(event_free_)(events_);
+    events_ = nullptr;
+    *why = error("nvmlDeviceRegisterEvents(XID)", r);
+    return false;
+  }
+  return true;
+}
+
+nvmlReturn_t Nvml::wait_event(unsigned int timeout_ms, nvmlEventData_t* data) const {
+  if (events_ == nullptr) return NVML_ERROR_UNINITIALIZED;
+  return reinterpret_cast<WaitFn>(event_wait_)(events_, data, timeout_ms);
+}
+
 bool Nvml::device(const std::string& uuid, nvmlDevice_t* dev, std::string* why) const {
   if (!initialised_) {
     *why = "NVML is not open";
     return false;
   }
-  const nvmlReturn_t r = uuid.empty() ? reinterpret_cast<ByIndexFn>(by_index_)(0, dev)
-                                      : reinterpret_cast<ByUuidFn>(by_uuid_)(uuid.c_str(), dev);
+  const nvmlReturn_t r = lookup(uuid, dev);
   if (r == NVML_SUCCESS) return true;
   *why = uuid.empty() ? error("nvmlDeviceGetHandleByIndex_v2(0)", r)
                       : error(("nvmlDeviceGetHandleByUUID(" + uuid + ")").c_str(), r);
@@ -75,6 +152,9 @@ bool Nvml::memory(nvmlDevice_t dev, NvmlMemory* out, std::string* why) const {
 }
 
 void Nvml::close() {
+  if (events_ != nullptr) reinterpret_cast<SetFreeFn>(event_free_)(events_);
+  events_ = nullptr;
+  event_wait_ = event_free_ = nullptr;
   if (initialised_) reinterpret_cast<ShutdownFn>(shutdown_)();
   initialised_ = false;
   // The library stays loaded (no dlclose): unloading a driver library gains nothing and is not

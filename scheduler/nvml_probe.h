@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "gem/nvml_api.h"
 
@@ -35,7 +36,20 @@ class Nvml {
   bool device(const std::string& uuid, nvmlDevice_t* dev, std::string* why) const;
   /// nvmlDeviceGetMemoryInfo of `dev`.
   bool memory(nvmlDevice_t dev, NvmlMemory* out, std::string* why) const;
-  /// nvmlShutdown (the destructor does it too); the library stays loaded.
+  /// The NVML code of looking the device up (as device()), for telling a lost GPU
+  /// (NVML_ERROR_GPU_IS_LOST, or NOT_FOUND for a UUID) from a transient failure.
+  nvmlReturn_t lookup(const std::string& uuid, nvmlDevice_t* dev) const;
+  /// Health watch (gpu_health.h): registers `dev` for critical XID events in an event set of its own.
+  /// False with *why when the library lacks the event functions or the device refuses.
+  bool watch_xid(nvmlDevice_t dev, std::string* why);
+  /// Waits up to `timeout_ms` for an event of the watched device: NVML_SUCCESS with *data,
+  /// NVML_ERROR_TIMEOUT, or NVML's error (NVML_ERROR_GPU_IS_LOST, ...). watch_xid() must have succeeded.
+  nvmlReturn_t wait_event(unsigned int timeout_ms, nvmlEventData_t* data) const;
+  /// The UUIDs of every GPU NVML sees, in index order (discovery: gem-schd --list_gpus). False with *why.
+  bool uuids(std::vector<std::string>* out, std::string* why) const;
+  /// NVML's text for a code.
+  std::string error_text(nvmlReturn_t r) const { return error("NVML", r); }
+  /// nvmlShutdown (the destructor does it too, and frees the event set); the library stays loaded.
   void close();
 
  private:
@@ -46,6 +60,9 @@ class Nvml {
   void* mem_info_ = nullptr;
   void* error_string_ = nullptr;
   void* shutdown_ = nullptr;
+  void* event_wait_ = nullptr;
+  void* event_free_ = nullptr;
+  nvmlEventSet_t events_ = nullptr;
 
   std::string error(const char* call, nvmlReturn_t r) const;
 };

@@ -307,6 +307,7 @@ std::optional<ClientStats> Policy::stats(const std::string& name, Micros now) co
   s.limit = c.limit;
   s.share = share(c, now);
   s.used_total = c.used_total;
+  s.used_window = usage_in_window(c, now);
   s.grants = c.grants;
   s.coruns = c.coruns;
   s.revocations = c.revocations;

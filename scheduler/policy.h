@@ -83,6 +83,7 @@ struct ClientStats {
   double limit = 1;
   double share = 0;       // share of GPU time over the window, now
   Micros used_total = 0;  // µs charged since the client was added
+  Micros used_window = 0; // µs charged inside the window [now - window, now] (metrics: GPU busy)
   uint64_t grants = 0;     // every grant, co-runs included (renewals too)
   uint64_t coruns = 0;     // co-run grants among them
   uint64_t revocations = 0;  // tokens taken back by expire_lease

@@ -100,6 +100,7 @@ void Server::run(const volatile bool* stop) {
     schedule();
     heartbeat(mono_us());
     if (!opts_.stats_path.empty() && mono_us() - last_stats_ >= kStatsPeriod) write_stats();
+    if (endpoint_ != nullptr && endpoint_->wanted()) publish_metrics();
   }
 }
 
@@ -162,6 +163,7 @@ void Server::on_request(Conn& c, const proto::Message& m, const proto::TokenRequ
   c.pending_request = m.request_id;
   c.waiting = !policy_.holds(c.client);
   policy_.request(c.client, proto::wire_micros(r.last_burst_us), now);
+  if (c.waiting) metrics_.requested(c.client, now);
 }
 
 void Server::on_release(Conn& c, const proto::Message& m, const proto::TokenRelease& r, Micros now) {
@@ -175,6 +177,7 @@ void Server::on_release(Conn& c, const proto::Message& m, const proto::TokenRele
     c.pending_request = m.request_id;
     c.waiting = true;
     policy_.request(c.client, proto::wire_micros(r.burst_us), now);
+    metrics_.requested(c.client, now);
   }
 }
 
@@ -262,6 +265,7 @@ void Server::reload_config(bool at_start) {
   if (!watcher_.take(&updates)) return;
   ConfigUpdate* good = nullptr;
   for (ConfigUpdate& u : updates) {
+    metrics_.config_loaded(u.ok);
     if (u.ok) {
       good = &u;
     } else {
@@ -297,6 +301,7 @@ void Server::apply_clients() {
 
 void Server::schedule() {
   const Micros now = mono_us();
+  metrics_.holder_is(policy_.holder(), now);
   // One grant per call: the holder's when the token is free, then co-run tokens (Policy::schedule).
   while (auto g = policy_.schedule(now)) {
     Conn* c = conn_of(g->client);
@@ -306,6 +311,7 @@ void Server::schedule() {
     }
     LOG_DEBUG("grant %s quota %lld us%s", g->client.c_str(), static_cast<long long>(g->quota), g->corun ? " (co-run)" : "");
     c->waiting = false;
+    metrics_.granted(g->client, now);
     // Evictions first: their memory leaves while the holder's comes back. A co-runner is a latency
     // client, never evicted (on_mem_usage), so its grant plans nothing.
     if (!g->corun) plan_residency(g->client, now);
@@ -315,6 +321,7 @@ void Server::schedule() {
 
 void Server::expire_lease() {
   while (const auto r = policy_.expire_lease(mono_us())) {
+    metrics_.revoked(r->client);
     LOG_WARN("'%s' kept the token %lld ms, past its quota + %lld ms of grace: revoked", r->client.c_str(),
              static_cast<long long>(r->held / 1000), static_cast<long long>(policy_.options().lease_grace / 1000));
     auto it = fd_of_client_.find(r->client);

@@ -11,7 +11,10 @@
 #include "gem/config.h"
 #include "gem/listener.h"
 #include "gem/peer.h"
+#include "gem/metrics_endpoint.h"
 #include "config_loader.h"
+#include "gpu_health.h"
+#include "metrics.h"
 #include "policy.h"
 #include "residency.h"
 #include "secrets.h"
@@ -45,6 +48,10 @@ class Server {
   /// Runs until *stop becomes true (set from a signal handler). Checks it at least every 200 ms;
   /// otherwise sleeps until the next thing it has to do (idle: about 5 wake-ups a second).
   void run(const volatile bool* stop);
+
+  /// Metrics (server_metrics.cpp): the loop renders for `endpoint` when a scrape wants it, with the
+  /// GPU's health from `health`. Either may be null; both must outlive run(). Before run().
+  void set_observers(MetricsEndpoint* endpoint, const GpuHealth* health);
 
  private:
   struct Conn {
@@ -82,6 +89,9 @@ class Server {
   void close_silent(Micros now);
   Micros next_wakeup(Micros now) const;
   void write_stats();
+  /// Renders the metrics and hands them to the endpoint (server_metrics.cpp).
+  void publish_metrics();
+  SchedView metrics_view(Micros now) const;
   Conn* conn_of(const std::string& client);
   proto::ClientSettings settings_of(const std::string& client) const;
 
@@ -99,6 +109,11 @@ class Server {
   Micros last_check_ = 0;
   size_t unfit_clients_ = 0;  // client count warn_unfit() last looked at
   Micros last_heartbeat_ = 0;
+  // Metrics and health (server_metrics.cpp).
+  SchedMetrics metrics_;
+  MetricsEndpoint* endpoint_ = nullptr;
+  const GpuHealth* health_ = nullptr;
+  Micros started_ = mono_us();
 };
 
 }  // namespace gem::sched

@@ -20,6 +20,11 @@ void Server::write_stats() {
   j["corunners"] = policy_.corunners();
   j["mem_budget"] = residency_.enabled() ? residency_.budget() : 0;
   j["resident_bytes"] = residency_.resident_bytes();
+  if (health_ != nullptr) {
+    const GpuHealthView h = health_->view();
+    j["health"] = {{"watched", h.watched}, {"lost", h.lost}, {"xid_errors", h.xid_errors},
+                   {"last_xid", h.last_xid}, {"reason", h.reason}};
+  }
   j["clients"] = nlohmann::json::object();
   for (const std::string& name : policy_.clients()) {
     const auto s = policy_.stats(name, now);

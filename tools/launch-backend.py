@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Start Gemini's backend: one gem-schd (scheduler) and one gem-pmgr (pod manager) per client.
+"""Start Gemini's backend: one gem-schd (scheduler) per GPU and one gem-pmgr (pod manager) per client.
 
 Usage as in Gemini:  launch-backend.py [SCHD [PMGR]] [--ip IP] [--port PORT] [--config FILE] ...
 """
@@ -15,12 +15,22 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gemtools import discover  # noqa: E402
+
 PROG = "launch-backend"
 STOP_GRACE_S = 5.0
 
 DESCRIPTION = """\
-Start the GPU-sharing backend: gem-schd (the token scheduler of one GPU) and one
-gem-pmgr (pod manager) per client listed in the resource configuration file.
+Start the GPU-sharing backend: gem-schd (the token scheduler of one GPU) for each
+GPU and one gem-pmgr (pod manager) per client listed in the resource configuration file.
+
+GPUs (--gpus): by default NVML (libnvidia-ml.so.1) lists the node's GPUs and each
+gets its own gem-schd (--gpu UUID) with the same configuration file. One GPU: its
+gem-schd listens on IP:PORT as in Gemini. Several: gem-schd for GPU u listens on
+the Unix socket SOCKET_DIR/u.sock and the pod managers route each process to its
+GPU's scheduler (gem-pmgr --scheduler_dir). Without NVML, or with --gpus none, one
+gem-schd on IP:PORT serves whatever GPU the clients use (Gemini's behaviour).
 
 Client i (0-based, in the order of the file) gets its pod manager on
 IP:(PMGR_BASE_PORT + i), i.e. 50052, 50053, ... by default, as in Gemini.
@@ -215,8 +225,45 @@ def build_parser():
     ap.add_argument("--log_level", choices=["error", "warn", "info", "debug"],
                     help="log level passed to gem-schd and gem-pmgr (default: theirs, info)")
     ap.add_argument("--stats", metavar="PATH",
-                    help="gem-schd writes its per-client usage JSON here every 500 ms")
+                    help="gem-schd writes its per-client usage JSON here every 500 ms (with several GPUs: "
+                         "PATH.<UUID> for each)")
+    ap.add_argument("--gpus", default="auto", metavar="auto|none|UUID,...",
+                    help="GPUs to start a gem-schd for: auto (NVML discovery, the default), none (one gem-schd, "
+                         "no --gpu), or a comma-separated list of GPU UUIDs")
+    ap.add_argument("--socket_dir", default=None,
+                    help="with several GPUs: directory of the schedulers' Unix sockets <UUID>.sock "
+                         "(default: /tmp/gemini-<uid>)")
+    ap.add_argument("--metrics_port", type=int, default=0,
+                    help="Prometheus metrics of the gem-schd of GPU i on port METRICS_PORT + i (0: off, the "
+                         "default; gemctl looks at 9400-9415)")
+    ap.add_argument("--pmgr_metrics_port", type=int, default=0,
+                    help="metrics of client i's pod manager on port PMGR_METRICS_PORT + i (0: off, the default)")
+    ap.add_argument("--metrics_address", default="127.0.0.1",
+                    help="address the metrics endpoints listen on (default: %(default)s)")
     return ap
+
+
+def scheduler_plan(args, uuids):
+    """[(label, listen flags, endpoint for the pod managers, --gpu UUID or None)], one per gem-schd."""
+    if len(uuids) <= 1:
+        return [("gem-schd" + (f"[{uuids[0]}]" if uuids else ""), ["--ip", args.ip, "--port", str(args.port)],
+                 f"{args.ip}:{args.port}", uuids[0] if uuids else None)]
+    d = Path(args.socket_dir or f"/tmp/gemini-{os.getuid()}")
+    d.mkdir(parents=True, exist_ok=True)
+    return [(f"gem-schd[{u}]", ["--socket", str(d / f"{u}.sock")], str(d / f"{u}.sock"), u) for u in uuids]
+
+
+def endpoint_listening(endpoint):
+    if endpoint.startswith("/"):
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(0.2)
+                s.connect(endpoint)
+                return True
+        except OSError:
+            return False
+    host, port = endpoint.rsplit(":", 1)
+    return can_connect(host, int(port))
 
 
 def main(argv=None):
@@ -231,6 +278,13 @@ def main(argv=None):
         raise SystemExit(f"{PROG}: error: scheduler port {args.port} collides with the pod manager ports "
                          f"{args.pmgr_base_port}..{args.pmgr_base_port + len(ids) - 1}")
 
+    try:
+        uuids, note = discover.resolve(args.gpus)
+    except ValueError as e:
+        raise SystemExit(f"{PROG}: error: {e}")
+    log(note)
+    plan = scheduler_plan(args, uuids)
+
     backend = Backend()
 
     def on_signal(signum, frame):
@@ -243,29 +297,35 @@ def main(argv=None):
 
     status = 0
     try:
-        cmd = [schd, "--ip", args.ip, "--port", str(args.port), "--config", args.config,
-               "--base_quota", num(args.base_quota), "--min_quota", num(args.min_quota),
-               "--window", num(args.window)]
-        if args.stats:
-            cmd += ["--stats", args.stats]
-        if args.lease_grace is not None:
-            cmd += ["--lease_grace", num(args.lease_grace)]
-        if args.log_level:
-            cmd += ["--log_level", args.log_level]
-        sp = backend.start("gem-schd", cmd)
-        # Wait until the scheduler accepts connections so the pod managers find it at once.
-        deadline = time.monotonic() + 10
-        while not can_connect(args.ip, args.port):
-            if sp.poll() is not None:
-                log(f"gem-schd exited with {describe_rc(sp.returncode)} before listening")
-                return 1
-            if backend.stop_signal is not None:
-                break
-            if time.monotonic() > deadline:
-                log(f"gem-schd does not accept connections on {args.ip}:{args.port} after 10 s")
-                return 1
-            time.sleep(0.05)
-        print(f"gem-schd listening on {args.ip}:{args.port} (pid {sp.pid}, config {args.config})", flush=True)
+        for g, (label, listen, endpoint, uuid) in enumerate(plan):
+            cmd = [schd] + listen + ["--config", args.config, "--base_quota", num(args.base_quota),
+                                     "--min_quota", num(args.min_quota), "--window", num(args.window)]
+            if uuid:
+                cmd += ["--gpu", uuid]
+            if args.stats:
+                cmd += ["--stats", args.stats if len(plan) == 1 else f"{args.stats}.{uuid}"]
+            if args.lease_grace is not None:
+                cmd += ["--lease_grace", num(args.lease_grace)]
+            if args.log_level:
+                cmd += ["--log_level", args.log_level]
+            if args.metrics_port:
+                cmd += ["--metrics_port", str(args.metrics_port + g), "--metrics_address", args.metrics_address]
+            sp = backend.start(label, cmd)
+            # Wait until the scheduler accepts connections so the pod managers find it at once.
+            deadline = time.monotonic() + 10
+            while not endpoint_listening(endpoint):
+                if sp.poll() is not None:
+                    log(f"{label} exited with {describe_rc(sp.returncode)} before listening")
+                    return 1
+                if backend.stop_signal is not None:
+                    break
+                if time.monotonic() > deadline:
+                    log(f"{label} does not accept connections on {endpoint} after 10 s")
+                    return 1
+                time.sleep(0.05)
+            metrics = f", metrics on http://{args.metrics_address}:{args.metrics_port + g}/metrics" \
+                if args.metrics_port else ""
+            print(f"{label} listening on {endpoint} (pid {sp.pid}, config {args.config}{metrics})", flush=True)
 
         for i, cid in enumerate(ids):
             if backend.stop_signal is not None:
@@ -273,8 +333,11 @@ def main(argv=None):
             port = args.pmgr_base_port + i
             env = dict(os.environ, SCHEDULER_IP=args.ip, SCHEDULER_PORT=str(args.port),
                        POD_MANAGER_IP=args.ip, POD_MANAGER_PORT=str(port), POD_NAME=cid)
-            cmd = [pmgr, "--name", cid, "--ip", args.ip, "--port", str(port),
-                   "--scheduler", f"{args.ip}:{args.port}"]
+            cmd = [pmgr, "--name", cid, "--ip", args.ip, "--port", str(port), "--scheduler", plan[0][2]]
+            if len(plan) > 1:
+                cmd += ["--scheduler_dir", str(Path(plan[0][2]).parent)]
+            if args.pmgr_metrics_port:
+                cmd += ["--metrics_port", str(args.pmgr_metrics_port + i), "--metrics_address", args.metrics_address]
             if args.log_level:
                 cmd += ["--log_level", args.log_level]
             backend.start(f"gem-pmgr[{cid}]", cmd, env=env)
@@ -286,7 +349,7 @@ def main(argv=None):
             for i, cid in list(pending.items()):
                 port = args.pmgr_base_port + i
                 if can_connect(args.ip, port):
-                    pid = backend.children[i + 1][1].pid
+                    pid = backend.children[i + len(plan)][1].pid
                     print(f"gem-pmgr for {cid} listening on {args.ip}:{port} (pid {pid})", flush=True)
                     del pending[i]
             if backend.exited():

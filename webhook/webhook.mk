@@ -6,11 +6,7 @@
 #   make k8s-e2e          the webhook and the manifests against a real kube-apiserver v1.20.2, built
 #                         once into ~/.cache/gem-k8s (not part of `make test`; a step of .ci/run)
 
-# Debian's split cpp-httplib: compile with the flags the library was built with (OpenSSL, zlib, brotli).
-# Without pkg-config: the flags of Debian 12's cpp-httplib.pc.
-HTTPLIB_CFLAGS := $(shell pkg-config --cflags cpp-httplib 2>/dev/null || \
-  echo -DCPPHTTPLIB_OPENSSL_SUPPORT -DCPPHTTPLIB_ZLIB_SUPPORT -DCPPHTTPLIB_BROTLI_SUPPORT)
-HTTPLIB_LIBS := -lcpp-httplib -lssl -lcrypto -lpthread
+# HTTPLIB_CFLAGS and HTTPLIB_LIBS (Debian's split cpp-httplib) come from the top-level Makefile.
 
 WEBHOOK_LIB_SRCS := webhook/admission.cpp webhook/base64.cpp webhook/mutate.cpp webhook/patch.cpp \
   webhook/settings.cpp webhook/access_log.cpp

@@ -274,7 +274,9 @@ class TestLaunchBackendStub(BackendTests, unittest.TestCase):
         self.stub_log = self.tmp / "stub.log"
 
     def env(self, **kw):
-        return dict(os.environ, STUB_LOG=str(self.stub_log), **kw)
+        # No NVML: the command lines are Gemini's whatever GPU the test machine has (discovery is
+        # tested in test_discovery.py).
+        return dict(os.environ, STUB_LOG=str(self.stub_log), GEMINI_NVML="/nonexistent/libnvidia-ml.so.1", **kw)
 
     def test_command_lines(self):
         p = self.start_backend("--base_quota", "30", "--min_quota", "10", "--window", "2000",

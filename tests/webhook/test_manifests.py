@@ -27,6 +27,8 @@ SERVED = {
     ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
     ("cert-manager.io/v1", "Certificate"), ("cert-manager.io/v1", "Issuer"),
     ("cert-manager.io/v1", "ClusterIssuer"),
+    # webhook/deploy/monitoring/ only (applied separately where the Prometheus Operator runs).
+    ("monitoring.coreos.com/v1", "PodMonitor"),
 }
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration",
                   "ClusterIssuer"}
@@ -201,10 +203,29 @@ class Manifests(unittest.TestCase):
         with open(os.path.join(REPO, "docs", "interfaces.md")) as f:
             interfaces = f.read()
         schd_usage = interfaces.split("## gem-schd")[1].split("##")[0]
-        for flag in ("--socket", "--gpu", "--config", "--dynamic_clients"):
+        for flag in ("--socket", "--gpu", "--config", "--dynamic_clients", "--metrics_port", "--metrics_address"):
             self.assertIn(flag, text)
             self.assertIn(f"[{flag}", schd_usage)
-        self.assertIn("nvidia-smi --query-gpu=uuid --format=csv,noheader", text)
+        # Discovery through NVML (issue 10), by gem-schd itself: the image has no nvidia-smi to rely on.
+        self.assertIn("gem-schd --list_gpus", text)
+        self.assertIn("[--list_gpus]", schd_usage)
+
+    def test_metrics_are_scraped_from_every_gpu(self):
+        ds = self.one("DaemonSet", "gemini-node")
+        tmpl = ds["spec"]["template"]
+        ann = tmpl["metadata"]["annotations"]
+        self.assertEqual(ann["prometheus.io/scrape"], "true")
+        self.assertEqual(ann["prometheus.io/path"], "/metrics")
+        self.assertNotIn("prometheus.io/port", ann)  # one target per declared port, one port per GPU
+        c = tmpl["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        base = int(env["GEMINI_METRICS_PORT"])
+        self.assertEqual(env["GEMINI_METRICS_ADDRESS"], "0.0.0.0")  # the pod's IP, where Prometheus scrapes
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        self.assertEqual(ports, {f"metrics-{i}": base + i for i in range(8)})
+        pm = self.one("PodMonitor", "gemini-node")
+        self.assertTrue(selector_matches(pm["spec"]["selector"], tmpl["metadata"]["labels"]))
+        self.assertEqual({e["port"] for e in pm["spec"]["podMetricsEndpoints"]}, set(ports))
 
     def test_dockerfiles_exist_and_copy_real_paths(self):
         images = set()

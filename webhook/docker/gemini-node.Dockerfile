@@ -4,8 +4,10 @@
 # Built on Ubuntu 22.04 (glibc 2.35) so the hook loads into user images with glibc >= 2.35's symbol
 # versions it uses; the CUDA image only provides headers (the hook never links libcuda).
 FROM nvidia/cuda:13.0.0-devel-ubuntu22.04 AS build
+# cpp-httplib: the daemons' /metrics endpoint (issue 10); nlohmann-json: gem-schd --stats.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends make g++ \
+ && apt-get install -y --no-install-recommends make g++ pkg-config \
+      libcpp-httplib-dev nlohmann-json3-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
@@ -14,12 +16,13 @@ COPY common common
 COPY hook hook
 COPY scheduler scheduler
 COPY pod-manager pod-manager
+COPY metrics metrics
 RUN make BUILD=/out CUDA_PATH=/usr/local/cuda -j"$(nproc)" all
 
 FROM ubuntu:22.04
 # bash: the entrypoint and the sidecar's startup probe (exec 3<>/dev/tcp/127.0.0.1/50052).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends bash \
+ && apt-get install -y --no-install-recommends bash libcpp-httplib0.10 libssl3 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/bin/gem-schd /out/bin/gem-pmgr /usr/local/bin/
 COPY --from=build /out/lib/libgemhook.so.1 /opt/gemini/lib/libgemhook.so.1

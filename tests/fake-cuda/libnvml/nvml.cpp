@@ -50,14 +50,25 @@ bool initialized() {
   return s.refs > 0;
 }
 
-// Checks init and the handle; *index: the device's index.
-nvmlReturn_t device_index(nvmlDevice_t d, unsigned int* index) {
+}  // namespace
+
+// Checks init and the handle; *index: the device's index. A device marked lost in
+// FAKE_NVML_EVENTS answers NVML_ERROR_GPU_IS_LOST (nvml_events.cpp).
+nvmlReturn_t fakenvml::device_index(nvmlDevice_t d, unsigned int* index) {
   if (!initialized()) return NVML_ERROR_UNINITIALIZED;
   State& s = state();
   if (d == nullptr || d < s.devices || d >= s.devices + s.count) return NVML_ERROR_INVALID_ARGUMENT;
+  if (fakenvml::lost(d->index)) return NVML_ERROR_GPU_IS_LOST;
   *index = d->index;
   return NVML_SUCCESS;
 }
+
+nvmlDevice_t fakenvml::device_at(unsigned int index) {
+  return index < state().count ? &state().devices[index] : nullptr;
+}
+
+namespace {
+using fakenvml::device_index;
 
 void format_uuid(unsigned int index, char out[41]) {
   unsigned char b[16];
@@ -102,6 +113,8 @@ NVML_API const char* nvmlErrorString(nvmlReturn_t result) {
     case NVML_ERROR_INSUFFICIENT_SIZE: return "Insufficient Size";
     case NVML_ERROR_FUNCTION_NOT_FOUND: return "Function Not Found";
     case NVML_ERROR_ARGUMENT_VERSION_MISMATCH: return "Argument Version Mismatch";
+    case NVML_ERROR_TIMEOUT: return "Timeout";
+    case NVML_ERROR_GPU_IS_LOST: return "GPU is lost";
     default: return "Unknown Error";
   }
 }
@@ -117,6 +130,7 @@ NVML_API nvmlReturn_t nvmlDeviceGetCount(unsigned int* deviceCount) { return nvm
 NVML_API nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t* device) {
   if (!initialized()) return NVML_ERROR_UNINITIALIZED;
   if (device == nullptr || index >= state().count) return NVML_ERROR_INVALID_ARGUMENT;
+  if (fakenvml::lost(index)) return NVML_ERROR_GPU_IS_LOST;
   *device = &state().devices[index];
   return NVML_SUCCESS;
 }
@@ -131,6 +145,7 @@ NVML_API nvmlReturn_t nvmlDeviceGetHandleByUUID(const char* uuid, nvmlDevice_t* 
     char text[41];
     format_uuid(i, text);
     if (strcmp(text, uuid) == 0) {
+      if (fakenvml::lost(i)) return NVML_ERROR_GPU_IS_LOST;
       *device = &state().devices[i];
       return NVML_SUCCESS;
     }

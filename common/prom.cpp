@@ -1,0 +1,101 @@
+// Prometheus text exposition format (include/gem/prom.h).
+#include "gem/prom.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace gem::prom {
+
+Histogram::Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), buckets_(bounds_.size() + 1, 0) {}
+
+std::vector<double> Histogram::default_bounds() {
+  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+}
+
+void Histogram::observe(double seconds) {
+  if (!(seconds > 0)) seconds = 0;  // negative and NaN
+  const auto it = std::lower_bound(bounds_.begin(), bounds_.end(), seconds);
+  ++buckets_[static_cast<size_t>(it - bounds_.begin())];
+  ++count_;
+  sum_ += seconds;
+}
+
+std::string Writer::escape(const std::string& value) {
+  std::string out;
+  out.reserve(value.size());
+  for (const char c : value) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string Writer::number(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  char buf[64];
+  if (v == std::floor(v) && std::fabs(v) < 9.007199254740992e15) {
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.9g", v);
+  }
+  return buf;
+}
+
+namespace {
+void append_labels(std::string* out, const Labels& labels, const char* extra_name = nullptr,
+                   const std::string& extra_value = "") {
+  if (labels.empty() && extra_name == nullptr) return;
+  *out += '{';
+  bool first = true;
+  for (const auto& [k, v] : labels) {
+    if (!first) *out += ',';
+    first = false;
+    *out += k + "=\"" + Writer::escape(v) + "\"";
+  }
+  if (extra_name != nullptr) {
+    if (!first) *out += ',';
+    *out += std::string(extra_name) + "=\"" + extra_value + "\"";
+  }
+  *out += '}';
+}
+}  // namespace
+
+void Writer::family(const std::string& name, const std::string& type, const std::string& help) {
+  if (std::find(families_.begin(), families_.end(), name) != families_.end()) return;
+  families_.push_back(name);
+  std::string h;
+  for (const char c : help) h += c == '\n' ? ' ' : c;
+  out_ += "# HELP " + name + " " + h + "\n# TYPE " + name + " " + type + "\n";
+}
+
+void Writer::sample(const std::string& name, const Labels& labels, double value) {
+  out_ += name;
+  append_labels(&out_, labels);
+  out_ += ' ' + number(value) + '\n';
+}
+
+void Writer::histogram(const std::string& name, const Labels& labels, const Histogram& h) {
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < h.bounds().size(); ++i) {
+    cumulative += h.buckets()[i];
+    out_ += name + "_bucket";
+    append_labels(&out_, labels, "le", number(h.bounds()[i]));
+    out_ += ' ' + std::to_string(cumulative) + '\n';
+  }
+  out_ += name + "_bucket";
+  append_labels(&out_, labels, "le", "+Inf");
+  out_ += ' ' + std::to_string(h.count()) + '\n';
+  sample(name + "_sum", labels, h.sum());
+  sample(name + "_count", labels, static_cast<double>(h.count()));
+}
+
+}  // namespace gem::prom

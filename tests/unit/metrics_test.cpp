@@ -1,0 +1,118 @@
+// The Prometheus text writer (include/gem/prom.h) and gem-schd's metrics rules (scheduler/metrics.h):
+// escaping, number formatting, cumulative histograms, and which waits count as hand-offs; gem-pmgr's
+// counters (pod-manager/metrics.h).
+#include <gtest/gtest.h>
+
+#include "../../pod-manager/metrics.h"
+#include "../../scheduler/metrics.h"
+#include "gem/prom.h"
+
+namespace {
+
+using gem::prom::Histogram;
+using gem::prom::Writer;
+
+TEST(PromWriter, FamiliesOnceLabelsEscapedNumbersPlain) {
+  Writer w;
+  w.family("gem_x_total", "counter", "Help\nwith a newline.");
+  w.sample("gem_x_total", {{"client", "a\"b\\c\nd"}}, 3);
+  w.family("gem_x_total", "counter", "again");  // ignored
+  w.sample("gem_x_total", {}, 0.25);
+  EXPECT_EQ(w.text(),
+            "# HELP gem_x_total Help with a newline.\n# TYPE gem_x_total counter\n"
+            "gem_x_total{client=\"a\\\"b\\\\c\\nd\"} 3\ngem_x_total 0.25\n");
+  EXPECT_EQ(Writer::number(1e12), "1000000000000");
+  EXPECT_EQ(Writer::number(1.0 / 0.0), "+Inf");
+}
+
+TEST(PromHistogram, BucketsAreCumulativeAndEndWithInf) {
+  Histogram h({0.1, 1});
+  h.observe(0.05);
+  h.observe(0.1);  // on the bound: counted in it (le)
+  h.observe(0.5);
+  h.observe(7);
+  h.observe(-1);  // counted as 0
+  Writer w;
+  w.histogram("gem_w_seconds", {{"client", "c"}}, h);
+  EXPECT_EQ(w.text(),
+            "gem_w_seconds_bucket{client=\"c\",le=\"0.1\"} 3\n"
+            "gem_w_seconds_bucket{client=\"c\",le=\"1\"} 4\n"
+            "gem_w_seconds_bucket{client=\"c\",le=\"+Inf\"} 5\n"
+            "gem_w_seconds_sum{client=\"c\"} 7.65\n"
+            "gem_w_seconds_count{client=\"c\"} 5\n");
+}
+
+// A client that was already waiting when the token came free gets a hand-off; one that asked after
+// it was free does not (its wait is all it has).
+TEST(SchedMetrics, HandOffOnlyForClientsWaitingWhenTheTokenCameFree) {
+  gem::sched::SchedMetrics m;
+  m.requested("a", 0);
+  m.granted("a", 1000);  // wait 1 ms, no hand-off (nobody held the token before)
+  m.holder_is("a", 1000);
+  m.requested("b", 2000);
+  m.holder_is("", 5000);  // a released at 5 ms
+  m.granted("b", 5500);   // hand-off 0.5 ms, wait 3.5 ms
+  m.holder_is("b", 5500);
+  m.holder_is("", 9000);
+  m.requested("a", 9500);  // asked after the token was free
+  m.granted("a", 9600);
+  m.revoked("b");
+  m.config_loaded(false);
+  gem::sched::SchedView v;
+  v.gpu = "GPU-x";
+  v.window = 10000000;
+  v.uptime = 20000000;
+  v.busy_window = 5000000;
+  v.clients = {{"a"}, {"b"}};
+  const std::string text = m.render(v);
+  auto has = [&](const std::string& line) { return text.find(line + "\n") != std::string::npos; };
+  EXPECT_TRUE(has("gem_client_handoff_seconds_count{gpu=\"GPU-x\",client=\"a\"} 0")) << text;
+  EXPECT_TRUE(has("gem_client_handoff_seconds_count{gpu=\"GPU-x\",client=\"b\"} 1")) << text;
+  EXPECT_TRUE(has("gem_client_handoff_seconds_sum{gpu=\"GPU-x\",client=\"b\"} 0.0005")) << text;
+  EXPECT_TRUE(has("gem_client_token_wait_seconds_count{gpu=\"GPU-x\",client=\"a\"} 2")) << text;
+  EXPECT_TRUE(has("gem_client_token_wait_seconds_sum{gpu=\"GPU-x\",client=\"b\"} 0.0035")) << text;
+  EXPECT_TRUE(has("gem_client_revocations_total{gpu=\"GPU-x\",client=\"b\"} 1")) << text;
+  EXPECT_TRUE(has("gem_config_reload_errors_total{gpu=\"GPU-x\"} 1")) << text;
+  EXPECT_TRUE(has("gem_gpu_busy_ratio{gpu=\"GPU-x\"} 0.5")) << text;
+  EXPECT_TRUE(has("gem_gpu_healthy{gpu=\"GPU-x\"} 0")) << "unwatched is not healthy: " << text;
+  m.keep_only({"a"});
+  const std::string after = m.render(v);
+  EXPECT_NE(after.find("gem_client_revocations_total{gpu=\"GPU-x\",client=\"b\"} 0\n"), std::string::npos) << after;
+  EXPECT_EQ(after.find("gem_client_handoff_seconds_count{gpu=\"GPU-x\",client=\"b\"}"), std::string::npos) << after;
+}
+
+}  // namespace
+
+namespace {
+
+// gem-pmgr counts what its processes are told: a refused renewal (quota 0) is no grant, a process's
+// wait ends with its grant or with "scheduler unavailable", and a closed connection forgets its wait.
+TEST(PmgrMetrics, GrantsRevocationsAndWaitsAsProcessesSeeThem) {
+  gem::pmgr::PmgrMetrics m;
+  using gem::proto::Message;
+  m.asked(1, 0);
+  m.told(1, Message{7, gem::proto::TokenGrant{0}}, 500);  // refused renewal: not a grant
+  m.told(1, Message{7, gem::proto::TokenGrant{30000}}, 2000);
+  m.asked(2, 1000);
+  m.told(2, Message{8, gem::proto::Error{gem::proto::ErrorCode::kSchedulerUnavailable, "x"}}, 1500);
+  m.told(2, Message{0, gem::proto::TokenGrant{30000}}, 9000);  // not asked any more: counted, no wait
+  m.asked(3, 0);
+  m.gone(3);
+  m.told(1, Message{0, gem::proto::TokenRevoke{1000}}, 3000);
+  gem::pmgr::PmgrView v;
+  v.client = "c";
+  v.launch_processes = 2;
+  v.routes = {{"unix:/s.sock", true, false, 0, 2, 1 << 20, 4096}};
+  const std::string text = m.render(v);
+  auto has = [&](const std::string& line) { return text.find(line + "\n") != std::string::npos; };
+  EXPECT_TRUE(has("gem_pmgr_grants_total{client=\"c\"} 2")) << text;
+  EXPECT_TRUE(has("gem_pmgr_revocations_total{client=\"c\"} 1")) << text;
+  EXPECT_TRUE(has("gem_pmgr_scheduler_unavailable_total{client=\"c\"} 1")) << text;
+  EXPECT_TRUE(has("gem_pmgr_token_wait_seconds_count{client=\"c\"} 1")) << text;
+  EXPECT_TRUE(has("gem_pmgr_token_wait_seconds_sum{client=\"c\"} 0.002")) << text;
+  EXPECT_TRUE(has("gem_pmgr_processes{client=\"c\",kind=\"launch\"} 2")) << text;
+  EXPECT_TRUE(has("gem_pmgr_memory_limit_bytes{client=\"c\",scheduler=\"unix:/s.sock\"} 1048576")) << text;
+  EXPECT_TRUE(has("gem_pmgr_scheduler_up{client=\"c\",scheduler=\"unix:/s.sock\"} 1")) << text;
+}
+
+}  // namespace
