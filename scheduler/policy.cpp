@@ -180,11 +180,13 @@ size_t Policy::demand() const {
   return n;
 }
 
-Micros Policy::fitted(Micros quota) const {
+Micros Policy::fitted(Micros quota) const { return fitted(quota, demand()); }
+
+Micros Policy::fitted(Micros quota, size_t demand) const {
   if (!opts_.fit_quotas) return quota;
   // 90% of an equal split of the window: the drain at the end of each slice and the hand-off to the
   // next holder (measured ~1-3 ms a grant on an H200 with 64 clients) must fit in the window too.
-  const Micros fair = opts_.window * 9 / 10 / static_cast<Micros>(std::max<size_t>(demand(), 1));
+  const Micros fair = opts_.window * 9 / 10 / static_cast<Micros>(std::max<size_t>(demand, 1));
   return std::min(quota, std::max(fair, opts_.quota_floor));
 }
 
@@ -202,26 +204,33 @@ std::vector<std::string> Policy::corunners() const {
 const std::string* Policy::pick(Micros now) {
   const std::string* best = nullptr;
   bool best_under_request = false;
-  double best_key = 0;
+  double best_key = 0, best_eps = 0;
   Micros best_since = 0;
+  const size_t wanting = demand();
   for (auto& [name, c] : clients_) {
     if (!c.waiting) continue;
     forget_old(c, now);
     if (!under_limit(c, now)) continue;
     const double s = share(c, now);
     const bool under_request = s < c.request;
+    // The step the client's share takes with its next (fitted) quota, in units of its key.
+    const double step = projected_step(c, now, wanting);
     // Larger key wins. Under REQUEST: the deficit the client would still have after one more quota,
     // relative to its REQUEST (weighted fair queueing's "smallest virtual finish time"); shares move in
     // steps of quota / window, and comparing plain deficits lets those steps bias the split by up
     // to half a step. Above REQUEST: the least share above REQUEST ("least usage first" when the
     // REQUESTs are equal, without favouring a client sitting at its REQUEST over one far above it).
-    const double key = under_request ? 1.0 - (s + projected_step(c, now)) / c.request : c.request - s;
+    const double key = under_request ? 1.0 - (s + step) / c.request : c.request - s;
+    // Keys within a tenth of a step are a tie: slices overrun their quota by a varying drain, and
+    // ranking by those few ms rather than by waiting time let clients with shorter slices pass the
+    // others again and again (64 clients: some waited past a window; PolicyMany).
+    const double eps = 0.1 * (under_request ? step / c.request : step);
     bool better;
     if (best == nullptr) {
       better = true;
     } else if (under_request != best_under_request) {
       better = under_request;
-    } else if (std::abs(key - best_key) > 1e-12) {
+    } else if (std::abs(key - best_key) > std::max({eps, best_eps, 1e-12})) {
       better = key > best_key;
     } else if (c.request != clients_.at(*best).request) {
       // Equal surplus: the larger REQUEST's step is the smaller part of its share.
@@ -235,6 +244,7 @@ const std::string* Policy::pick(Micros now) {
       best = &name;
       best_under_request = under_request;
       best_key = key;
+      best_eps = eps;
       best_since = c.waiting_since;
     }
   }
@@ -356,8 +366,8 @@ bool Policy::under_limit(const Client& c, Micros now) const {
   return c.limit >= kFullShare || share(c, now) < c.limit;
 }
 
-double Policy::projected_step(const Client& c, Micros now) const {
-  return static_cast<double>(quota_for(c)) / static_cast<double>(span(c, now));
+double Policy::projected_step(const Client& c, Micros now, size_t demand) const {
+  return static_cast<double>(fitted(quota_for(c), demand)) / static_cast<double>(span(c, now));
 }
 
 Micros Policy::span(const Client& c, Micros now) const {

@@ -198,13 +198,15 @@ class Policy {
   template <typename P>
   Micros first_time(Micros now, P&& pred) const;
   Micros fitted(Micros quota) const;
+  Micros fitted(Micros quota, size_t demand) const;
   void forget_old(Client& c, Micros now) const;
   Micros usage_in_window(const Client& c, Micros now) const;
   double share(const Client& c, Micros now) const;
   bool under_limit(const Client& c, Micros now) const;
   Micros quota_for(const Client& c) const;
   Micros span(const Client& c, Micros now) const;
-  double projected_step(const Client& c, Micros now) const;
+  /// The share a grant of its (fitted, for `demand` clients wanting the GPU) quota adds, now.
+  double projected_step(const Client& c, Micros now, size_t demand) const;
 
   PolicyOptions opts_;
   std::map<std::string, Client> clients_;

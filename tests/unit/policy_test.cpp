@@ -327,6 +327,7 @@ TEST(PolicyRenew, OnlyTheHolderMayRenew) {
 // its equal share within 25%; without fitting and 250 ms quotas a round takes 16 s.
 struct ManyResult {
   Micros longest_gap = 0;  // the longest time any client waited between two grants, µs
+  uint64_t grants = 0;
   double worst_dev = 0;    // largest |share - 1/n| / (1/n) over [10 s, 40 s)
 };
 
@@ -355,11 +356,13 @@ ManyResult RunMany(Micros base, bool fit) {
     const Micros prev = last.count(g->client) ? last[g->client] : 0;
     r.longest_gap = std::max(r.longest_gap, now - prev);
     last[g->client] = now;
-    const Micros end = now + g->quota;
+    // Slices end a little after their quota by the drain of the work still queued: 0-3 ms here, as
+    // measured on the H200 with 64 clients, varying from slice to slice.
+    const Micros end = now + g->quota + (static_cast<Micros>(r.grants++ * 7919) % 4) * kMs;
     if (end > from) used[g->client] += std::min(end, to) - std::max(now, from);
+    p.release(g->client, end - now, g->quota, end);
+    p.request(g->client, g->quota, end);
     now = end;
-    p.release(g->client, g->quota, g->quota, now);
-    p.request(g->client, g->quota, now);
   }
   for (const auto& c : cs) {
     r.longest_gap = std::max(r.longest_gap, to - last[c.name]);
