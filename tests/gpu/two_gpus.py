@@ -9,7 +9,7 @@ UUID, each with --stats STATS.<UUID>, pod managers with --scheduler_dir); client
 B (REQUEST 0.7), LIMIT 1.0, GPU_MEM 4GiB. Clients run with CUDA_VISIBLE_DEVICES unset and
 CUDA_DEVICE_ORDER=PCI_BUS_ID (CUDA index = NVML index, so device d is the scheduler of the d-th UUID).
 Parts (all by default, back to back):
-  spin   A and B each one two_gpu_spin process launching on both GPUs from two threads, ~20 s: per GPU the
+  spin   A and B each one two_gpu_spin process launching on both GPUs from two threads, ~30 s: per GPU the
          shares from that GPU's gem-schd --stats and the throughput split (goal 0.3/0.7 +- 0.02)
   torch  one PyTorch process of A (matmul on cuda:0 and cuda:1 alternately, ~15 s) beside B's spin on both
   ddp    two-process DDP job over NCCL as client A (one rank per GPU, ~15 s) beside B's spin on both GPUs
@@ -44,6 +44,14 @@ T_START = time.monotonic()
 
 def elapsed():
     return time.monotonic() - T_START
+
+
+BUDGET = [190.0]
+
+
+def cap(seconds):
+    """A part's process timeout, never past the total budget (less 20 s to stop and report)."""
+    return max(10.0, min(seconds, BUDGET[0] - elapsed() - 20))
 
 
 class Backend:
@@ -269,7 +277,7 @@ def part_spin(p, args, be, env):
             e = dict(env)
             if args.fake:
                 e["FAKE_CUDA_LOG"] = str(p.dir / "fake-kernels.log")
-            procs[tag] = (c, dev, Proc(args, be, c, cmd, tag, p.dir, e, S + 40))
+            procs[tag] = (c, dev, Proc(args, be, c, cmd, tag, p.dir, e, cap(S + 30)))
     for tag, (c, dev, pr) in procs.items():
         pr.wait()
     bad = [pr.why() for c, dev, pr in procs.values() if pr.rc != 0 or pr.result() is None]
@@ -353,7 +361,7 @@ def a_share_check(p, be, a, b):
 
 def part_torch(p, args, be, env):
     S = args.torch_seconds
-    budget = S + 90
+    budget = cap(S + 60)
 
     def run_a():
         a = Proc(args, be, "A", [G.PY, TORCH_CLIENT, "alternate", "--seconds", S], "A-torch", p.dir, env, budget)
@@ -371,7 +379,7 @@ def part_torch(p, args, be, env):
 
 def part_ddp(p, args, be, env):
     S = args.ddp_seconds
-    budget = S + 100
+    budget = cap(S + 60)
     port = G.free_port_block(1)
 
     def run_a():
@@ -407,7 +415,7 @@ def part_ddp(p, args, be, env):
 
 
 def part_mem(p, args, be, env):
-    a = Proc(args, be, "A", [G.PY, TORCH_CLIENT, "mem"], "A-mem", p.dir, env, 90)
+    a = Proc(args, be, "A", [G.PY, TORCH_CLIENT, "mem"], "A-mem", p.dir, env, cap(60))
     a.wait()
     r = a.result()
     if a.rc != 0 or not r or "error" in r:
@@ -428,7 +436,7 @@ def part_mem(p, args, be, env):
 
 
 RUNNERS = {"spin": part_spin, "torch": part_torch, "ddp": part_ddp, "mem": part_mem}
-NEED_S = {"spin": 35, "torch": 35, "ddp": 45, "mem": 20}  # rough wall time, to skip what no longer fits
+NEED_S = {"spin": 45, "torch": 35, "ddp": 45, "mem": 20}  # rough wall time, to skip what no longer fits
 
 
 def main():
@@ -438,7 +446,7 @@ def main():
     ap.add_argument("--out", default="two_gpus-out")
     ap.add_argument("--parts", default=",".join(PARTS), help="comma-separated subset of " + ",".join(PARTS))
     ap.add_argument("--fake", action="store_true", help="stand-in driver dry run (part spin)")
-    ap.add_argument("--spin_seconds", type=float, default=20)
+    ap.add_argument("--spin_seconds", type=float, default=30)
     ap.add_argument("--torch_seconds", type=float, default=15)
     ap.add_argument("--ddp_seconds", type=float, default=15)
     ap.add_argument("--backend_opts", default="",
@@ -447,6 +455,7 @@ def main():
     ap.add_argument("--budget", type=float, default=190, help="total wall time; parts that no longer fit are skipped")
     args = ap.parse_args()
     args.build = str(Path(args.build).resolve())
+    BUDGET[0] = args.budget
     parts = [x.strip() for x in args.parts.split(",") if x.strip()]
     for x in parts:
         if x not in PARTS:
@@ -470,8 +479,9 @@ def main():
             G.log(f"nvidia-smi: {e}")
 
     summary = {"parts": {}, "fake": args.fake, "parts_asked": parts}
-    spin_parts = [x for x in parts if x != "mem"]
-    groups = [("4GiB", spin_parts), ("2GiB", [x for x in parts if x == "mem"])]
+    # mem before ddp (the riskiest part: NCCL under the hook), each group on a fresh backend.
+    groups = [("4GiB", [x for x in parts if x in ("spin", "torch")]), ("2GiB", [x for x in parts if x == "mem"]),
+              ("4GiB", [x for x in parts if x == "ddp"])]
     for gpu_mem, group in groups:
         if not group:
             continue
@@ -485,9 +495,9 @@ def main():
                 if not group:
                     continue
             G.log(f"== backend: A 0.3 1.0 {gpu_mem}, B 0.7 1.0 {gpu_mem} (t={elapsed():.0f} s)")
-            be = Backend(args, out / f"backend-{gpu_mem}", [("A", 0.3, 1.0, gpu_mem), ("B", 0.7, 1.0, gpu_mem)],
+            be = Backend(args, out / f"backend-{gpu_mem}-{'-'.join(group)}", [("A", 0.3, 1.0, gpu_mem), ("B", 0.7, 1.0, gpu_mem)],
                          be_env).start()
-            summary.setdefault("schedulers", {})[gpu_mem] = be.uuids
+            summary.setdefault("schedulers", {})[f"{gpu_mem} ({','.join(group)})"] = be.uuids
             for name in group:
                 if elapsed() + NEED_S[name] > args.budget:
                     summary["parts"][name] = {"ok": False, "skipped": f"no time left ({elapsed():.0f} s used)"}
