@@ -296,7 +296,8 @@ Micros Policy::next_event(Micros now) const {
   Micros earliest = kNever;
   if (!holder_.empty()) earliest = lease_.start + lease_.quota + opts_.lease_grace;
   for (const auto& [name, l] : coruns_) earliest = std::min(earliest, l.start + l.quota + opts_.lease_grace);
-  for (const auto& [name, c] : clients_) {
+  for (const auto& kv : clients_) {
+    const Client& c = kv.second;  // a reference, not a structured binding: lambdas capture it (C++17)
     if (!c.waiting) continue;
     if (holder_.empty()) {
       earliest = std::min(earliest, first_time(now, [&](Micros t) { return under_limit(c, t); }));
