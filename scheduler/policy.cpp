@@ -35,6 +35,7 @@ std::vector<std::string> Policy::set_clients(const std::vector<ClientShare>& cli
     return next;
   };
   auto it = clients_.begin();
+  latency_names_.clear();
   for (size_t i = 0; i < order.size(); ++i) {
     const ClientShare& s = *order[i];
     if (i + 1 < order.size() && order[i + 1]->name == s.name) continue;
@@ -47,6 +48,7 @@ std::vector<std::string> Policy::set_clients(const std::vector<ClientShare>& cli
     it->second.request = s.request;
     it->second.limit = s.limit;
     it->second.latency = std::max<Micros>(s.latency, 0);
+    if (it->second.latency > 0) latency_names_.push_back(s.name);
     ++it;
   }
   while (it != clients_.end()) it = drop_at(it);
@@ -144,8 +146,9 @@ std::optional<Grant> Policy::schedule(Micros now) {
     // Co-run tokens: a waiting latency client within its REQUEST runs beside the holder, oldest first.
     const std::string* best = nullptr;
     Micros best_since = 0;
-    for (auto& [name, c] : clients_) {
-      if (!c.waiting || c.latency <= 0) continue;
+    for (const std::string& name : latency_names_) {
+      Client& c = clients_.at(name);
+      if (!c.waiting) continue;
       forget_old(c, now);
       if (!may_corun(c, now) || (best != nullptr && c.waiting_since >= best_since)) continue;
       best = &name;
@@ -188,11 +191,6 @@ Micros Policy::fitted(Micros quota, size_t demand) const {
   // next holder (measured ~1-3 ms a grant on an H200 with 64 clients) must fit in the window too.
   const Micros fair = opts_.window * 9 / 10 / static_cast<Micros>(std::max<size_t>(demand, 1));
   return std::min(quota, std::max(fair, opts_.quota_floor));
-}
-
-Micros Policy::quota_now(const std::string& name) const {
-  auto it = clients_.find(name);
-  return it == clients_.end() ? 0 : fitted(quota_for(it->second));
 }
 
 std::vector<std::string> Policy::corunners() const {
@@ -296,14 +294,21 @@ Micros Policy::next_event(Micros now) const {
   Micros earliest = kNever;
   if (!holder_.empty()) earliest = lease_.start + lease_.quota + opts_.lease_grace;
   for (const auto& [name, l] : coruns_) earliest = std::min(earliest, l.start + l.quota + opts_.lease_grace);
-  for (const auto& kv : clients_) {
-    const Client& c = kv.second;  // a reference, not a structured binding: lambdas capture it (C++17)
-    if (!c.waiting) continue;
-    if (holder_.empty()) {
+  if (holder_.empty()) {
+    // The token is free: when a waiting client's share drops under its LIMIT.
+    for (const auto& kv : clients_) {
+      const Client& c = kv.second;  // a reference, not a structured binding: lambdas capture it (C++17)
+      if (!c.waiting) continue;
       earliest = std::min(earliest, first_time(now, [&](Micros t) { return under_limit(c, t); }));
-    } else if (c.latency > 0) {
-      earliest = std::min(earliest, first_time(now, [&](Micros t) { return may_corun(c, t); }));
+      if (earliest <= now) return now;
     }
+    return earliest;
+  }
+  // Held: only a waiting latency client can be granted (a co-run token), when its share allows.
+  for (const std::string& name : latency_names_) {
+    const Client& c = clients_.at(name);
+    if (!c.waiting) continue;
+    earliest = std::min(earliest, first_time(now, [&](Micros t) { return may_corun(c, t); }));
     if (earliest <= now) return now;
   }
   return earliest;

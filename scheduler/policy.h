@@ -136,9 +136,6 @@ class Policy {
   /// holder picked by the rules. Call until nullopt: one call makes one grant.
   std::optional<Grant> schedule(Micros now);
 
-  /// The quota a grant to a client gets now, µs: its burst clamped to [min_quota, base_quota], then
-  /// fitted to the clients with demand (PolicyOptions::fit_quotas).
-  Micros quota_now(const std::string& name) const;
   /// Clients waiting or holding (the demand quotas are fitted to).
   size_t demand() const;
 
@@ -213,6 +210,9 @@ class Policy {
   std::string holder_;
   Lease lease_;                          // the holder's
   std::map<std::string, Lease> coruns_;  // co-runners' leases
+  // The latency clients' names (set_clients): while the token is held only they can be granted, so
+  // schedule() and next_event() look at them alone rather than at every client.
+  std::vector<std::string> latency_names_;
 };
 
 }  // namespace gem::sched
