@@ -186,15 +186,10 @@ std::string parse_option(std::string_view o, ClientConfig* c, bool* seen_um, boo
     c->unified_memory = value == "on";
     return {};
   }
-  // latency=MS: a positive number of milliseconds (decimals allowed), at most kMaxLatencyMs.
-  const std::string v(value);
-  char* end = nullptr;
-  const double ms = v.empty() ? -1 : std::strtod(v.c_str(), &end);
-  if (v.empty() || end != v.c_str() + v.size() || !(ms > 0) || ms > kMaxLatencyMs) {
+  if (!parse_latency_ms(value, &c->latency_us)) {
     return "latency " + quote(value) + " is not a number of milliseconds in (0, " +
            std::to_string(static_cast<int>(kMaxLatencyMs)) + "]";
   }
-  c->latency_us = static_cast<uint32_t>(ms * 1000 + 0.5);
   return {};
 }
 
@@ -339,6 +334,15 @@ bool parse_config(std::string_view text, const std::string& file, Config* out, C
       return false;
     }
   }
+}
+
+bool parse_latency_ms(std::string_view text, uint32_t* us) {
+  const std::string v(text);
+  char* end = nullptr;
+  const double ms = v.empty() ? -1 : std::strtod(v.c_str(), &end);
+  if (v.empty() || end != v.c_str() + v.size() || !(ms > 0) || ms > kMaxLatencyMs) return false;
+  *us = static_cast<uint32_t>(ms * 1000 + 0.5);
+  return true;
 }
 
 bool parse_size(std::string_view text, uint64_t* bytes) {

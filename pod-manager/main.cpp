@@ -99,15 +99,11 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "gem-pmgr: --gpu_mem: not a size: '%s'\n", flags.get("gpu_mem", "").c_str());
       return 2;
     }
-    double latency_ms = 0;
-    if (flags.has("latency")) {
-      const std::string v = flags.get("latency", "");
-      char* end = nullptr;
-      latency_ms = std::strtod(v.c_str(), &end);
-      if (v.empty() || end != v.c_str() + v.size() || !(latency_ms > 0) || latency_ms > gem::kMaxLatencyMs) {
-        std::fprintf(stderr, "gem-pmgr: --latency: not a number of milliseconds in (0, 60000]: '%s'\n", v.c_str());
-        return 2;
-      }
+    uint32_t latency_us = 0;
+    if (flags.has("latency") && !gem::parse_latency_ms(flags.get("latency", ""), &latency_us)) {
+      std::fprintf(stderr, "gem-pmgr: --latency: not a number of milliseconds in (0, 60000]: '%s'\n",
+                   flags.get("latency", "").c_str());
+      return 2;
     }
     if (request > limit) {
       std::fprintf(stderr, "gem-pmgr: --request %g is above --limit %g\n", request, limit);
@@ -116,7 +112,7 @@ int main(int argc, char** argv) {
     opts.has_declared = true;
     opts.declared = {static_cast<uint32_t>(request * 1e6 + 0.5), static_cast<uint32_t>(limit * 1e6 + 0.5), mem,
                      um == "on" ? gem::proto::kFlagUnifiedMemory : 0u,
-                     static_cast<uint32_t>(latency_ms * 1000 + 0.5)};
+                     latency_us};
   }
 
   opts.scheduler_timeout = sched_timeout_ms * 1000;

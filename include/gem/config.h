@@ -98,4 +98,9 @@ bool parse_config(std::string_view text, const std::string& file, Config* out, C
 /// "4GiB" -> 4294967296. Returns false on junk, negative values or overflow.
 bool parse_size(std::string_view text, uint64_t* bytes);
 
+/// Parses a latency target as latency=MS and gem-pmgr --latency take it: a decimal number of
+/// milliseconds in (0, kMaxLatencyMs], nothing else. On success *us is it in µs (rounded); false
+/// otherwise, *us unchanged.
+bool parse_latency_ms(std::string_view text, uint32_t* us);
+
 }  // namespace gem
