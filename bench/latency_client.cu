@@ -80,18 +80,7 @@ void sleep_until(double t) {
     if (e_ != cudaSuccess) die(#x, cudaGetErrorString(e_)); \
   } while (0)
 
-__device__ __forceinline__ unsigned long long gtime() {
-  unsigned long long t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  return t;
-}
-
-__global__ void spin(unsigned long long ns, unsigned long long* sink) {
-  unsigned long long t0 = gtime();
-  unsigned long long n = 0;
-  while (gtime() - t0 < ns) ++n;
-  if (threadIdx.x == 0 && n == 0xFFFFFFFFFFFFFFFFull) *sink = n;  // keep the loop
-}
+#include "../demo/spin_kernel.cuh"
 
 // One stream, one kernel length.
 class Gpu {

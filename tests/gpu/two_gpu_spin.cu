@@ -40,18 +40,7 @@ static double mono() {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-__device__ __forceinline__ unsigned long long gtime() {
-  unsigned long long t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  return t;
-}
-
-__global__ void spin(unsigned long long ns, unsigned long long* sink) {
-  unsigned long long t0 = gtime();
-  unsigned long long n = 0;
-  while (gtime() - t0 < ns) ++n;
-  if (threadIdx.x == 0 && n == 0xFFFFFFFFFFFFFFFFull) *sink = n;
-}
+#include "../../demo/spin_kernel.cuh"
 
 struct Result {
   int device = 0;
