@@ -10,7 +10,7 @@
 #include <mutex>
 #include <new>
 
-#include "capture_hooks.h"
+#include "capture_state.h"
 #include "mem_tracker.h"
 #include "gate_registry.h"
 #include "gem/clock.h"

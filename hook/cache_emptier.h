@@ -11,7 +11,7 @@
 //    unified-memory mode (unified_memory_mode() below); GEMINI_EMPTY_CACHE=0 turns it off;
 //  - no token was granted in this process since the release, and every gate is quiet (shut,
 //    nothing inside the driver or waiting at it): the client neither holds nor wants the token;
-//  - no stream capture is in progress in the process (capture_hooks.h): the release is kept and
+//  - no stream capture is in progress in the process (capture_state.h): the release is kept and
 //    emptied once the captures have ended, if the conditions still hold;
 //  - the process is not exiting.
 // They are checked before taking the GIL and again with it held, right before the call.

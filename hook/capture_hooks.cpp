@@ -1,7 +1,7 @@
-#include "capture_hooks.h"
-
-#include <atomic>
-
+// The GEM_WRAP bodies of the capture functions of cuda_hooks.def: they keep capture_state.h's
+// record of the process's captures and of each thread's capture mode, and otherwise call the real
+// function once, unchanged.
+#include "capture_state.h"
 #include "mem_hooks.h"  // declares every GEM_WRAP body
 #include "symbols.h"
 
@@ -9,19 +9,18 @@ namespace gem::hook {
 
 namespace {
 
-std::atomic<int> g_captures{0};
-
 // Counts the capture before `begin` runs and takes it back if the driver refused it.
 template <typename Call>
-CUresult begin(Call&& call) {
-  g_captures.fetch_add(1, std::memory_order_seq_cst);
+CUresult begin(CUstream stream, bool ptsz, CUstreamCaptureMode mode, Call&& call) {
+  const int slot = capture_begin_note(stream, ptsz, mode);
   const CUresult r = call();
-  if (r != CUDA_SUCCESS) g_captures.fetch_sub(1, std::memory_order_seq_cst);
+  capture_begun(slot, r == CUDA_SUCCESS);
   return r;
 }
 
 // Whether `stream` is in a capture (active or invalidated); false when the driver cannot say.
 bool in_capture(CUstream stream, bool ptsz) {
+  if ((stream == nullptr && !ptsz) || stream == CU_STREAM_LEGACY) return false;  // never captured
   auto query = ptsz ? real::cuStreamIsCapturing_ptsz : real::cuStreamIsCapturing;
   CUstreamCaptureStatus st = CU_STREAM_CAPTURE_STATUS_NONE;
   return query != nullptr && query(stream, &st) == CUDA_SUCCESS && st != CU_STREAM_CAPTURE_STATUS_NONE;
@@ -33,40 +32,37 @@ template <typename Call>
 CUresult end(CUstream stream, bool ptsz, Call&& call) {
   const bool was = in_capture(stream, ptsz);
   const CUresult r = call();
-  if (was && !in_capture(stream, ptsz)) {
-    int n = g_captures.load(std::memory_order_relaxed);
-    while (n > 0 && !g_captures.compare_exchange_weak(n, n - 1, std::memory_order_seq_cst)) {
-    }
-  }
+  if (was && !in_capture(stream, ptsz)) capture_ended(stream, ptsz);
   return r;
 }
 
 }  // namespace
 
-int active_captures() { return g_captures.load(std::memory_order_seq_cst); }
-
+// cuStreamBeginCapture and its _ptsz are the CUDA 10.0 forms without a mode: GLOBAL (cuda.h).
 CUresult on_cuStreamBeginCapture(CUstream hStream) {
-  return begin([&] { return real::cuStreamBeginCapture(hStream); });
+  return begin(hStream, false, CU_STREAM_CAPTURE_MODE_GLOBAL, [&] { return real::cuStreamBeginCapture(hStream); });
 }
 
 CUresult on_cuStreamBeginCapture_ptsz(CUstream hStream) {
-  return begin([&] { return real::cuStreamBeginCapture_ptsz(hStream); });
+  return begin(hStream, true, CU_STREAM_CAPTURE_MODE_GLOBAL,
+               [&] { return real::cuStreamBeginCapture_ptsz(hStream); });
 }
 
 CUresult on_cuStreamBeginCapture_v2(CUstream hStream, CUstreamCaptureMode mode) {
-  return begin([&] { return real::cuStreamBeginCapture_v2(hStream, mode); });
+  return begin(hStream, false, mode, [&] { return real::cuStreamBeginCapture_v2(hStream, mode); });
 }
 
 CUresult on_cuStreamBeginCapture_v2_ptsz(CUstream hStream, CUstreamCaptureMode mode) {
-  return begin([&] { return real::cuStreamBeginCapture_v2_ptsz(hStream, mode); });
+  return begin(hStream, true, mode, [&] { return real::cuStreamBeginCapture_v2_ptsz(hStream, mode); });
 }
 
 CUresult on_cuStreamBeginCaptureToGraph GEM_CAPTURE_TO_GRAPH_PARAMS {
-  return begin([&] { return real::cuStreamBeginCaptureToGraph GEM_CAPTURE_TO_GRAPH_ARGS; });
+  return begin(hStream, false, mode, [&] { return real::cuStreamBeginCaptureToGraph GEM_CAPTURE_TO_GRAPH_ARGS; });
 }
 
 CUresult on_cuStreamBeginCaptureToGraph_ptsz GEM_CAPTURE_TO_GRAPH_PARAMS {
-  return begin([&] { return real::cuStreamBeginCaptureToGraph_ptsz GEM_CAPTURE_TO_GRAPH_ARGS; });
+  return begin(hStream, true, mode,
+               [&] { return real::cuStreamBeginCaptureToGraph_ptsz GEM_CAPTURE_TO_GRAPH_ARGS; });
 }
 
 CUresult on_cuStreamEndCapture(CUstream hStream, CUgraph* phGraph) {
@@ -75,6 +71,13 @@ CUresult on_cuStreamEndCapture(CUstream hStream, CUgraph* phGraph) {
 
 CUresult on_cuStreamEndCapture_ptsz(CUstream hStream, CUgraph* phGraph) {
   return end(hStream, true, [&] { return real::cuStreamEndCapture_ptsz(hStream, phGraph); });
+}
+
+CUresult on_cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode* mode) {
+  const CUstreamCaptureMode asked = mode != nullptr ? *mode : CU_STREAM_CAPTURE_MODE_GLOBAL;
+  const CUresult r = real::cuThreadExchangeStreamCaptureMode(mode);
+  if (r == CUDA_SUCCESS) thread_mode_set(asked);
+  return r;
 }
 
 }  // namespace gem::hook

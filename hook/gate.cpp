@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "capture_state.h"
 #include "settings.h"
 #include "symbols.h"
 
@@ -41,13 +42,15 @@ void Gate::reset_after_fork() {
 }
 
 void Gate::pace(CUstream stream, bool ptsz) {
-  // Recording into a stream that is being captured would add a node to the user's graph.
-  CUstreamCaptureStatus capturing = CU_STREAM_CAPTURE_STATUS_NONE;
-  auto is_capturing = ptsz ? real::cuStreamIsCapturing_ptsz : real::cuStreamIsCapturing;
+  // Pacing records an event on the program's stream and waits for an older one, on the program's
+  // thread and in its capture mode: a wait is "potentially unsafe" and any use of the legacy stream
+  // is illegal while a stream captures (capture_rule.h). While any capture is in progress the
+  // launches go unpaced (captured launches never get here: gated() lets them through).
   auto record = ptsz ? real::cuEventRecord_ptsz : real::cuEventRecord;
-  if (is_capturing == nullptr || record == nullptr || real::cuEventSynchronize == nullptr ||
-      is_capturing(stream, &capturing) != CUDA_SUCCESS || capturing != CU_STREAM_CAPTURE_STATUS_NONE) {
-    return;
+  if (record == nullptr || real::cuEventSynchronize == nullptr) return;
+  if (capture_in_progress()) {
+    const bool legacy = (stream == nullptr && !ptsz) || stream == CU_STREAM_LEGACY;
+    if (legacy || !hook_may(HookCall::kUnsafe) || stream_captures(stream, ptsz)) return;
   }
   const CUcontext ctx = current_gate_context();  // the context this thread launches in
   std::lock_guard<std::mutex> lk(pace_mu_);

@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "capture_state.h"
 #include "gate.h"
 #include "mem_hooks.h"
 #include "nvml_hooks.h"
@@ -19,8 +20,16 @@ namespace {
 
 // Runs a real launch through the gate of the current device. Any failure of the hook's own
 // machinery lets the launch through: a broken hook must never break the program.
+// A launch onto a capturing stream is recorded into a graph, not run: it is no GPU work, so it
+// passes without the token, is not paced and does not count as the client's activity; the work is
+// the graph's launch (docs/design.md, "Stream capture"). Without a capture in progress that costs
+// one atomic load.
 template <typename F>
 CUresult gated(LaunchId id, CUstream stream, bool ptsz, F&& launch) {
+  if (__builtin_expect(capture_in_progress(), 0) && stream_captures(stream, ptsz)) {
+    counters().captured_launches.fetch_add(1, std::memory_order_relaxed);
+    return launch();
+  }
   counters().launches[id].fetch_add(1, std::memory_order_relaxed);
   try {
     Gate* g = current_gate();

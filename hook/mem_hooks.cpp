@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 
+#include "capture_state.h"
 #include "gem/log.h"
 #include "mem_common.h"
 #include "mem_tracker.h"
@@ -63,6 +64,9 @@ MemKey pool_key(CUmemoryPool pool) { return {MemKind::kPool, reinterpret_cast<ui
 }  // namespace
 
 void settle_pools(CUdevice dev) {
+  // The pool and graph-memory reads wait for nothing, but nothing is read while a stream captures:
+  // the ledger keeps the last figures and settles at the first allocation or query after it.
+  if (capture_in_progress()) return;
   for (uint64_t p : T().pools(dev)) {
     auto* pool = reinterpret_cast<CUmemoryPool>(p);
     T().settle(dev, pool_key(pool), pool_attr(pool, CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT));
@@ -76,21 +80,24 @@ void settle_pools(CUdevice dev) {
 
 namespace {
 
-bool capturing(CUstream stream, bool ptsz) {
-  auto fn = ptsz ? real::cuStreamIsCapturing_ptsz : real::cuStreamIsCapturing;
-  CUstreamCaptureStatus st = CU_STREAM_CAPTURE_STATUS_NONE;
-  return fn != nullptr && fn(stream, &st) == CUDA_SUCCESS && st != CU_STREAM_CAPTURE_STATUS_NONE;
-}
-
 // A stream-ordered allocation from `pool` (nullptr: the device's current pool). The pool is charged
 // what it reserves (CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT), not what is asked of it: before the
 // call, the growth it may need (the request, in 32 MiB steps) is reserved unless the pool's free
 // part covers it; after the call the pool is settled to what it reserves now. Allocations made
 // while the stream is being captured become graph memory nodes (counted as graph memory).
+// While another stream captures, the pool is not read (settle_pools): the whole request, in steps,
+// must fit the limit, and the pool is settled after the capture.
 template <typename Call>
 CUresult pool_alloc(size_t bytesize, CUmemoryPool pool, CUstream stream, bool ptsz, Call&& call) {
   CUdevice dev = 0;
-  if (!MemTracker::active() || !current_device(&dev) || capturing(stream, ptsz)) return call();
+  if (!MemTracker::active() || !current_device(&dev) || stream_captures(stream, ptsz)) return call();
+  if (capture_in_progress()) {
+    const uint64_t growth = round_up_bytes(bytesize, kPoolStep);
+    if (!T().reserve(dev, growth)) return CUDA_ERROR_OUT_OF_MEMORY;
+    const CUresult r = call();
+    T().finish(dev, growth, false, {}, 0);
+    return r;
+  }
   if (pool == nullptr && (real::cuDeviceGetMemPool == nullptr || real::cuDeviceGetMemPool(&pool, dev) != CUDA_SUCCESS)) {
     return call();
   }
@@ -189,6 +196,13 @@ void warn_resident_once(CUdevice dev, const char* what) {
            what);
 }
 
+// In unified-memory mode a device allocation becomes managed, except while a stream captures: the
+// advice and the prefetch onto the legacy stream that follow a managed allocation would invalidate
+// the capture (capture_rule.h), and what a graph allocates during its capture (PyTorch's private
+// graph pool) is used by every replay. Such an allocation stays plain device memory, counted
+// against GPU_MEM like any other, and resident.
+bool make_managed(CUdevice dev) { return T().unified_memory(dev) && !capture_in_progress(); }
+
 }  // namespace
 
 bool current_device(CUdevice* dev) {
@@ -197,9 +211,7 @@ bool current_device(CUdevice* dev) {
 
 CUresult on_cuMemAlloc_v2(CUdeviceptr* dptr, size_t bytesize) {
   CUdevice dev = 0;
-  auto call = [&] {
-    return T().unified_memory(dev) ? managed_alloc(dptr, bytesize, dev) : plain_alloc(dptr, bytesize);
-  };
+  auto call = [&] { return make_managed(dev) ? managed_alloc(dptr, bytesize, dev) : plain_alloc(dptr, bytesize); };
   if (!MemTracker::active() || !current_device(&dev)) return plain_alloc(dptr, bytesize);
   return counted_on(dev, driver_alloc_bytes(bytesize), call, [&] { return MemKey{MemKind::kPointer, *dptr}; });
 }
@@ -222,7 +234,7 @@ CUresult on_cuMemAllocPitch_v2(CUdeviceptr* dptr, size_t* pPitch, size_t WidthIn
   const uint64_t rows = std::max<uint64_t>(Height, 1);
   const uint64_t pitch = round_up_bytes(WidthInBytes, 512);
   auto call = [&] {
-    if (!T().unified_memory(dev) || pPitch == nullptr || WidthInBytes == 0 || Height == 0 ||
+    if (!make_managed(dev) || pPitch == nullptr || WidthInBytes == 0 || Height == 0 ||
         pitch > MemLedger::kMaxBytes / rows) {
       return real::cuMemAllocPitch_v2(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
     }

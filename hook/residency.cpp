@@ -1,5 +1,6 @@
 #include "residency.h"
 
+#include "capture_state.h"
 #include "gem/log.h"
 #include "mem_tracker.h"
 #include "stats.h"
@@ -25,7 +26,7 @@ uint64_t Residency::migrate(bool to_device) {
     if (to_device) {
       if (stream != nullptr && real::cuStreamSynchronize != nullptr) {
         real::cuStreamSynchronize(stream);
-      } else {
+      } else if (hook_may(HookCall::kContextSync)) {
         real::cuCtxSynchronize();
       }
     }
@@ -34,6 +35,12 @@ uint64_t Residency::migrate(bool to_device) {
 }
 
 uint64_t Residency::evict(bool demand_paging) {
+  if (!hook_may(HookCall::kMemoryMove)) {
+    deferred_ = true;
+    deferred_demand_ = demand_paging;
+    return 0;
+  }
+  deferred_ = false;
   const uint64_t moved = migrate(false);
   if (moved == 0) return 0;
   evicted_ = true;
@@ -44,8 +51,13 @@ uint64_t Residency::evict(bool demand_paging) {
   return moved;
 }
 
+void Residency::retry_deferred() {
+  if (deferred_ && !evicted_) evict(deferred_demand_);
+}
+
 void Residency::prefetch_back() {
-  if (!evicted_) return;
+  deferred_ = false;  // the grant made the client resident: a kept Evict is stale
+  if (!evicted_ || !hook_may(HookCall::kMemoryMove)) return;
   evicted_ = false;
   if (demand_paging_) return;
   const Micros t0 = mono_us();

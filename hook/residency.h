@@ -24,12 +24,19 @@ class Residency {
   bool has_managed() const;
   /// Evict: starts moving every managed range to the host on the hook's stream (not waited for).
   /// `demand_paging` (gem-schd --residency demand): no bulk prefetch back; pages fault back as
-  /// kernels touch them. Returns the bytes asked to move.
+  /// kernels touch them. Returns the bytes asked to move. While a stream capture is in progress no
+  /// memory moves (capture_rule.h, HookCall::kMemoryMove): the Evict is kept and acted on by
+  /// retry_deferred() once the captures have ended.
   uint64_t evict(bool demand_paging);
+  /// An Evict kept back by a capture: acted on now if no capture is in progress any more.
+  void retry_deferred();
   /// Before a slice: if evicted, prefetches every managed range back to the GPU and waits for it
-  /// (its duration goes to the prefetch counters).
+  /// (its duration goes to the prefetch counters). While a capture is in progress it stays
+  /// evicted (pages fault back as kernels touch them) and prefetches before a later slice.
   void prefetch_back();
   bool evicted() const { return evicted_; }
+  /// An Evict is kept back by a capture in progress.
+  bool deferred() const { return deferred_; }
 
  private:
   uint64_t migrate(bool to_device);
@@ -38,6 +45,8 @@ class Residency {
   SliceTimer& timer_;
   bool evicted_ = false;
   bool demand_paging_ = false;
+  bool deferred_ = false;             // an Evict waits for the captures to end
+  bool deferred_demand_ = false;      // its demand_paging
 };
 
 }  // namespace gem::hook

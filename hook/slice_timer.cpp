@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "capture_state.h"
 #include "gate_registry.h"
 #include "symbols.h"
 
@@ -41,15 +42,16 @@ void SliceTimer::start(Micros now) {
   record_start();
 }
 
-void SliceTimer::sync_contexts() {
+bool SliceTimer::sync_contexts() {
   std::lock_guard<std::mutex> dlk(driver_mu_);
-  if (stopping_at_exit()) return;
+  if (stopping_at_exit() || !hook_may(HookCall::kContextSync)) return false;
   for (CUcontext c : contexts()) {
     if (real::cuCtxPushCurrent_v2(c) != CUDA_SUCCESS) continue;
     real::cuCtxSynchronize();
     CUcontext popped;
     real::cuCtxPopCurrent_v2(&popped);
   }
+  return true;
 }
 
 bool SliceTimer::push_first_context(CUcontext* ctx) {
@@ -85,11 +87,11 @@ void SliceTimer::record_start() {
 }
 
 void SliceTimer::drain_and_measure(Micros* used, Micros* end) {
-  sync_contexts();
+  const bool drained = sync_contexts();
   std::lock_guard<std::mutex> dlk(driver_mu_);
   *end = mono_us();
   *used = *end - slice_start_;
-  if (stopping_at_exit()) return;
+  if (!drained || stopping_at_exit()) return;
   const std::vector<CUcontext> ctxs = contexts();
   if (start_recorded_ && !ctxs.empty() && real::cuCtxPushCurrent_v2(ctxs.front()) == CUDA_SUCCESS) {
     float ms = 0;

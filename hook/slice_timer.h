@@ -42,12 +42,16 @@ class SliceTimer {
   /// When the slice in progress started (the last start()).
   Micros started() const { return slice_start_; }
 
-  /// Waits for the GPU: cuCtxSynchronize on each context launched on.
-  void sync_contexts();
+  /// Waits for the GPU: cuCtxSynchronize on each context launched on. False (nothing waited for)
+  /// while a stream capture is in progress: synchronising a context then invalidates the capture
+  /// in every capture mode (capture_rule.h), and at exit.
+  bool sync_contexts();
 
   /// Drains the GPU (sync_contexts()) and measures the slice: *end is now, *used the slice's GPU
   /// time from the events (at most *end - started() + 1 ms), or *end - started() when the events
-  /// cannot say. The caller has shut the gate and waited for launches inside the driver.
+  /// cannot say or the drain could not wait (a capture in progress: the slice is charged its wall
+  /// time, and what is still queued runs on, bounded by the pacing). The caller has shut the gate
+  /// and waited for launches inside the driver.
   void drain_and_measure(Micros* used, Micros* end);
 
   /// The context `ctx` (nullptr: every context) is about to be destroyed: waits for a drain in

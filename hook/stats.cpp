@@ -30,7 +30,8 @@ std::string report_json() {
   const std::pair<const char*, const std::atomic<uint64_t>*> more[] = {
       {"evictions", &c.evictions},     {"evicted_bytes", &c.evicted_bytes},         {"prefetches", &c.prefetches},
       {"prefetched_bytes", &c.prefetched_bytes}, {"prefetch_us_total", &c.prefetch_us_total},
-      {"prefetch_us_max", &c.prefetch_us_max}, {"cache_empties", &c.cache_empties}};
+      {"prefetch_us_max", &c.prefetch_us_max}, {"cache_empties", &c.cache_empties},
+      {"captured_launches", &c.captured_launches}};
   for (const auto& [name, v] : more) s += std::string(", \"") + name + "\": " + std::to_string(v->load());
   s += "}\n";
   return s;

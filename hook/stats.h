@@ -14,7 +14,8 @@ enum LaunchId : int {
 };
 
 struct Counters {
-  std::atomic<uint64_t> launches[kLaunchIdCount];
+  std::atomic<uint64_t> launches[kLaunchIdCount];  // launches that ran (GPU work), by entry point
+  std::atomic<uint64_t> captured_launches{0};  // launches recorded into a stream capture (not run)
   std::atomic<uint64_t> tokens{0};               // grants received
   std::atomic<uint64_t> unthrottled_launches{0};  // launches made while no daemon answered
   std::atomic<uint64_t> revocations{0};           // tokens taken back by the scheduler (TokenRevoke)

@@ -5,13 +5,13 @@
 #include <algorithm>
 
 #include "cache_emptier.h"
+#include "capture_state.h"
 #include "gate.h"
 #include "gate_registry.h"
 #include "gem/log.h"
 #include "settings.h"
 #include "slice_timer.h"
 #include "stats.h"
-#include "symbols.h"
 
 namespace gem::hook {
 
@@ -38,13 +38,11 @@ void sleep_us(Micros us) {
 }  // namespace
 
 void TokenWorker::run() {
-  // The drain may run while another thread captures a CUDA graph; relaxed mode keeps our
-  // cuCtxSynchronize from invalidating that capture (CUDA Programming Guide, "Cross-stream
-  // dependencies and events" / cudaStreamCaptureModeRelaxed).
-  if (real::cuThreadExchangeStreamCaptureMode != nullptr) {
-    CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_RELAXED;
-    real::cuThreadExchangeStreamCaptureMode(&mode);
-  }
+  // Other threads may capture CUDA graphs while this one measures slices: in RELAXED mode its
+  // event waits on the hook's own stream are not "potentially unsafe" calls that would invalidate a
+  // GLOBAL capture. What is illegal in every mode (cuCtxSynchronize while a stream captures) it
+  // leaves out by the capture rule (capture_rule.h).
+  set_thread_capture_mode(CU_STREAM_CAPTURE_MODE_RELAXED);
   // A lookup that fails keeps what uuid_ held (a fork()ed child: the parent's).
   if (std::string u = device_uuid(device_); !u.empty()) uuid_ = u;
   pmgr_.on_evict_while_waiting([this](uint32_t flags) {
@@ -117,6 +115,7 @@ void TokenWorker::wait_for_demand() {
     const bool um = residency_.has_managed();
     if (gate_.wait_for_demand_for(um ? 50000 : 1000000)) return;
     if (!um || !pmgr_.connected()) continue;
+    residency_.retry_deferred();
     pmgr_.wait_event(0);
     uint32_t flags = 0;
     if (pmgr_.take_evict(&flags) && !residency_.evicted()) {
@@ -234,9 +233,10 @@ bool TokenWorker::hold(Micros until) {
       // had finished: the client is idle and gives the token back, whatever is left of its quota
       // (work conservation, docs/scheduling.md). A sync that waited means the program probably
       // waits for the GPU too (a synchronise after each step): it gets the grace again from the
-      // moment the GPU went quiet to launch its next step.
+      // moment the GPU went quiet to launch its next step. While a stream captures, the GPU cannot
+      // be asked (capture_rule.h): a program recording a graph launches no GPU work, so it is idle.
       const Micros before = mono_us();
-      timer_.sync_contexts();
+      if (!timer_.sync_contexts()) return false;
       const Micros after = mono_us();
       if (gate_.entered() != seen) continue;
       if (after - before <= kSyncWasIdle) return false;
