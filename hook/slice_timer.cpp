@@ -4,6 +4,7 @@
 
 #include "capture_state.h"
 #include "gate_registry.h"
+#include "stats.h"
 #include "symbols.h"
 
 namespace gem::hook {
@@ -91,6 +92,7 @@ void SliceTimer::drain_and_measure(Micros* used, Micros* end) {
   std::lock_guard<std::mutex> dlk(driver_mu_);
   *end = mono_us();
   *used = *end - slice_start_;
+  if (!drained && !stopping_at_exit()) counters().capture_drains.fetch_add(1, std::memory_order_relaxed);
   if (!drained || stopping_at_exit()) return;
   const std::vector<CUcontext> ctxs = contexts();
   if (start_recorded_ && !ctxs.empty() && real::cuCtxPushCurrent_v2(ctxs.front()) == CUDA_SUCCESS) {

@@ -31,7 +31,7 @@ std::string report_json() {
       {"evictions", &c.evictions},     {"evicted_bytes", &c.evicted_bytes},         {"prefetches", &c.prefetches},
       {"prefetched_bytes", &c.prefetched_bytes}, {"prefetch_us_total", &c.prefetch_us_total},
       {"prefetch_us_max", &c.prefetch_us_max}, {"cache_empties", &c.cache_empties},
-      {"captured_launches", &c.captured_launches}};
+      {"captured_launches", &c.captured_launches}, {"capture_drains", &c.capture_drains}};
   for (const auto& [name, v] : more) s += std::string(", \"") + name + "\": " + std::to_string(v->load());
   s += "}\n";
   return s;

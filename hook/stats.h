@@ -16,6 +16,7 @@ enum LaunchId : int {
 struct Counters {
   std::atomic<uint64_t> launches[kLaunchIdCount];  // launches that ran (GPU work), by entry point
   std::atomic<uint64_t> captured_launches{0};  // launches recorded into a stream capture (not run)
+  std::atomic<uint64_t> capture_drains{0};     // slices ended during a capture: no drain, wall time charged
   std::atomic<uint64_t> tokens{0};               // grants received
   std::atomic<uint64_t> unthrottled_launches{0};  // launches made while no daemon answered
   std::atomic<uint64_t> revocations{0};           // tokens taken back by the scheduler (TokenRevoke)
