@@ -131,10 +131,10 @@ class Matrix:
     def left(self):
         return BUDGET_S - (time.monotonic() - self.t0)
 
-    def add(self, row, ok, unhooked=None, hooked=None, ratio=None, threshold="", note="", unit=None):
+    def add(self, row, ok, unhooked=None, hooked=None, ratio=None, threshold="", note="", unit=None, runs=None):
         r = {"row": row, "unhooked": unhooked, "hooked": hooked, "unit": unit, "ratio": ratio,
              "threshold": threshold, "result": "PASS" if ok else "FAIL", "note": note}
-        self.results.append(r)
+        self.results.append(dict(r, runs=runs) if runs else r)  # runs: the workloads' JSON (matrix.json)
         G.log(f"  [{r['result']}] {row}" + (f": {unhooked} -> {hooked} {unit}, ratio {ratio}" if ratio else "")
               + (f"  {note}" if note else "") + f"  [{time.monotonic() - self.t0:.0f} s]")
 
@@ -171,10 +171,13 @@ class Matrix:
             res = {"ok": True, "rate": res["launches"] / max(res["seconds"], 1e-9), "unit": "launches/s", "fake": True}
         good = rc == 0 and bool(res) and res.get("ok") is True
         note = err_tail(res, rc, err)
+        ctr = (G.read_json(ctr_file) or {}) if hooked else {}
+        launches, _ = G.hook_launches(ctr)
+        if res and hooked:  # the last process of the client to exit wrote them
+            res["hook"] = {"launches": launches, "tokens": ctr.get("tokens"),
+                           "unthrottled_launches": ctr.get("unthrottled_launches")}
         if hooked and good and row.tol is None:
             # Untimed: the ratio cannot show that the hook gated the run, its counters must.
-            ctr = G.read_json(ctr_file) or {}
-            launches, _ = G.hook_launches(ctr)
             good = bool(launches) and ctr.get("tokens", 0) >= 1
             note = f"hook counters: {launches} launches, {ctr.get('tokens')} tokens"
         return good, res, note
@@ -188,8 +191,9 @@ class Matrix:
             out[hooked] = self.one(row, hooked, sec, skip, timeout)
         (gu, ru, nu), (gh, rh, nh) = out[False], out[True]
         note = "; ".join(f"{w}: {n}" for w, g, n in (("unhooked", gu, nu), ("hooked", gh, nh)) if not g)
+        runs = {"unhooked": ru, "hooked": rh}
         if row.tol is None:
-            return self.add(row.name, gu and gh, threshold="correct", note=note or nh)
+            return self.add(row.name, gu and gh, threshold="correct", note=note or nh, runs=runs)
         ur, hr = (ru or {}).get("rate"), (rh or {}).get("rate")
         ratio = round(hr / ur, 4) if gu and gh and ur and hr is not None else None
         thr = f"{TARGET}+-{row.tol}"
@@ -197,7 +201,7 @@ class Matrix:
         if ratio is not None and not ok:
             note = f"ratio outside {thr}"
         self.add(row.name, ok, round(ur, 1) if ur else None, round(hr, 1) if hr is not None else None, ratio, thr,
-                 note, (ru or rh or {}).get("unit"))
+                 note, (ru or rh or {}).get("unit"), runs)
 
     # --- row groups ---
     def group(self, name, argv, timeout):
@@ -270,7 +274,7 @@ def commit():
 
 def table(head, results):
     cols = ["row", "unhooked", "hooked", "unit", "ratio", "threshold", "result", "note"]
-    cells = [[("-" if r[c] is None else str(r[c])) for c in cols] for r in results]
+    cells = [[("-" if r.get(c) is None else str(r[c])) for c in cols] for r in results]
     w = [max([len(c)] + [len(x[i]) for x in cells]) for i, c in enumerate(cols[:-1])]
     fmt = lambda x: "  ".join(s.ljust(w[i]) for i, s in enumerate(x[:-1])) + "  " + x[-1]  # noqa: E731
     passed = sum(r["result"] == "PASS" for r in results)
