@@ -7,6 +7,9 @@ iterations) in the seconds before the event (the normal time-slicing gap) and af
   drills.py --build BUILD --out OUTDIR [--seconds 24] [--event_at 10] [--stop_for 6] [drill ...]
 
 Drills: holder_killed, pmgr_killed, pmgr_stopped, schd_killed, schd_stopped (default: all).
+--event_at counts from the moment both trainers run; both stop 6 s after the event (after the stop
+for the _stopped drills) through train_resnet.py --stop_file, --seconds being only their cap, so a
+trainer whose warm-up ran late still covers the whole span after the event.
 "The holder" is the client gem-schd's --stats names as holding the token at the event.
 Writes OUTDIR/drills.json and prints a table. Standard library only; the daemons are started
 directly (not through launch-backend.py) so their pids are known."""
@@ -78,7 +81,8 @@ def drill(name, build, out, seconds, event_at, stop_for):
         env = dict(os.environ, LD_PRELOAD=str(Path(build) / "lib" / "libgemhook.so.1"), POD_NAME=c,
                    POD_MANAGER_IP="127.0.0.1", POD_MANAGER_PORT=str(base + 1 + i),
                    GEMINI_STATS_FILE=str(d / f"{c}.hook.json"))
-        trainers[c] = spawn([G.PY, TRAIN, "--seconds", seconds, "--ends_file", d / f"{c}.ends"], f"train-{c}", env)
+        trainers[c] = spawn([G.PY, TRAIN, "--seconds", seconds, "--ends_file", d / f"{c}.ends",
+                             "--stop_file", d / "stop"], f"train-{c}", env)
     # Wait until both train (their first iteration ended), then until the event.
     deadline = time.monotonic() + 120
     while not all(read_ends(d / f"{c}.ends") for c in CLIENTS):
@@ -105,6 +109,10 @@ def drill(name, build, out, seconds, event_at, stop_for):
         time.sleep(stop_for)
         (pmgrs[victim] if name.startswith("pmgr") else schd).send_signal(signal.SIGCONT)
     t_after = t_event + (stop_for if name.endswith("_stopped") else 0) + 6
+    # The trainers stop together once the "after" span is over (--seconds is their cap): a trainer
+    # that started late (its import and warm-up beside the other) still covers the whole span.
+    time.sleep(max(0.0, t_after - time.monotonic()))
+    (d / "stop").write_text("")
     for t in trainers.values():
         try:
             t.wait(timeout=seconds + 120)

@@ -99,7 +99,8 @@ def native_paths(build, bindir, be, res):
     rows = json_lines(out)
     res["fake_mem_app_real_driver"] = rows or {"rc": rc, "stderr": err[-800:]}
     by = {r.get("step"): r for r in rows}
-    ok = (by.get("alloc:1G", {}).get("result") == "CUDA_SUCCESS" and rows and rows[5].get("result") == "CUDA_ERROR_OUT_OF_MEMORY"
+    # Two steps are named alloc:1G: the first must succeed and the second (rows[5]) be refused.
+    ok = (len(rows) > 5 and rows[1].get("result") == "CUDA_SUCCESS" and rows[5].get("result") == "CUDA_ERROR_OUT_OF_MEMORY"
           and by.get("nvml_info", {}).get("v1", {}).get("total") == LIMIT_MIB * MIB
           and len(rows) == 12 and rows[9].get("free") == LIMIT_MIB * MIB - 64 * MIB and rows[-1].get("free") == LIMIT_MIB * MIB)
     check("driver paths on the real driver: VMM, array, graph memory counted; the second 1 GiB refused; NVML shows "

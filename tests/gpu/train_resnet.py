@@ -22,6 +22,7 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--ends_file", help="append each iteration's end time (one line each) as it happens, "
                     "so a process killed mid-run still leaves its timeline")
+    ap.add_argument("--stop_file", help="also stop once this file exists (looked for after each iteration)")
     args = ap.parse_args()
 
     import torch
@@ -54,7 +55,7 @@ def main():
         ends.append(now)
         if ends_f:
             ends_f.write(f"{now:.6f}\n")
-        if now - t_start >= args.seconds:
+        if now - t_start >= args.seconds or (args.stop_file and os.path.exists(args.stop_file)):
             break
     t_end = ends[-1]
     res = {"pid": os.getpid(), "batch": args.batch, "iterations": len(ends), "t_start": t_start, "t_end": t_end,
