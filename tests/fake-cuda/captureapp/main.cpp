@@ -124,10 +124,10 @@ Counts eager_worker(const Shared& s) {
   CUstream stream = nullptr;
   capapp::check(a, a.StreamCreate(&stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
   Counts c;
-  while (Clock::now() < s.deadline) {
+  do {  // at least one launch, however late the thread starts
     launch(s, stream);
     if (++c.eager_launches % 20 == 0) capapp::check(a, a.StreamSynchronize(stream), "cuStreamSynchronize");
-  }
+  } while (Clock::now() < s.deadline);
   capapp::check(a, a.StreamSynchronize(stream), "cuStreamSynchronize");
   capapp::check(a, a.StreamDestroy(stream), "cuStreamDestroy");
   return c;
