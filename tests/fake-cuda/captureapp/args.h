@@ -30,12 +30,15 @@ struct Options {
   Violation violate = Violation::kNone;                      // --violate (hidden, for the tests)
 };
 
+/// "global" / "thread_local" / "relaxed" (as --mode spells them); "?" for anything else.
 const char* mode_name(CUstreamCaptureMode m);
+/// The --violate spelling of v ("none" for kNone).
 const char* violation_name(Violation v);
 
 /// Parses argv ("--flag value" or "--flag=value"). On error returns false and sets *error.
 bool parse_args(int argc, char** argv, Options* out, std::string* error);
 
+/// The usage text printed on a bad command line (the hidden --violate is left out).
 extern const char kUsage[];
 
 }  // namespace capapp
