@@ -53,6 +53,7 @@ FAKE_LIB_SRCS := $(wildcard tests/fake-cuda/libcuda/*.cpp)
 FAKE_APP_SRCS := $(wildcard tests/fake-cuda/app/*.cpp)
 FAKE_NVML_SRCS := $(wildcard tests/fake-cuda/libnvml/*.cpp)
 FAKE_MEM_APP_SRCS := $(wildcard tests/fake-cuda/memapp/*.cpp)
+FAKE_CAPTURE_APP_SRCS := $(wildcard tests/fake-cuda/captureapp/*.cpp)
 
 obj = $(patsubst %.cpp,$(BUILD)/obj/%.o,$(1))
 
@@ -67,8 +68,9 @@ FAKE_LIB := $(BUILD)/fake-cuda/libcuda.so.1
 FAKE_APP := $(BUILD)/fake-cuda/fake-cuda-app
 FAKE_NVML := $(BUILD)/fake-cuda/libnvidia-ml.so.1
 FAKE_MEM_APP := $(BUILD)/fake-cuda/fake-mem-app
+FAKE_CAPTURE_APP := $(BUILD)/fake-cuda/fake-capture-app
 # Everything the tests run against instead of a GPU.
-FAKE_ALL := $(FAKE_LIB) $(FAKE_APP) $(FAKE_NVML) $(FAKE_MEM_APP)
+FAKE_ALL := $(FAKE_LIB) $(FAKE_APP) $(FAKE_NVML) $(FAKE_MEM_APP) $(FAKE_CAPTURE_APP)
 UNIT_BIN := $(BUILD)/tests/unit-tests
 INTEG_BIN := $(BUILD)/tests/integration-tests
 
@@ -133,7 +135,8 @@ $(BUILD)/lib/.runtime-libs: $(SCHD_BIN) $(PMGR_BIN)
 	touch $@
 
 # Stand-in driver and NVML, and programs that reach them the way the CUDA runtime (and monitoring
-# code) do: fake-cuda-app launches kernels, fake-mem-app drives every memory path.
+# code) do: fake-cuda-app launches kernels, fake-mem-app drives every memory path, fake-capture-app
+# captures and replays graphs.
 $(FAKE_LIB): $(call obj,$(FAKE_LIB_SRCS))
 	@mkdir -p $(dir $@)
 	$(CXX) -shared $(SANFLAGS) -o $@ $^ -Wl,-soname,libcuda.so.1 $(LDLIBS)
@@ -144,6 +147,9 @@ $(FAKE_APP): $(call obj,$(FAKE_APP_SRCS))
 	@mkdir -p $(dir $@)
 	$(CXX) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 $(FAKE_MEM_APP): $(call obj,$(FAKE_MEM_APP_SRCS))
+	@mkdir -p $(dir $@)
+	$(CXX) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+$(FAKE_CAPTURE_APP): $(call obj,$(FAKE_CAPTURE_APP_SRCS))
 	@mkdir -p $(dir $@)
 	$(CXX) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 

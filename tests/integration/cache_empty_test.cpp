@@ -83,10 +83,13 @@ ok(cu.cuModuleGetFunction(ctypes.byref(fn), mod, b"sleep_300"), "cuModuleGetFunc
 for lib in (cu, cu_gil):
     lib.cuLaunchKernel.argtypes = [ctypes.c_void_p] + [ctypes.c_uint] * 7 + [ctypes.c_void_p] * 3
 
-def burst(lib):
+def burst(lib, ctx_sync=True):
     for _ in range(30):
         ok(lib.cuLaunchKernel(fn, 1, 1, 1, 1, 1, 1, 0, None, None, None), "cuLaunchKernel")
-    ok(cu.cuCtxSynchronize(), "cuCtxSynchronize")
+    if ctx_sync:
+        ok(cu.cuCtxSynchronize(), "cuCtxSynchronize")
+    else:  # legal during a capture of a non-blocking stream (cuCtxSynchronize never is)
+        ok(cu.cuStreamSynchronize(None), "cuStreamSynchronize")
 
 def wait_for_empty(n, what):
     wait_for(lambda: len(calls) > n, what)
@@ -134,13 +137,15 @@ else:
     time.sleep(0.5)  # no release, no emptying
     if len(calls) != n:
         sys.exit(4)
-    # A release while a capture is in progress is not emptied until the capture ends.
+    # A release while a capture is in progress is not emptied until the capture ends. The captured
+    # stream is non-blocking, so the legacy stream's launches and synchronisation are legal during
+    # the capture (with a blocking one they would invalidate it).
     stream = ctypes.c_void_p()
-    ok(cu.cuStreamCreate(ctypes.byref(stream), 0), "cuStreamCreate")
+    ok(cu.cuStreamCreate(ctypes.byref(stream), 1), "cuStreamCreate")  # CU_STREAM_NON_BLOCKING
     ok(cu.cuStreamBeginCapture_v2(stream, 2), "cuStreamBeginCapture_v2")  # relaxed mode
     log("capture_begin")
     t = now_us()
-    burst(cu)  # on the legacy stream, not captured
+    burst(cu, ctx_sync=False)  # on the legacy stream, not captured
     log("burst")
     wait_for(lambda: released_since(t), "release-in-capture")
     time.sleep(0.5)  # well past GEMINI_EMPTY_CACHE_MS after that release

@@ -6,6 +6,8 @@
 // only when mapped (cuMemMapArrayAsync, not emulated). cu*GetMemoryRequirements report the same
 // size, and like the real driver only for arrays created with CUDA_ARRAY3D_DEFERRED_MAPPING.
 // YUV and other multi-planar formats are not supported by the stand-in (CUDA_ERROR_NOT_SUPPORTED).
+// Creation is "potentially unsafe" during stream capture (capture_rules.h).
+#include "capture_rules.h"
 #include "fake_driver.h"
 #include "mem_model.h"
 
@@ -89,6 +91,7 @@ CUresult create(H** out, const CUDA_ARRAY3D_DESCRIPTOR* desc, unsigned levels, H
   if (out == nullptr || desc == nullptr) return CUDA_ERROR_INVALID_VALUE;
   CUcontext c = fakecuda::current_ctx();
   if (c == nullptr) return CUDA_ERROR_INVALID_CONTEXT;
+  if (CUresult r = fakecuda::capture_check_unsafe("cuArrayCreate")) return r;
   uint64_t bytes = 0;
   if (CUresult r = array_size(*desc, levels, &bytes)) return r;
   auto* h = new H{c->device, bytes, desc->Flags};

@@ -1,6 +1,7 @@
 // Contexts: primary contexts are per-device singletons; the current context is per thread.
 #include <algorithm>
 
+#include "capture_rules.h"
 #include "fake_driver.h"
 #include "mem_model.h"
 
@@ -152,6 +153,8 @@ FAKE_API CUresult CUDAAPI cuCtxSynchronize(void) {
   if (CUresult r = fakecuda::check_init()) return r;
   CUcontext c = fakecuda::current_ctx();
   if (c == nullptr || !valid_ctx(c)) return CUDA_ERROR_INVALID_CONTEXT;
+  // Illegal while any capture is in progress on the device (capture_rules.h).
+  if (CUresult r = fakecuda::capture_check_device_sync(c->device, "cuCtxSynchronize")) return r;
   // A serial device: waiting for everything queued on it covers every stream of the context.
   fakecuda::DeviceSim& sim = Driver::get().sim(c->device);
   sim.wait(sim.last_enqueued());

@@ -66,7 +66,7 @@ CUresult instantiate(CUgraphExec* phExec, CUgraph g, unsigned long long flags) {
 CUresult graph_launch(CUgraphExec e, CUstream s, bool ptsz, const char* api) {
   if (CUresult r = fakecuda::check_init()) return r;
   if (!Driver::get().valid_handle(e, HandleKind::kGraphExec)) return CUDA_ERROR_INVALID_VALUE;
-  if (CUresult r = fakecuda::check_submit(e->device, s, ptsz)) return r;
+  if (CUresult r = fakecuda::check_submit(e->device, s, ptsz, "cuGraphLaunch")) return r;
   if (CUresult r = Memory::get().graph_launch(e, api == nullptr)) return r;
   if (api == nullptr) return CUDA_SUCCESS;
   uint64_t seq = 0;

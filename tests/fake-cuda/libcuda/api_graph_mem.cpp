@@ -1,4 +1,5 @@
 // Graph memory nodes and the device's graph memory controls. Behaviour: mem_graph.cpp.
+#include "capture_rules.h"
 #include "fake_driver.h"
 #include "mem_model.h"
 
@@ -50,6 +51,8 @@ FAKE_API CUresult CUDAAPI cuGraphAddMemFreeNode(CUgraphNode* phGraphNode, CUgrap
 
 FAKE_API CUresult CUDAAPI cuDeviceGraphMemTrim(CUdevice device) {
   if (CUresult r = device_check(device)) return r;
+  // Potentially unsafe during stream capture (capture_rules.h).
+  if (CUresult r = fakecuda::capture_check_unsafe("cuDeviceGraphMemTrim")) return r;
   return Memory::get().graph_trim(device);
 }
 

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "capture_rules.h"
 #include "fake_driver.h"
 
 using fakecuda::Driver;
@@ -22,21 +23,23 @@ CUresult submit_target(int device, CUstream s, bool ptsz, StreamTarget* t) {
 
 }  // namespace
 
-CUresult check_submit(int device, CUstream s, bool ptsz) {
+CUresult check_submit(int device, CUstream s, bool ptsz, const char* api) {
   StreamTarget t;
-  return submit_target(device, s, ptsz, &t);
+  if (CUresult r = submit_target(device, s, ptsz, &t)) return r;
+  CUgraph g = nullptr;
+  return capture_enqueue(t, api, &g);
 }
 
 CUresult submit_kernel(int device, Nanos duration_ns, CUstream s, bool ptsz, const char* api, uint64_t* seq_out) {
   StreamTarget t;
   if (CUresult r = submit_target(device, s, ptsz, &t)) return r;
-  if (t.stream != nullptr) {
-    if (CUgraph g = t.stream->capture.load()) {  // captured into the graph, not run
-      CUgraphNode node = nullptr;
-      add_node(g, duration_ns, &node);
-      if (seq_out != nullptr) *seq_out = 0;
-      return CUDA_SUCCESS;
-    }
+  CUgraph g = nullptr;
+  if (CUresult r = capture_enqueue(t, api, &g)) return r;
+  if (g != nullptr) {  // captured into the graph, not run
+    CUgraphNode node = nullptr;
+    add_node(g, duration_ns, &node);
+    if (seq_out != nullptr) *seq_out = 0;
+    return CUDA_SUCCESS;
   }
   Op op;
   op.kind = Op::Kind::kKernel;

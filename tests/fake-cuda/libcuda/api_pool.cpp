@@ -1,5 +1,6 @@
 // Stream-ordered allocation: cuMemAllocAsync / cuMemAllocFromPoolAsync / cuMemFreeAsync and the
 // memory pool functions. Pool behaviour: mem_pool.cpp.
+#include "capture_rules.h"
 #include "fake_driver.h"
 #include "mem_model.h"
 
@@ -13,6 +14,8 @@ CUresult alloc_async(CUdeviceptr* dptr, size_t bytesize, CUmemoryPool pool, CUst
   if (dptr == nullptr || bytesize == 0) return CUDA_ERROR_INVALID_VALUE;
   fakecuda::StreamTarget t;
   if (CUresult r = fakecuda::resolve_stream(s, ptsz, &t)) return r;
+  CUgraph captured = nullptr;  // not a memory node here: allocated now, as outside a capture
+  if (CUresult r = fakecuda::capture_enqueue(t, "cuMemAllocAsync", &captured)) return r;
   // cuMemAllocAsync: the current pool of the stream's device; FromPool: any pool, any device.
   if (pool == nullptr) pool = Memory::get().current_pool(t.device);
   return Memory::get().pool_alloc(pool, bytesize, dptr);
@@ -22,6 +25,8 @@ CUresult free_async(CUdeviceptr dptr, CUstream s, bool ptsz) {
   if (CUresult r = fakecuda::check_init()) return r;
   fakecuda::StreamTarget t;
   if (CUresult r = fakecuda::resolve_stream(s, ptsz, &t)) return r;
+  CUgraph captured = nullptr;
+  if (CUresult r = fakecuda::capture_enqueue(t, "cuMemFreeAsync", &captured)) return r;
   return Memory::get().free_async(dptr);
 }
 
@@ -134,6 +139,8 @@ FAKE_API CUresult CUDAAPI cuMemPoolSetAttribute(CUmemoryPool pool, CUmemPool_att
 
 FAKE_API CUresult CUDAAPI cuMemPoolTrimTo(CUmemoryPool pool, size_t minBytesToKeep) {
   if (CUresult r = fakecuda::check_init()) return r;
+  // Potentially unsafe during stream capture (capture_rules.h).
+  if (CUresult r = fakecuda::capture_check_unsafe("cuMemPoolTrimTo")) return r;
   return Memory::get().pool_trim(pool, minBytesToKeep);
 }
 

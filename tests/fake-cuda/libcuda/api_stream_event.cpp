@@ -1,5 +1,7 @@
 // Streams and events. All streams of a device share its FIFO; a stream only remembers the
-// sequence number of its latest op so synchronise/query know what to wait for.
+// sequence number of its latest op so synchronise/query know what to wait for. Capture rules
+// (capture_rules.h) are checked first: a refused call does nothing.
+#include "capture_rules.h"
 #include "fake_driver.h"
 #include "mem_model.h"
 
@@ -27,13 +29,23 @@ CUresult create_stream(CUstream* ph, unsigned int flags, int priority) {
 CUresult destroy_stream(CUstream s) {
   if (CUresult r = fakecuda::check_init()) return r;
   // Queued work still runs (as on a real device); the object is retired, see CUctx_st.
-  return Driver::get().remove_handle(s, HandleKind::kStream) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+  if (!Driver::get().remove_handle(s, HandleKind::kStream)) return CUDA_ERROR_INVALID_HANDLE;
+  fakecuda::capture_stream_destroyed(s);
+  return CUDA_SUCCESS;
+}
+
+// Synchronise and query: always illegal on a capturing stream (and the legacy stream beside a
+// blocking capture), and potentially unsafe calls.
+CUresult check_sync_query(const StreamTarget& t, const char* api) {
+  if (CUresult r = fakecuda::capture_check_stream(t, fakecuda::StreamUse::kSyncQuery, api)) return r;
+  return fakecuda::capture_check_unsafe(api);
 }
 
 CUresult stream_sync(CUstream s, bool ptsz) {
   if (CUresult r = fakecuda::check_init()) return r;
   StreamTarget t;
   if (CUresult r = fakecuda::resolve_stream(s, ptsz, &t)) return r;
+  if (CUresult r = check_sync_query(t, "cuStreamSynchronize")) return r;
   Driver::get().sim(t.device).wait(fakecuda::sync_seq(t));
   fakecuda::Memory::get().on_synchronize(t.device);  // pools release over their threshold
   return CUDA_SUCCESS;
@@ -43,6 +55,7 @@ CUresult stream_query(CUstream s, bool ptsz) {
   if (CUresult r = fakecuda::check_init()) return r;
   StreamTarget t;
   if (CUresult r = fakecuda::resolve_stream(s, ptsz, &t)) return r;
+  if (CUresult r = check_sync_query(t, "cuStreamQuery")) return r;
   return Driver::get().sim(t.device).done(fakecuda::sync_seq(t)) ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
 }
 
@@ -53,6 +66,11 @@ CUresult event_record(CUevent e, CUstream s, bool ptsz) {
   if (!valid_event(e)) return CUDA_ERROR_INVALID_HANDLE;
   StreamTarget t;
   if (CUresult r = fakecuda::resolve_stream(s, ptsz, &t)) return r;
+  CUgraph g = nullptr;
+  uint64_t capture_id = 0;
+  if (CUresult r = fakecuda::capture_enqueue(t, "cuEventRecord", &g, &capture_id)) return r;
+  e->captured_id.store(capture_id);
+  if (g != nullptr) return CUDA_SUCCESS;  // an event node of the capture: nothing runs now
   fakecuda::Op op;
   op.kind = fakecuda::Op::Kind::kEventRecord;
   op.event = e->timing;
@@ -68,6 +86,12 @@ CUresult event_record(CUevent e, CUstream s, bool ptsz) {
 CUresult event_destroy(CUevent e) {
   if (CUresult r = fakecuda::check_init()) return r;
   return Driver::get().remove_handle(e, HandleKind::kEvent) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
+
+// Event query and synchronise: illegal on an event recorded into a capture, and potentially unsafe.
+CUresult check_event_use(CUevent e, const char* api) {
+  if (CUresult r = fakecuda::capture_check_event(e->captured_id.load(), api)) return r;
+  return fakecuda::capture_check_unsafe(api);
 }
 
 // Completion of an event's latest record; an event never recorded counts as complete.
@@ -126,12 +150,14 @@ FAKE_API CUresult CUDAAPI cuEventRecord_ptsz(CUevent hEvent, CUstream hStream) {
 FAKE_API CUresult CUDAAPI cuEventQuery(CUevent hEvent) {
   if (CUresult r = fakecuda::check_init()) return r;
   if (!valid_event(hEvent)) return CUDA_ERROR_INVALID_HANDLE;
+  if (CUresult r = check_event_use(hEvent, "cuEventQuery")) return r;
   return event_done(hEvent) ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
 }
 
 FAKE_API CUresult CUDAAPI cuEventSynchronize(CUevent hEvent) {
   if (CUresult r = fakecuda::check_init()) return r;
   if (!valid_event(hEvent)) return CUDA_ERROR_INVALID_HANDLE;
+  if (CUresult r = check_event_use(hEvent, "cuEventSynchronize")) return r;
   int dev = hEvent->timing->device.load();
   if (dev >= 0) {
     Driver::get().sim(dev).wait(hEvent->timing->seq.load());

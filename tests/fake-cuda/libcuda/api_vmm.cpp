@@ -7,6 +7,7 @@
 // (the stand-in refuses with CUDA_ERROR_INVALID_VALUE).
 #include <map>
 
+#include "capture_rules.h"
 #include "fake_driver.h"
 #include "mem_model.h"
 
@@ -99,6 +100,8 @@ FAKE_API CUresult CUDAAPI cuMemGetAllocationGranularity(size_t* granularity, con
 FAKE_API CUresult CUDAAPI cuMemCreate(CUmemGenericAllocationHandle* handle, size_t size, const CUmemAllocationProp* prop,
                                       unsigned long long flags) {
   if (CUresult r = fakecuda::check_init()) return r;
+  // Potentially unsafe during stream capture (capture_rules.h).
+  if (CUresult r = fakecuda::capture_check_unsafe("cuMemCreate")) return r;
   if (handle == nullptr || flags != 0 || size == 0 || !aligned(size)) return CUDA_ERROR_INVALID_VALUE;
   int device = -1;
   if (CUresult r = check_prop(prop, &device)) return r;

@@ -36,11 +36,13 @@ struct CUstream_st {
   unsigned int flags;
   int priority;
   std::atomic<uint64_t> last_seq{0};  // sequence of the latest op enqueued on it
-  std::atomic<CUgraph_st*> capture{nullptr};  // the graph being captured from it (api_capture.cpp)
+  // Its capture, if any, is in the capture registry (capture_rules.h).
 };
 struct CUevent_st {
   unsigned int flags;
   std::shared_ptr<fakecuda::EventTiming> timing = std::make_shared<fakecuda::EventTiming>();
+  // Id of the capture its latest record went into (capture_rules.h), 0 if that record ran.
+  std::atomic<uint64_t> captured_id{0};
 };
 struct CUmod_st {
   int device;
@@ -146,14 +148,18 @@ inline CUresult check_init() {
 
 // Enqueues `duration_ns` of work made on `device` (a function's or graph's) on stream s, reached
 // through the entry point named `api` (a static string, for the log). Needs a current context on
-// the same device. *seq_out (if given): the op's sequence number on the device FIFO.
+// the same device. On a capturing stream it becomes a node of the capture's graph instead
+// (capture_enqueue in capture_rules.h; *seq_out = 0). *seq_out (if given): the op's sequence
+// number on the device FIFO.
 CUresult submit_kernel(int device, Nanos duration_ns, CUstream s, bool ptsz, const char* api,
                        uint64_t* seq_out = nullptr);
 // Graph node plumbing (api_graph.cpp): argument checks shared by every cuGraphAdd*Node, and
 // appending a node that runs for duration_ns (0 for memory nodes).
 CUresult check_node_args(CUgraphNode* phNode, CUgraph g, const CUgraphNode* deps, size_t ndeps);
 void add_node(CUgraph g, Nanos duration_ns, CUgraphNode* phNode);
-// Checks what submit_kernel would refuse (current context, stream, device), without enqueuing.
-CUresult check_submit(int device, CUstream s, bool ptsz);
+// Checks what submit_kernel would refuse (current context, stream, device, capture rules:
+// capture_enqueue, whose legacy-stream rule may invalidate captures), without enqueuing; api names
+// the caller in the capture logs.
+CUresult check_submit(int device, CUstream s, bool ptsz, const char* api);
 
 }  // namespace fakecuda

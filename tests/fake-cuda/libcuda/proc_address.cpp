@@ -35,7 +35,10 @@
   X(cuGraphUpload) X(cuGraphUpload_ptsz) X(cuMemAdvise) X(cuMemAdvise_v2) X(cuMemPrefetchAsync)                \
   X(cuMemPrefetchAsync_ptsz) X(cuMemPrefetchAsync_v2) X(cuMemPrefetchAsync_v2_ptsz) X(cuStreamBeginCapture_v2)    \
   X(cuStreamBeginCapture_v2_ptsz) X(cuStreamEndCapture) X(cuStreamEndCapture_ptsz) X(cuStreamIsCapturing)        \
-  X(cuStreamIsCapturing_ptsz) X(cuThreadExchangeStreamCaptureMode)
+  X(cuStreamIsCapturing_ptsz) X(cuThreadExchangeStreamCaptureMode) X(cuStreamBeginCapture)                       \
+  X(cuStreamBeginCapture_ptsz) X(cuStreamBeginCaptureToGraph) X(cuStreamBeginCaptureToGraph_ptsz)               \
+  X(cuStreamGetCaptureInfo) X(cuStreamGetCaptureInfo_ptsz) X(cuStreamGetCaptureInfo_v2)                         \
+  X(cuStreamGetCaptureInfo_v2_ptsz) X(cuStreamGetCaptureInfo_v3) X(cuStreamGetCaptureInfo_v3_ptsz)
 
 FAKE_ENTRY_POINTS(FAKE_ALIAS_DECL)
 
@@ -157,7 +160,12 @@ const Entry kEntries[] = {
     {"cuDeviceGetGraphMemAttribute", 11040, FN(cuDeviceGetGraphMemAttribute), nullptr},
     {"cuDeviceSetGraphMemAttribute", 11040, FN(cuDeviceSetGraphMemAttribute), nullptr},
     {"cuGraphUpload", 11010, FN(cuGraphUpload), FN(cuGraphUpload_ptsz)},
+    {"cuStreamBeginCapture", 10000, FN(cuStreamBeginCapture), FN(cuStreamBeginCapture_ptsz)},
     {"cuStreamBeginCapture", 10010, FN(cuStreamBeginCapture_v2), FN(cuStreamBeginCapture_v2_ptsz)},
+    {"cuStreamBeginCaptureToGraph", 12030, FN(cuStreamBeginCaptureToGraph), FN(cuStreamBeginCaptureToGraph_ptsz)},
+    {"cuStreamGetCaptureInfo", 10010, FN(cuStreamGetCaptureInfo), FN(cuStreamGetCaptureInfo_ptsz)},
+    {"cuStreamGetCaptureInfo", 11030, FN(cuStreamGetCaptureInfo_v2), FN(cuStreamGetCaptureInfo_v2_ptsz)},
+    {"cuStreamGetCaptureInfo", 12030, FN(cuStreamGetCaptureInfo_v3), FN(cuStreamGetCaptureInfo_v3_ptsz)},
     {"cuStreamEndCapture", 10000, FN(cuStreamEndCapture), FN(cuStreamEndCapture_ptsz)},
     {"cuStreamIsCapturing", 10000, FN(cuStreamIsCapturing), FN(cuStreamIsCapturing_ptsz)},
     {"cuThreadExchangeStreamCaptureMode", 10010, FN(cuThreadExchangeStreamCaptureMode), nullptr},
