@@ -86,9 +86,9 @@ TEST_P(CaptureTest, CapturesAndReplaysUnderALimitBesideASecondClient) {
   // kept the stand-in GPU busy at most its LIMIT of the time both clients ran.
   const ShareReport rep = common_period_shares(kernels(), pids_by_client());
   ASSERT_GT(rep.t1 - rep.t0, 1000000) << rep.describe();
-  const double busy = static_cast<double>(rep.busy.at("cap")) / static_cast<double>(rep.t1 - rep.t0);
-  EXPECT_LE(busy, 0.5 + share_tolerance()) << rep.describe();
-  EXPECT_GE(busy, 0.1) << "the capturing client hardly ran\n" << rep.describe();
+  const double cap_busy = static_cast<double>(rep.busy.at("cap")) / static_cast<double>(rep.t1 - rep.t0);
+  EXPECT_LE(cap_busy, 0.5 + share_tolerance()) << rep.describe();
+  EXPECT_GE(cap_busy, 0.1) << "the capturing client hardly ran\n" << rep.describe();
   stop_daemons_expect_clean();
 }
 

@@ -8,7 +8,7 @@ namespace capapp {
 const char kUsage[] =
     "usage: fake-capture-app [--mode global|thread_local|relaxed] [--seconds 5] [--kernel_us 500]\n"
     "                        [--nodes 10] [--replays 20] [--alloc_bytes 2097152] [--threads 1]\n"
-    "                        [--eager_thread] [--gap_ms 1] [--blocking]\n";
+    "                        [--eager_thread] [--gap_ms 1] [--blocking] [--resident_bytes 0]\n";
 
 const char* mode_name(CUstreamCaptureMode m) {
   switch (m) {
@@ -110,6 +110,8 @@ bool parse_args(int argc, char** argv, Options* o, std::string* error) {
       if (!need() || !to_long(value, 0, 1L << 30, &o->replays)) return bad();
     } else if (flag == "--alloc_bytes") {
       if (!need() || !to_long(value, 0, 1L << 40, &o->alloc_bytes)) return bad();
+    } else if (flag == "--resident_bytes") {
+      if (!need() || !to_long(value, 0, 1L << 40, &o->resident_bytes)) return bad();
     } else if (flag == "--threads") {
       if (!need() || !to_long(value, 1, 256, &l)) return bad();
       o->threads = static_cast<int>(l);

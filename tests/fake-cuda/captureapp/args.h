@@ -23,6 +23,7 @@ struct Options {
   long nodes = 10;                                           // --nodes: kernels captured per graph (>= 1)
   long replays = 20;                                         // --replays: launches of each graph
   long alloc_bytes = 2L << 20;                               // --alloc_bytes: cuMemAlloc in each capture (0: none)
+  long resident_bytes = 0;  // --resident_bytes: cuMemAlloc'd at start, outside any capture, freed at the end
   int threads = 1;                                           // --threads: capturing threads
   bool eager_thread = false;                                 // --eager_thread
   long gap_ms = 1;                                           // --gap_ms: sleep between captured launches
