@@ -137,8 +137,8 @@ int main(int argc, char** argv) {
 
   using clk = std::chrono::steady_clock;
   const auto t0 = clk::now();
-  const auto ta = t0 + std::chrono::duration<double>(skip);
-  const auto tend = t0 + std::chrono::duration<double>(seconds);
+  const clk::time_point ta = t0 + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(skip));
+  const clk::time_point tend = t0 + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(seconds));
   long long n = 0, n_a = -1;
   clk::time_point a = t0, now = t0;
   CHECK(cudaEventRecord(t_first, s));
