@@ -57,7 +57,7 @@ def timed_loop(step, seconds, skip, depth=DEPTH):
         raise RuntimeError("nothing measured: --skip >= --seconds")
     b = t0 + seconds
     return {"rate": (n - n_a) / (b - a), "measured_s": round(b - a, 3), "measured_iterations": n - n_a,
-            "iterations": n, "t0": t0}
+            "iterations": n, "t0": t0, "t_a": a, "t_b": b}
 
 
 def rel_err(a, b):

@@ -163,9 +163,11 @@ int main(int argc, char** argv) {
   const bool ok = n_a >= 0 && measured > 0 && gpu_ms >= need_ms;
   std::printf("{\"workload\": \"paths\", \"path\": \"%s\", \"ok\": %s, \"rate\": %.3f, \"unit\": \"kernels/s\", "
               "\"measured_s\": %.3f, \"measured_iterations\": %lld, \"iterations\": %lld, \"kernel_us\": %.0f, "
-              "\"gpu_ms\": %.1f, \"gpu_ms_needed\": %.1f, \"ptds_build\": %s%s}\n",
+              "\"gpu_ms\": %.1f, \"gpu_ms_needed\": %.1f, \"ptds_build\": %s, \"t_a\": %.6f, \"t_b\": %.6f%s}\n",
               p.c_str(), ok ? "true" : "false", n_a >= 0 && measured > 0 ? (n - n_a) / measured : 0.0, measured,
               n_a >= 0 ? n - n_a : 0, n, kernel_us, gpu_ms, need_ms, ptds_build ? "true" : "false",
+              std::chrono::duration<double>(ta.time_since_epoch()).count(),  // steady_clock: CLOCK_MONOTONIC
+              std::chrono::duration<double>(tend.time_since_epoch()).count(),
               ok ? "" : ", \"error\": \"GPU time below the launches' spin time, or nothing measured\"");
   std::fflush(stdout);
   if (ge) CHECK(cudaGraphExecDestroy(ge));
