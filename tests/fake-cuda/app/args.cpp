@@ -1,5 +1,7 @@
 #include "args.h"
 
+#include "flag_reader.h"
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -21,50 +23,17 @@ const char* api_name(Api a) {
   return "?";
 }
 
-namespace {
-
-bool to_long(const std::string& s, long lo, long hi, long* out) {
-  if (s.empty()) return false;
-  errno = 0;
-  char* end = nullptr;
-  long v = strtol(s.c_str(), &end, 10);
-  if (errno != 0 || *end != '\0' || v < lo || v > hi) return false;
-  *out = v;
-  return true;
-}
-
-bool to_double(const std::string& s, double* out) {
-  if (s.empty()) return false;
-  errno = 0;
-  char* end = nullptr;
-  double v = strtod(s.c_str(), &end);
-  if (errno != 0 || *end != '\0' || !(v >= 0) || v > 1e7) return false;
-  *out = v;
-  return true;
-}
-
-}  // namespace
+using fakeflags::to_long;
+using fakeflags::to_seconds;
 
 bool parse_args(int argc, char** argv, Options* o, std::string* error) {
-  for (int i = 1; i < argc; ++i) {
-    std::string flag = argv[i];
-    std::string value;
-    bool has_value = false;
-    if (size_t eq = flag.find('='); eq != std::string::npos) {
-      value = flag.substr(eq + 1);
-      flag.resize(eq);
-      has_value = true;
-    }
-    auto need = [&]() -> bool {
-      if (has_value) return true;
-      if (i + 1 >= argc) return false;
-      value = argv[++i];
-      return true;
-    };
-    auto bad = [&]() {
-      *error = "bad or missing value for " + flag;
-      return false;
-    };
+  fakeflags::FlagReader r(argc, argv);
+  while (r.next()) {
+    const std::string& flag = r.flag();
+    const std::string& value = r.value();
+    const bool has_value = r.has_value();  // a switch given as --switch=x is unknown
+    auto need = [&] { return r.take(); };
+    auto bad = [&] { return r.bad(error); };
     long l = 0;
     if (flag == "--ptsz" && !has_value) {
       o->ptsz = true;
@@ -76,7 +45,7 @@ bool parse_args(int argc, char** argv, Options* o, std::string* error) {
     } else if (flag == "--kernel_us") {
       if (!need() || !to_long(value, 0, 3600L * 1000000, &o->kernel_us)) return bad();
     } else if (flag == "--seconds") {
-      if (!need() || !to_double(value, &o->seconds)) return bad();
+      if (!need() || !to_seconds(value, &o->seconds)) return bad();
     } else if (flag == "--threads") {
       if (!need() || !to_long(value, 1, 1024, &l)) return bad();
       o->threads = static_cast<int>(l);
@@ -103,7 +72,7 @@ bool parse_args(int argc, char** argv, Options* o, std::string* error) {
         return bad();
       }
     } else {
-      *error = "unknown argument " + std::string(argv[i]);
+      *error = "unknown argument " + std::string(r.arg());
       return false;
     }
   }

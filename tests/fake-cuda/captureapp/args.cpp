@@ -1,5 +1,7 @@
 #include "args.h"
 
+#include "../app/flag_reader.h"
+
 #include <cerrno>
 #include <cstdlib>
 
@@ -29,50 +31,17 @@ const char* violation_name(Violation v) {
   return "?";
 }
 
-namespace {
-
-bool to_long(const std::string& s, long lo, long hi, long* out) {
-  if (s.empty()) return false;
-  errno = 0;
-  char* end = nullptr;
-  long v = strtol(s.c_str(), &end, 10);
-  if (errno != 0 || *end != '\0' || v < lo || v > hi) return false;
-  *out = v;
-  return true;
-}
-
-bool to_seconds(const std::string& s, double* out) {
-  if (s.empty()) return false;
-  errno = 0;
-  char* end = nullptr;
-  double v = strtod(s.c_str(), &end);
-  if (errno != 0 || *end != '\0' || !(v >= 0) || v > 1e7) return false;
-  *out = v;
-  return true;
-}
-
-}  // namespace
+using fakeflags::to_long;
+using fakeflags::to_seconds;
 
 bool parse_args(int argc, char** argv, Options* o, std::string* error) {
-  for (int i = 1; i < argc; ++i) {
-    std::string flag = argv[i];
-    std::string value;
-    bool has_value = false;
-    if (size_t eq = flag.find('='); eq != std::string::npos) {
-      value = flag.substr(eq + 1);
-      flag.resize(eq);
-      has_value = true;
-    }
-    auto need = [&]() -> bool {
-      if (has_value) return true;
-      if (i + 1 >= argc) return false;
-      value = argv[++i];
-      return true;
-    };
-    auto bad = [&]() {
-      *error = "bad or missing value for " + flag;
-      return false;
-    };
+  fakeflags::FlagReader r(argc, argv);
+  while (r.next()) {
+    const std::string& flag = r.flag();
+    const std::string& value = r.value();
+    const bool has_value = r.has_value();  // a switch given as --switch=x is unknown
+    auto need = [&] { return r.take(); };
+    auto bad = [&] { return r.bad(error); };
     long l = 0;
     if (flag == "--eager_thread" && !has_value) {
       o->eager_thread = true;
@@ -118,7 +87,7 @@ bool parse_args(int argc, char** argv, Options* o, std::string* error) {
     } else if (flag == "--gap_ms") {
       if (!need() || !to_long(value, 0, 60000, &o->gap_ms)) return bad();
     } else {
-      *error = "unknown argument " + std::string(argv[i]);
+      *error = "unknown argument " + std::string(r.arg());
       return false;
     }
   }
