@@ -2,6 +2,7 @@
 #include "capture_rules.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -54,6 +55,9 @@ class Registry {
 
   std::mutex mu;
   std::vector<Capture> captures;  // in progress
+  // captures.size(), readable without the lock: potentially unsafe calls outside any capture (nearly
+  // all of them) take a fast path without the lock or the calling thread's mode.
+  std::atomic<size_t> active{0};
   uint64_t next_id = 1;
   std::atomic<uint64_t> invalidations{0};
 
@@ -95,9 +99,26 @@ class Registry {
   Registry() = default;
 };
 
-CUstreamCaptureMode& thread_mode() {
-  thread_local CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_GLOBAL;
-  return mode;
+// The calling thread's capture mode, in a pthread key (value: mode + 1; unset: GLOBAL) rather than a
+// thread_local: growing the stand-in's ELF TLS block past its present 64 bytes makes ASan's dynamic
+// TLS tracking (this library is dlopen'd) record garbage ranges and LeakSanitizer's tracer crash at
+// exit under SANITIZE=1.
+pthread_key_t mode_key() {
+  static const pthread_key_t key = [] {
+    pthread_key_t k;
+    pthread_key_create(&k, nullptr);  // the values are not pointers: nothing to free
+    return k;
+  }();
+  return key;
+}
+
+CUstreamCaptureMode thread_mode() {
+  const auto v = reinterpret_cast<uintptr_t>(pthread_getspecific(mode_key()));
+  return v == 0 ? CU_STREAM_CAPTURE_MODE_GLOBAL : static_cast<CUstreamCaptureMode>(v - 1);
+}
+
+void set_thread_mode(CUstreamCaptureMode m) {
+  pthread_setspecific(mode_key(), reinterpret_cast<void*>(static_cast<uintptr_t>(m) + 1));
 }
 
 bool is_legacy(const StreamTarget& t) { return t.stream == nullptr && !t.per_thread; }
@@ -123,6 +144,7 @@ CUresult capture_begin(CUstream_st* s, CUstreamCaptureMode mode, CUgraph graph, 
   const bool blocking = (s->flags & CU_STREAM_NON_BLOCKING) == 0;
   r.captures.push_back(Capture{s, s->device, blocking, mode, std::this_thread::get_id(), graph, owns_graph,
                                r.next_id++});
+  r.active.store(r.captures.size());
   return CUDA_SUCCESS;
 }
 
@@ -138,6 +160,7 @@ CUresult capture_end(CUstream_st* s, CUgraph* graph) {
   CUgraph g = c->graph;
   const bool owns = c->owns_graph;
   r.captures.erase(r.captures.begin() + (c - r.captures.data()));
+  r.active.store(r.captures.size());
   if (invalidated) {
     *graph = nullptr;
     if (owns) Driver::get().remove_handle(g, HandleKind::kGraph);
@@ -213,10 +236,11 @@ CUresult capture_check_event(uint64_t capture_id, const char* api) {
 }
 
 CUresult capture_check_unsafe(const char* api) {
+  Registry& r = Registry::get();
+  if (r.active.load() == 0) return CUDA_SUCCESS;
   const CUstreamCaptureMode mine = thread_mode();
   if (mine == CU_STREAM_CAPTURE_MODE_RELAXED) return CUDA_SUCCESS;
   const std::thread::id me = std::this_thread::get_id();
-  Registry& r = Registry::get();
   std::lock_guard<std::mutex> lk(r.mu);
   const bool own = r.invalidate_if(
       [me](const Capture& c) { return c.thread == me && c.mode != CU_STREAM_CAPTURE_MODE_RELAXED; }, api,
@@ -233,7 +257,7 @@ CUresult capture_check_unsafe(const char* api) {
 CUresult capture_exchange_mode(CUstreamCaptureMode* mode) {
   if (mode == nullptr || !valid_capture_mode(*mode)) return CUDA_ERROR_INVALID_VALUE;
   const CUstreamCaptureMode old = thread_mode();
-  thread_mode() = *mode;
+  set_thread_mode(*mode);
   *mode = old;
   return CUDA_SUCCESS;
 }
@@ -242,6 +266,7 @@ void capture_stream_destroyed(CUstream_st* s) {
   Registry& r = Registry::get();
   std::lock_guard<std::mutex> lk(r.mu);
   if (Capture* c = r.find(s)) r.captures.erase(r.captures.begin() + (c - r.captures.data()));
+  r.active.store(r.captures.size());
 }
 
 uint64_t capture_invalidations() { return Registry::get().invalidations.load(); }

@@ -121,7 +121,8 @@ class Driver {
 
 // The calling thread's current context (top of its context stack), or nullptr.
 CUcontext current_ctx();
-// The calling thread's context stack (cuCtxPush/Pop/SetCurrent).
+// The calling thread's context stack (cuCtxPush/Pop/SetCurrent). Thread-local; keep the library's ELF
+// TLS at its 64 bytes (see thread_mode() in capture_rules.cpp for why).
 std::vector<CUcontext>& ctx_stack();
 
 // Where work for a stream argument goes and how to wait for it.
