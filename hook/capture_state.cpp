@@ -5,6 +5,7 @@
 #include <atomic>
 #include <mutex>
 #include <new>
+#include <shared_mutex>
 
 #include "symbols.h"
 
@@ -21,6 +22,7 @@ struct Entry {
 };
 
 std::atomic<int> g_active{0};
+std::shared_mutex g_rule_mu;  // with_capture_rule() shared, capture begin exclusive; before g_mu
 std::mutex g_mu;
 Entry g_entries[kMaxCaptures];  // under g_mu
 int g_overflow = 0;             // captures beyond kMaxCaptures (under g_mu)
@@ -28,6 +30,7 @@ int g_overflow = 0;             // captures beyond kMaxCaptures (under g_mu)
 __attribute__((tls_model("initial-exec"))) thread_local CUstreamCaptureMode tl_mode = CU_STREAM_CAPTURE_MODE_GLOBAL;
 
 void after_fork_child() {
+  new (&g_rule_mu) std::shared_mutex();
   new (&g_mu) std::mutex();
   for (Entry& e : g_entries) e = Entry{};
   g_overflow = 0;
@@ -48,6 +51,11 @@ bool same(const Entry& e, CUstream stream, bool per_thread) {
 }  // namespace
 
 int active_captures() { return g_active.load(std::memory_order_seq_cst); }
+
+namespace detail {
+void rule_lock_shared() { g_rule_mu.lock_shared(); }
+void rule_unlock_shared() { g_rule_mu.unlock_shared(); }
+}  // namespace detail
 
 CaptureView capture_view() {
   CaptureView v;
@@ -86,6 +94,9 @@ void set_thread_capture_mode(CUstreamCaptureMode mode) {
 int capture_begin_note(CUstream stream, bool ptsz, CUstreamCaptureMode mode) {
   static const bool atfork = pthread_atfork(nullptr, nullptr, after_fork_child) == 0;
   (void)atfork;
+  // No hook call that the capture forbids is in progress once this is held, and every later one
+  // sees the capture counted.
+  std::unique_lock<std::shared_mutex> rule(g_rule_mu);
   std::lock_guard<std::mutex> lk(g_mu);
   g_active.fetch_add(1, std::memory_order_seq_cst);
   for (int i = 0; i < kMaxCaptures; ++i) {

@@ -31,7 +31,19 @@ inline bool capture_in_progress() { return active_captures() > 0; }
 /// What the calling thread sees (capture_rule.h). No lock when no capture is in progress.
 CaptureView capture_view();
 /// capture_allows(capture_view(), c): whether the calling thread may make a call of kind `c` now.
+/// Only a look: a capture may begin on another thread right after it. To make the call, use
+/// with_capture_rule().
 bool hook_may(HookCall c);
+
+/// Runs `call` (driver calls of kind `c`) if the calling thread may make them now, and holds every
+/// capture from beginning until it returns: a capture begun between the look and the call would be
+/// invalidated by it (seen on the stand-in: a pacing wait on one thread invalidated another
+/// thread's GLOBAL capture begun in between). Returns whether `call` ran. A begin call waits for at
+/// most the calls in progress (a drain, a pacing wait, a prefetch: bounded by the work queued).
+/// Lock order: the caller's own locks, then this one (shared; capture begin takes it exclusively
+/// and holds nothing else).
+template <typename F>
+bool with_capture_rule(HookCall c, F&& call);
 
 /// True when a launch onto `stream` (`ptsz`: stream 0 is the per-thread default stream) would be
 /// recorded into a capture rather than run: no capture in progress -> false without a driver call;
@@ -42,6 +54,21 @@ bool stream_captures(CUstream stream, bool ptsz);
 /// Sets the calling thread's capture mode through the driver (cuThreadExchangeStreamCaptureMode)
 /// and notes it; for the hook's own threads, which set themselves RELAXED.
 void set_thread_capture_mode(CUstreamCaptureMode mode);
+
+namespace detail {
+/// Shared by with_capture_rule() while its call runs; exclusive in capture_begin_note().
+void rule_lock_shared();
+void rule_unlock_shared();
+}  // namespace detail
+
+template <typename F>
+bool with_capture_rule(HookCall c, F&& call) {
+  detail::rule_lock_shared();
+  const bool ok = hook_may(c);
+  if (ok) call();
+  detail::rule_unlock_shared();
+  return ok;
+}
 
 // For the GEM_WRAP bodies (capture_hooks.cpp) only.
 /// Before a begin call on `stream` in `mode`: counts the capture; returns its slot for

@@ -44,14 +44,18 @@ void Gate::reset_after_fork() {
 void Gate::pace(CUstream stream, bool ptsz) {
   // Pacing records an event on the program's stream and waits for an older one, on the program's
   // thread and in its capture mode: a wait is "potentially unsafe" and any use of the legacy stream
-  // is illegal while a stream captures (capture_rule.h). While any capture is in progress the
-  // launches go unpaced (captured launches never get here: gated() lets them through).
+  // is illegal while a stream captures (capture_rule.h). Where the rule forbids it the launch goes
+  // unpaced (captured launches never get here: gated() lets them through); with_capture_rule()
+  // keeps a capture from beginning between the look and the wait.
   auto record = ptsz ? real::cuEventRecord_ptsz : real::cuEventRecord;
   if (record == nullptr || real::cuEventSynchronize == nullptr) return;
-  if (capture_in_progress()) {
-    const bool legacy = (stream == nullptr && !ptsz) || stream == CU_STREAM_LEGACY;
-    if (legacy || !hook_may(HookCall::kUnsafe) || stream_captures(stream, ptsz)) return;
-  }
+  const bool legacy = (stream == nullptr && !ptsz) || stream == CU_STREAM_LEGACY;
+  with_capture_rule(legacy ? HookCall::kLegacyStream : HookCall::kUnsafe, [&] {
+    if (!stream_captures(stream, ptsz)) pace_locked(stream, record);
+  });
+}
+
+void Gate::pace_locked(CUstream stream, CUresult (*record)(CUevent, CUstream)) {
   const CUcontext ctx = current_gate_context();  // the context this thread launches in
   std::lock_guard<std::mutex> lk(pace_mu_);
   if (pace_ctx_ == nullptr) {

@@ -20,7 +20,8 @@
 // SliceTimer and TokenWorker. Thread-safety: run() and forget_context() are thread-safe; the
 // worker-side calls are the TokenWorker's; reset_after_fork() runs in a fork()ed child only.
 // Locks, always taken in this order: the SliceTimer's driver_mu_, then mu_, then pace_mu_; none
-// is held while a launch runs.
+// is held while a launch runs. pace() holds the capture rule's lock (shared, capture_state.h)
+// around pace_mu_.
 #pragma once
 
 #include <atomic>
@@ -97,6 +98,8 @@ class Gate {
  private:
   void wait_open();
   void pace(CUstream stream, bool ptsz);
+  /// pace()'s record and wait, once the capture rule allowed them.
+  void pace_locked(CUstream stream, CUresult (*record)(CUevent, CUstream));
 
   // Every pace_mask_ + 1 launches the launching thread records an event on its stream and waits for
   // the one recorded two rounds before, so at most about 2 * (pace_mask_ + 1) launches of a stream

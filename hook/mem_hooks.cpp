@@ -201,7 +201,13 @@ void warn_resident_once(CUdevice dev, const char* what) {
 // the capture (capture_rule.h), and what a graph allocates during its capture (PyTorch's private
 // graph pool) is used by every replay. Such an allocation stays plain device memory, counted
 // against GPU_MEM like any other, and resident.
-bool make_managed(CUdevice dev) { return T().unified_memory(dev) && !capture_in_progress(); }
+// with_capture_rule() also keeps a capture from beginning between the look and the prefetch.
+CUresult device_alloc(CUdeviceptr* dptr, size_t bytes, CUdevice dev) {
+  if (!T().unified_memory(dev)) return plain_alloc(dptr, bytes);
+  CUresult r = CUDA_SUCCESS;
+  if (with_capture_rule(HookCall::kLegacyStream, [&] { r = managed_alloc(dptr, bytes, dev); })) return r;
+  return plain_alloc(dptr, bytes);
+}
 
 }  // namespace
 
@@ -211,7 +217,7 @@ bool current_device(CUdevice* dev) {
 
 CUresult on_cuMemAlloc_v2(CUdeviceptr* dptr, size_t bytesize) {
   CUdevice dev = 0;
-  auto call = [&] { return make_managed(dev) ? managed_alloc(dptr, bytesize, dev) : plain_alloc(dptr, bytesize); };
+  auto call = [&] { return device_alloc(dptr, bytesize, dev); };
   if (!MemTracker::active() || !current_device(&dev)) return plain_alloc(dptr, bytesize);
   return counted_on(dev, driver_alloc_bytes(bytesize), call, [&] { return MemKey{MemKind::kPointer, *dptr}; });
 }
@@ -234,12 +240,12 @@ CUresult on_cuMemAllocPitch_v2(CUdeviceptr* dptr, size_t* pPitch, size_t WidthIn
   const uint64_t rows = std::max<uint64_t>(Height, 1);
   const uint64_t pitch = round_up_bytes(WidthInBytes, 512);
   auto call = [&] {
-    if (!make_managed(dev) || pPitch == nullptr || WidthInBytes == 0 || Height == 0 ||
+    if (!T().unified_memory(dev) || pPitch == nullptr || WidthInBytes == 0 || Height == 0 ||
         pitch > MemLedger::kMaxBytes / rows) {
       return real::cuMemAllocPitch_v2(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
     }
     *pPitch = static_cast<size_t>(pitch);  // managed memory has no pitch of its own: rows padded as above
-    return managed_alloc(dptr, static_cast<size_t>(pitch * rows), dev);
+    return device_alloc(dptr, static_cast<size_t>(pitch * rows), dev);
   };
   if (!MemTracker::active() || !current_device(&dev)) {
     return real::cuMemAllocPitch_v2(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);

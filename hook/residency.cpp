@@ -10,7 +10,8 @@ namespace gem::hook {
 
 bool Residency::has_managed() const { return MemTracker::get().managed_bytes(device_) > 0; }
 
-uint64_t Residency::migrate(bool to_device) {
+uint64_t Residency::migrate(bool to_device, bool* ran) {
+  *ran = true;
   if (real::cuMemPrefetchAsync_v2 == nullptr) return 0;
   const auto ranges = MemTracker::get().managed_ranges(device_);
   if (ranges.empty()) return 0;
@@ -18,7 +19,9 @@ uint64_t Residency::migrate(bool to_device) {
   where.type = to_device ? CU_MEM_LOCATION_TYPE_DEVICE : CU_MEM_LOCATION_TYPE_HOST;
   where.id = to_device ? device_ : 0;
   uint64_t moved = 0;
-  timer_.run_in_context([&](CUstream stream) {
+  // No capture may be in progress (kMemoryMove), and none begins while memory moves. The rule's lock
+  // is taken inside the timer's driver_mu_, as SliceTimer::sync_contexts() takes it.
+  timer_.run_in_context([&](CUstream stream) { *ran = with_capture_rule(HookCall::kMemoryMove, [&] {
     for (const auto& [ptr, bytes] : ranges) {
       if (real::cuMemPrefetchAsync_v2(ptr, bytes, where, 0, stream) == CUDA_SUCCESS) moved += bytes;
     }
@@ -26,22 +29,19 @@ uint64_t Residency::migrate(bool to_device) {
     if (to_device) {
       if (stream != nullptr && real::cuStreamSynchronize != nullptr) {
         real::cuStreamSynchronize(stream);
-      } else if (hook_may(HookCall::kContextSync)) {
-        real::cuCtxSynchronize();
+      } else {
+        real::cuCtxSynchronize();  // no capture in progress: kMemoryMove implies it
       }
     }
-  });
+  }); });
   return moved;
 }
 
 uint64_t Residency::evict(bool demand_paging) {
-  if (!hook_may(HookCall::kMemoryMove)) {
-    deferred_ = true;
-    deferred_demand_ = demand_paging;
-    return 0;
-  }
-  deferred_ = false;
-  const uint64_t moved = migrate(false);
+  bool ran = false;
+  const uint64_t moved = migrate(false, &ran);
+  deferred_ = !ran;
+  deferred_demand_ = demand_paging;
   if (moved == 0) return 0;
   evicted_ = true;
   demand_paging_ = demand_paging;
@@ -57,11 +57,16 @@ void Residency::retry_deferred() {
 
 void Residency::prefetch_back() {
   deferred_ = false;  // the grant made the client resident: a kept Evict is stale
-  if (!evicted_ || !hook_may(HookCall::kMemoryMove)) return;
-  evicted_ = false;
-  if (demand_paging_) return;
+  if (!evicted_) return;
+  if (demand_paging_) {
+    evicted_ = false;
+    return;
+  }
   const Micros t0 = mono_us();
-  const uint64_t moved = migrate(true);
+  bool ran = false;
+  const uint64_t moved = migrate(true, &ran);
+  if (!ran) return;  // a capture in progress: still evicted, prefetched before a later slice
+  evicted_ = false;
   const Micros took = mono_us() - t0;
   counters().prefetches.fetch_add(1, std::memory_order_relaxed);
   counters().prefetched_bytes.fetch_add(moved, std::memory_order_relaxed);

@@ -39,7 +39,9 @@ class Residency {
   bool deferred() const { return deferred_; }
 
  private:
-  uint64_t migrate(bool to_device);
+  /// Prefetches every managed range to the device or the host; *ran false when a capture in
+  /// progress forbade it (nothing moved).
+  uint64_t migrate(bool to_device, bool* ran);
 
   const CUdevice device_;
   SliceTimer& timer_;

@@ -45,14 +45,15 @@ void SliceTimer::start(Micros now) {
 
 bool SliceTimer::sync_contexts() {
   std::lock_guard<std::mutex> dlk(driver_mu_);
-  if (stopping_at_exit() || !hook_may(HookCall::kContextSync)) return false;
-  for (CUcontext c : contexts()) {
-    if (real::cuCtxPushCurrent_v2(c) != CUDA_SUCCESS) continue;
-    real::cuCtxSynchronize();
-    CUcontext popped;
-    real::cuCtxPopCurrent_v2(&popped);
-  }
-  return true;
+  if (stopping_at_exit()) return false;
+  return with_capture_rule(HookCall::kContextSync, [&] {
+    for (CUcontext c : contexts()) {
+      if (real::cuCtxPushCurrent_v2(c) != CUDA_SUCCESS) continue;
+      real::cuCtxSynchronize();
+      CUcontext popped;
+      real::cuCtxPopCurrent_v2(&popped);
+    }
+  });
 }
 
 bool SliceTimer::push_first_context(CUcontext* ctx) {

@@ -62,10 +62,13 @@ TEST_P(CaptureTest, CapturesAndReplaysUnderALimitBesideASecondClient) {
   b.kernel_us = 1000;
   App& busy = start_app(b);
   // 8 nodes 1 ms apart: each capture lasts ~8 ms of CPU time, longer than the idle grace (0.5 + 2 ms)
-  // and than a quota's tail, so the token changes hands while graphs are being recorded. The eager
-  // thread launches real work meanwhile (in GLOBAL mode it switches itself to RELAXED, as CUDA asks).
+  // and than a quota's tail, so the token changes hands while graphs are being recorded. Two
+  // threads capture and replay: one's replays (gated, paced by the hook on that thread) run while
+  // the other captures, and captures begin while the hook paces or drains (with a look-then-call,
+  // a capture begun in between was invalidated). The eager thread launches real work meanwhile (in
+  // GLOBAL mode it switches itself to RELAXED, as CUDA asks).
   App& cap = start_capture("cap", {"--mode", mode, "--kernel_us", "500", "--nodes", "8", "--replays", "10",
-                                   "--gap_ms", "1", "--alloc_bytes", "2097152", "--eager_thread"},
+                                   "--gap_ms", "1", "--alloc_bytes", "2097152", "--threads", "2", "--eager_thread"},
                            4);
   expect_clean(cap, 60);
   expect_clean(busy, 60);

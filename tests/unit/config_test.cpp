@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <limits>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -310,3 +311,14 @@ TEST(ParseSize, Junk) {
 
 }  // namespace
 }  // namespace gem
+
+// The admission rule, shared by the config file and gem-schd's --dynamic_clients Hellos.
+TEST(Admission, OneRuleForEveryWayIn) {
+  EXPECT_EQ(gem::admission_error(0.3, 1.0, 0.0), "");
+  EXPECT_EQ(gem::admission_error(0.3, 1.0, 0.7), "") << "exactly 1 is allowed";
+  EXPECT_EQ(gem::admission_error(0.1, 0.1, 0.7 + 0.2), "") << "decimal fractions summing to 1 within 1e-9";
+  EXPECT_EQ(gem::admission_error(0.2, 1.0, 0.9), "REQUEST 0.2 brings the REQUESTs to 1.1, above 1");
+  EXPECT_EQ(gem::admission_error(0.5, 0.4, 0.0), "REQUEST 0.5 is above LIMIT 0.4");
+  EXPECT_EQ(gem::admission_error(0.5, 1.5, 0.0), "REQUEST 0.5 and LIMIT 1.5 must be between 0 and 1");
+  EXPECT_NE(gem::admission_error(std::numeric_limits<double>::quiet_NaN(), 1.0, 0.0), "") << "NaN is never admitted";
+}
