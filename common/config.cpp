@@ -84,6 +84,12 @@ std::string parse_share(std::string_view what, std::string_view text, double* ou
   return {};
 }
 
+std::string share_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
 std::string check_id(std::string_view id) {
   if (id.size() > proto::kMaxName) {
     return "ID " + quote(id) + " is " + std::to_string(id.size()) + " bytes, longer than " +
@@ -286,13 +292,10 @@ bool parse_config_impl(std::string_view text, const std::string& file, Config* o
       return fail(err, file, number,
                   "ID " + quote(c.name) + " already used on line " + std::to_string(line_of[first]));
     }
-    sum += c.request;
-    if (sum > 1 + kSumSlack) {
-      char buf[128];
-      std::snprintf(buf, sizeof buf, "REQUEST %.*s brings the REQUESTs to %g, above 1",
-                    static_cast<int>(fl.f[1].size()), fl.f[1].data(), sum);
-      return fail(err, file, number, buf);
+    if (std::string why = admission_error(c.request, c.limit, sum); !why.empty()) {
+      return fail(err, file, number, std::move(why));
     }
+    sum += c.request;
     line_of.push_back(number);
   }
 
@@ -343,6 +346,18 @@ bool parse_latency_ms(std::string_view text, uint32_t* us) {
   if (v.empty() || end != v.c_str() + v.size() || !(ms > 0) || ms > kMaxLatencyMs) return false;
   *us = static_cast<uint32_t>(ms * 1000 + 0.5);
   return true;
+}
+
+std::string admission_error(double request, double limit, double admitted) {
+  if (!(request >= 0 && request <= 1) || !(limit >= 0 && limit <= 1)) {
+    return "REQUEST " + share_text(request) + " and LIMIT " + share_text(limit) + " must be between 0 and 1";
+  }
+  if (request > limit) return "REQUEST " + share_text(request) + " is above LIMIT " + share_text(limit);
+  const double sum = admitted + request;
+  if (sum > 1 + kSumSlack) {
+    return "REQUEST " + share_text(request) + " brings the REQUESTs to " + share_text(sum) + ", above 1";
+  }
+  return {};
 }
 
 bool parse_size(std::string_view text, uint64_t* bytes) {

@@ -17,8 +17,8 @@ bool Flags::parse(int argc, char** argv, std::string* err) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg.rfind("--", 0) != 0 || arg.size() == 2) {
-      positional_.push_back(arg);
-      continue;
+      *err = "unexpected argument '" + arg + "' (flags are --name value or --name=value)";
+      return false;
     }
     std::string name = arg.substr(2), value;
     const size_t eq = name.find('=');

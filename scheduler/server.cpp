@@ -91,7 +91,7 @@ void Server::run(const volatile bool* stop) {
     now = mono_us();
     if (config_event || now - last_check_ >= kConfigPollPeriod) {
       last_check_ = now;
-      reload_config(false);
+      reload_config();
       std::string serr;
       if (!secrets_.reload_if_changed(&serr)) LOG_ERROR("%s; keeping the last good secrets", serr.c_str());
     }
@@ -211,12 +211,11 @@ std::string Server::admit(const proto::Hello& h, proto::ErrorCode* code) {
     ClientConfig d{h.client, h.declared.request_ppm / 1e6, h.declared.limit_ppm / 1e6, h.declared.gpu_mem_bytes,
                    (h.declared.flags & proto::kFlagUnifiedMemory) != 0,
                    std::min<uint32_t>(h.declared.latency_us, static_cast<uint32_t>(kMaxLatencyMs * 1000))};
-    double requests = d.request;
-    for (const auto& cc : config_.clients) requests += cc.request;
-    for (const auto& [n, dc] : dynamic_) requests += dc.request;
-    if (d.request > d.limit || d.limit > 1.0 || requests > 1.0 + 1e-9) {
-      return "client '" + h.client + "' declares REQUEST " + std::to_string(d.request) + " LIMIT " +
-             std::to_string(d.limit) + ": invalid or REQUESTs would sum above 1";
+    double admitted = 0;
+    for (const auto& cc : config_.clients) admitted += cc.request;
+    for (const auto& [n, dc] : dynamic_) admitted += dc.request;
+    if (std::string why = admission_error(d.request, d.limit, admitted); !why.empty()) {
+      return "client '" + h.client + "' declared at its Hello: " + why;
     }
     dynamic_[h.client] = d;
     apply_clients();
@@ -259,8 +258,7 @@ void Server::drop(int fd, const std::string& why) {
 
 // Reading and parsing happen on the loader's thread; this only takes its results (cheap when
 // there are none, as on the once-a-second call) and swaps a good config in.
-void Server::reload_config(bool at_start) {
-  (void)at_start;
+void Server::reload_config() {
   std::vector<ConfigUpdate> updates;
   if (!watcher_.take(&updates)) return;
   ConfigUpdate* good = nullptr;

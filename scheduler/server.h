@@ -78,7 +78,8 @@ class Server {
   /// Sends or, when the peer's backlog is full or the socket broke, drops that connection.
   bool send_or_drop(int fd, const proto::Message& m);
   void drop(int fd, const std::string& why);
-  void reload_config(bool at_start);
+  /// Swaps in the config the loader thread parsed last, if any was good (bad ones are logged).
+  void reload_config();
   void apply_clients();
   /// Revokes every token kept past its quota + lease grace (Policy::expire_lease).
   void expire_lease();

@@ -95,6 +95,14 @@ struct Config {
 /// memory is reported as an error).
 bool parse_config(std::string_view text, const std::string& file, Config* out, ConfigError* err);
 
+/// The one admission rule for a client's shares (docs/design.md, "The scheduler"), for the config
+/// file and for the clients gem-schd admits at their Hello (--dynamic_clients): REQUEST and LIMIT in
+/// [0, 1], REQUEST <= LIMIT, and the REQUESTs of all admitted clients summing to at most 1 (within
+/// 1e-9, for decimal fractions). `admitted`: the sum of the REQUESTs admitted before this client.
+/// Returns "" when admitted, else why not ("REQUEST 0.5 is above LIMIT 0.4", "REQUEST 0.2 brings
+/// the REQUESTs to 1.1, above 1"). Pure.
+std::string admission_error(double request, double limit, double admitted);
+
 /// "4GiB" -> 4294967296. Returns false on junk, negative values or overflow.
 bool parse_size(std::string_view text, uint64_t* bytes);
 

@@ -14,7 +14,8 @@ class Flags {
   /// value_flags: flags that take a value; bool_flags: flags that do not. Anything else is an error.
   Flags(std::vector<std::string> value_flags, std::vector<std::string> bool_flags);
 
-  /// False with *err naming the bad argument ("unknown flag --foo", "--port needs a value").
+  /// False with *err naming the bad argument ("unknown flag --foo", "--port needs a value",
+  /// "unexpected argument 'x'": the daemons take flags only, so a stray word is a mistake).
   bool parse(int argc, char** argv, std::string* err);
 
   bool has(const std::string& name) const { return values_.count(name) != 0; }
@@ -25,12 +26,10 @@ class Flags {
   /// Number in [lo, hi]; false with *err otherwise.
   bool get_double(const std::string& name, double fallback, double lo, double hi, double* out,
                   std::string* err) const;
-  const std::vector<std::string>& positional() const { return positional_; }
 
  private:
   std::vector<std::string> value_flags_, bool_flags_;
   std::map<std::string, std::string> values_;
-  std::vector<std::string> positional_;
 };
 
 }  // namespace gem
