@@ -41,8 +41,8 @@ HTTPLIB_LIBS := -lcpp-httplib -lssl -lcrypto -lpthread
 
 COMMON_SRCS := $(wildcard common/*.cpp)
 HOOK_SRCS := $(wildcard hook/*.cpp)
-# Pure parts of the hook (no driver, no I/O) that the unit tests link.
-HOOK_PURE_SRCS := hook/mem_ledger.cpp hook/capture_rule.cpp
+# Parts of the hook the unit tests link: pure units, and capture_state (its driver pointers null).
+HOOK_PURE_SRCS := hook/mem_ledger.cpp hook/capture_rule.cpp hook/capture_state.cpp
 SCHD_SRCS := $(filter-out scheduler/main.cpp,$(wildcard scheduler/*.cpp))
 PMGR_SRCS := $(filter-out pod-manager/main.cpp,$(wildcard pod-manager/*.cpp))
 # The daemons' HTTP /metrics endpoint (cpp-httplib); never linked into the hook.
