@@ -131,7 +131,9 @@ $(PMGR_BIN): $(call obj,pod-manager/main.cpp) $(PMGR_A) $(METRICS_A) $(COMMON_A)
 # into $(BUILD)/lib, found there through the rpath above.
 $(BUILD)/lib/.runtime-libs: $(SCHD_BIN) $(PMGR_BIN)
 	@mkdir -p $(dir $@)
-	cp -L $$(ldd $(SCHD_BIN) | awk '/libcpp-httplib|libssl|libcrypto|libbrotli/ {print $$3}') $(dir $@)
+	for lib in $$(ldd $(SCHD_BIN) | awk '/libcpp-httplib|libssl|libcrypto|libbrotli/ {print $$3}'); do \
+	  [ "$$(realpath $$lib)" = "$$(realpath $(dir $@))/$$(basename $$lib)" ] || cp -L $$lib $(dir $@); \
+	done
 	touch $@
 
 # Stand-in driver and NVML, and programs that reach them the way the CUDA runtime (and monitoring
