@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "capture_state.h"
+#include "gate_registry.h"
 #include "settings.h"
 #include "symbols.h"
 
@@ -110,11 +111,6 @@ void Gate::open() {
 
 void Gate::wait_in_flight() const {
   while (entered_.load(std::memory_order_seq_cst) != exited_.load(std::memory_order_seq_cst)) sched_yield();
-}
-
-void Gate::wait_for_demand() {
-  std::unique_lock<std::mutex> lk(mu_);
-  cv_work_.wait(lk, [this] { return waiting_ > 0; });
 }
 
 bool Gate::wait_for_demand_for(Micros us) {

@@ -30,7 +30,6 @@
 #include <mutex>
 
 #include "driver_api.h"
-#include "gate_registry.h"  // current_gate(), for the launch wrappers
 #include "slice_timer.h"
 #include "token_worker.h"
 
@@ -78,8 +77,6 @@ class Gate {
   void shut() { open_.store(false, std::memory_order_seq_cst); }
   /// Returns once every launch that passed the gate has left the driver.
   void wait_in_flight() const;
-  /// Returns once a launching thread waits at the gate.
-  void wait_for_demand();
   /// The same, waiting at most `us` µs: true when a thread waits at the gate.
   bool wait_for_demand_for(Micros us);
   /// Whether a launching thread waits at the gate now.

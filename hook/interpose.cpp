@@ -8,6 +8,7 @@
 
 #include "capture_state.h"
 #include "gate.h"
+#include "gate_registry.h"
 #include "mem_hooks.h"
 #include "nvml_hooks.h"
 #include "stats.h"
@@ -80,7 +81,8 @@ using namespace gem::hook;
 #include "cuda_hooks.def"
 
 // CUDA 12+ runtimes and PyTorch find every driver function through these; the hook hands back
-// its wrapper wherever the driver hands back a function it wraps, itself included (NOTES.md).
+// its wrapper wherever the driver hands back a function it wraps, itself included (CUDA Programming Guide,
+// "Driver Entry Point Access"; CUDA Driver API, cuGetProcAddress).
 extern "C" GEM_EXPORT CUresult cuGetProcAddress_v2(const char* symbol, void** pfn, int cudaVersion,
                                                    cuuint64_t flags, CUdriverProcAddressQueryResult* symbolStatus) {
   if (!resolve(true) || real::cuGetProcAddress_v2 == nullptr) return CUDA_ERROR_NOT_INITIALIZED;

@@ -7,7 +7,9 @@
 // afterwards; device_uuid() is thread-safe.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "driver_api.h"
 #include "gem/clock.h"
@@ -18,6 +20,17 @@ namespace gem::hook {
 /// GEMINI_IDLE_MS's default, µs: how long after its GPU work is done a holder waits for its next
 /// launch before it gives the token back (docs/scheduling.md, "Work conservation").
 constexpr Micros kDefaultIdleUs = 2000;
+/// GEMINI_IDLE_MS's range, ms: (0, kMaxIdleMs].
+constexpr double kMaxIdleMs = 10000;
+/// GEMINI_MAX_INFLIGHT's default (at least 2).
+constexpr int kDefaultMaxInflight = 128;
+/// GEMINI_PMGR_TIMEOUT_MS's default and range, ms.
+constexpr int kDefaultPmgrTimeoutMs = 800;
+constexpr int kMinPmgrTimeoutMs = 50;
+constexpr int kMaxPmgrTimeoutMs = 60000;
+/// GEMINI_EMPTY_CACHE_MS's default and range, ms: [0, kMaxEmptyCacheMs].
+constexpr int kDefaultEmptyCacheMs = 50;
+constexpr int kMaxEmptyCacheMs = 60000;
 
 struct Settings {
   bool enabled = false;        // POD_NAME set: gate launches; else pass everything through
@@ -27,23 +40,33 @@ struct Settings {
   std::string client;          // POD_NAME
   net::Endpoint pod_manager;   // POD_MANAGER_SOCKET, or POD_MANAGER_IP:POD_MANAGER_PORT
   std::string secret;          // first line of GEMINI_SECRET_FILE: the client's shared secret
-  int pmgr_timeout_ms = 800;   // GEMINI_PMGR_TIMEOUT_MS: silence from gem-pmgr that means it hung
+  int pmgr_timeout_ms = kDefaultPmgrTimeoutMs;  // GEMINI_PMGR_TIMEOUT_MS: silence from gem-pmgr that means it hung
   bool fail_closed = false;    // GEMINI_FAIL_CLOSED=1: wait instead of running unthrottled
 
   // The launch gate.
-  Micros idle_us = kDefaultIdleUs;  // GEMINI_IDLE_MS (decimal ms), in µs: see token_worker.h
-  int max_inflight = 128;      // GEMINI_MAX_INFLIGHT: launches queued on the GPU at most (about)
+  Micros idle_us = kDefaultIdleUs;  // GEMINI_IDLE_MS (decimal ms), in µs: see token_machine.h
+  int max_inflight = kDefaultMaxInflight;  // GEMINI_MAX_INFLIGHT: launches queued on the GPU at most (about)
 
   // Emptying PyTorch's cache after idle releases (hook/cache_emptier.h).
   int empty_cache = -1;        // GEMINI_EMPTY_CACHE: 1 on, 0 off, unset (-1): on in unified-memory mode
-  int empty_cache_ms = 50;     // GEMINI_EMPTY_CACHE_MS: time without the token before emptying
+  int empty_cache_ms = kDefaultEmptyCacheMs;  // GEMINI_EMPTY_CACHE_MS: time without the token before emptying
 
   // The launch counters' report at exit (hook/stats.h).
   bool print_stats = false;    // GEMINI_STATS=1
   std::string stats_file;      // GEMINI_STATS_FILE
 };
 
-/// Parsed on first use; never changes afterwards. Thread-safe.
+/// An environment look-up: the value of `name`, or nullptr when unset (std::getenv's contract).
+using EnvLookup = std::function<const char*(const char* name)>;
+
+/// The settings the environment `env` gives (the variables in docs/interfaces.md, "The hook").
+/// A value that is not what its variable takes is ignored (the default used) and named in
+/// *problems, one line each ("GEMINI_IDLE_MS='abc': ..."). Reads GEMINI_SECRET_FILE's file. Pure
+/// otherwise: no log, no driver. Thread-safe when `env` is.
+Settings parse_settings(const EnvLookup& env, std::vector<std::string>* problems);
+
+/// Parsed on first use (parse_settings over the process's environment, each problem logged as an
+/// error); never changes afterwards. Thread-safe.
 const Settings& settings();
 
 /// The UUID of CUDA device `device` as a per-device session names it in its Hello

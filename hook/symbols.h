@@ -33,7 +33,7 @@ bool resolve(bool may_load);
 /// If `fn` is a real driver function the hook wraps (or one of its own wrappers), the wrapper;
 /// else `fn` unchanged. Never loads the driver.
 /// Matching by address keeps versioned and _ptsz variants apart
-/// (NOTES.md: names like _v2 differ in signature).
+/// (cuda.h maps the unversioned names to _v2 and later versions, whose signatures differ).
 void* wrap(void* fn);
 
 }  // namespace gem::hook

@@ -1,0 +1,192 @@
+// The hook's TokenMachine (hook/token_machine.h, the pure token protocol) driven by scenario
+// scripts with a simulated clock, like etcd raft's interaction tests (the format: script.h). Each
+// file in tests/unit/testdata/token/ is a list of "> T_US command args..." lines (T in µs on the
+// simulated clock), each followed by the actions the machine returns, one line each.
+// Commands (what the token worker reports):
+//   start    fork            demand | no-demand              connected | connect-failed why=W
+//   granted Q | refused why=W | broken why=W       (the answer to request / release-and-request)
+//   released | release-failed                      renewed Q | renew-refused | renew-broken
+//   event none|revoked|broken|evict                tick      shut-done     prefetched
+//   drained used=U end=E     synced waited=W | sync-refused      polled [evict] [flags=F]
+//   evict-while-waiting [flags=F]                  state
+// Facts (the gate's counts, the connection, the residency) are key=value words on any command and
+// keep their value until set again: entered= exited= pacing= waiters= exiting= connected= managed=
+// evicted= latency= (0 or 1 for the flags). `connected` sets connected=1; a broken answer or event
+// and release-failed set it to 0, as PmgrClient closes the connection then.
+// The machine is built with GEMINI_IDLE_MS 1 ms (idle_us=1000), fail-open, GEMINI_EMPTY_CACHE
+// unset; a file's first line "# config fail_closed empty_cache=1 idle_us=N" changes that.
+// Every list the machine returns must end with exactly one next step (a wait or an action with a
+// result) and hold no other: the driver prints "ERROR ..." otherwise.
+// Run with GEM_REWRITE=1 to rewrite the files with what the machine does now (then review the diff).
+#include "../../hook/token_machine.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "script.h"
+
+namespace gem::hook {
+namespace {
+
+using gem::testing::script_num;
+using K = TokenAction::Kind;
+
+bool is_next_step(K k) {
+  switch (k) {
+    case K::kWaitDemand: case K::kWaitPmgr: case K::kSleep: case K::kConnect: case K::kRequest:
+    case K::kReleaseAndRequest: case K::kRelease: case K::kRenew: case K::kShut: case K::kDrain:
+    case K::kSync: case K::kPrefetch: case K::kPollPmgr:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string action_text(const TokenAction& a) {
+  std::ostringstream o;
+  o << token_action_name(a.kind);
+  switch (a.kind) {
+    case K::kWaitDemand: case K::kWaitPmgr: case K::kSleep: o << " " << a.us << "us"; break;
+    case K::kRequest: o << " burst=" << a.us; break;
+    case K::kRenew: o << " used=" << a.us << " burst=" << a.burst; break;
+    case K::kStartSlice: o << " at=" << a.us; break;
+    case K::kRelease: case K::kReleaseAndRequest:
+      o << " used=" << a.rel.used_us << " burst=" << a.rel.burst_us << " start=" << a.rel.start_us
+        << " end=" << a.rel.end_us << " again=" << a.rel.again << " unthrottled=" << a.rel.unthrottled_us;
+      break;
+    case K::kEvict: o << (a.flag ? " demand_paging" : " bulk"); break;
+    case K::kCountTokens: case K::kCountRevocations: case K::kCountUnthrottled: o << " +" << a.n; break;
+    case K::kLogWarn: o << ": " << a.text; break;
+    default: break;
+  }
+  return o.str();
+}
+
+TokenConfig config_from(const std::string& path) {
+  TokenConfig c;
+  c.idle_us = 1000;
+  c.pod_manager = "unix:/run/gem/pmgr.sock";
+  std::ifstream f(path);
+  std::string first;
+  std::getline(f, first);
+  if (first.rfind("# config", 0) != 0) return c;
+  const gem::testing::Command cmd = gem::testing::parse_command(first.substr(8));
+  c.fail_closed = cmd.flag("fail_closed");
+  if (cmd.kv.count("empty_cache")) c.empty_cache = std::stoi(cmd.kv.at("empty_cache"));
+  if (cmd.kv.count("idle_us")) c.idle_us = static_cast<Micros>(script_num(cmd.kv.at("idle_us")));
+  return c;
+}
+
+class Scenario {
+ public:
+  explicit Scenario(TokenConfig c) : m_(std::move(c)) {}
+
+  std::vector<std::string> run(const std::string& line) {
+    const gem::testing::Command c = gem::testing::parse_command(line);
+    if (c.words.back() == "state") return {m_.describe()};
+    f_.now = static_cast<Micros>(std::stoll(c.words.at(0)));
+    const std::string& verb = c.words.at(1);
+    const std::string arg = c.words.size() > 2 ? c.words[2] : "";
+    set_facts(c);
+    auto get = [&](const std::string& k) { return c.kv.count(k) ? script_num(c.kv.at(k)) : 0; };
+    auto why = [&] { return c.kv.count("why") ? c.kv.at("why") : std::string("no reason"); };
+    TokenActions acts;
+    bool side_only = false;
+    if (verb == "start") {
+      acts = m_.start(f_);
+    } else if (verb == "fork") {  // the child's first launch starts a new worker thread
+      m_.reset_after_fork();
+      acts = m_.start(f_);
+    } else if (verb == "demand" || verb == "no-demand") {
+      acts = m_.on_demand(f_, verb == "demand");
+    } else if (verb == "connected") {
+      f_.connected = true;
+      acts = m_.on_connect(f_, true, "");
+    } else if (verb == "connect-failed") {
+      acts = m_.on_connect(f_, false, why());
+    } else if (verb == "granted") {
+      acts = m_.on_answer(f_, TokenAnswer::kGranted, script_num(arg), "");
+    } else if (verb == "refused") {
+      acts = m_.on_answer(f_, TokenAnswer::kRefused, 0, why());
+    } else if (verb == "broken") {
+      f_.connected = false;
+      acts = m_.on_answer(f_, TokenAnswer::kBroken, 0, why());
+    } else if (verb == "released" || verb == "release-failed") {
+      if (verb == "release-failed") f_.connected = false;
+      acts = m_.on_released(f_, verb == "released");
+    } else if (verb == "renewed") {
+      acts = m_.on_renew(f_, TokenAnswer::kGranted, script_num(arg));
+    } else if (verb == "renew-refused") {
+      acts = m_.on_renew(f_, TokenAnswer::kGranted, 0);
+    } else if (verb == "renew-broken") {
+      f_.connected = false;
+      acts = m_.on_renew(f_, TokenAnswer::kBroken, 0);
+    } else if (verb == "event") {
+      PmgrEvent ev = PmgrEvent::kNone;
+      if (arg == "revoked") ev = PmgrEvent::kRevoked;
+      if (arg == "broken") ev = PmgrEvent::kBroken, f_.connected = false;
+      if (arg == "evict") ev = PmgrEvent::kEvict;
+      acts = m_.on_pmgr(f_, ev);
+    } else if (verb == "tick") {
+      acts = m_.on_tick(f_);
+    } else if (verb == "shut-done") {
+      acts = m_.on_shut(f_);
+    } else if (verb == "drained") {
+      acts = m_.on_drained(f_, static_cast<Micros>(get("used")), static_cast<Micros>(get("end")));
+    } else if (verb == "synced" || verb == "sync-refused") {
+      acts = m_.on_sync(f_, verb == "synced", static_cast<Micros>(get("waited")));
+    } else if (verb == "prefetched") {
+      acts = m_.on_prefetched(f_);
+    } else if (verb == "polled") {
+      acts = m_.on_polled(f_, c.flag("evict"), static_cast<uint32_t>(get("flags")));
+    } else if (verb == "evict-while-waiting") {
+      acts = m_.on_evict(f_, static_cast<uint32_t>(get("flags")));
+      side_only = true;
+    } else {
+      ADD_FAILURE() << "unknown command: " << line;
+    }
+    std::vector<std::string> out;
+    for (size_t i = 0; i < acts.size(); ++i) {
+      out.push_back(action_text(acts[i]));
+      const bool last = i + 1 == acts.size();
+      if (is_next_step(acts[i].kind) && (side_only || !last)) out.push_back("ERROR a next step before the end");
+    }
+    if (!side_only && (acts.empty() || !is_next_step(acts.back().kind))) out.push_back("ERROR no next step");
+    return out;
+  }
+
+ private:
+  void set_facts(const gem::testing::Command& c) {
+    auto num = [&](const char* k, uint64_t* v) { if (c.kv.count(k)) *v = script_num(c.kv.at(k)); };
+    auto flag = [&](const char* k, bool* v) { if (c.kv.count(k)) *v = c.kv.at(k) != "0"; };
+    num("entered", &f_.entered);
+    num("exited", &f_.exited);
+    flag("pacing", &f_.pacing);
+    flag("waiters", &f_.waiters);
+    flag("exiting", &f_.exiting);
+    flag("connected", &f_.connected);
+    flag("managed", &f_.managed);
+    flag("evicted", &f_.evicted);
+    flag("latency", &f_.latency);
+  }
+
+  TokenMachine m_;
+  TokenFacts f_;
+};
+
+TEST(TokenMachineScenario, AllScriptsPass) {
+  const std::string dir = gem::testing::testdata_dir("token");
+  const std::vector<std::string> files = gem::testing::script_files(dir);
+  ASSERT_GE(files.size(), 10u) << "scenario scripts not found in " << dir
+                              << " (run from the repository root, or set GEM_SRC)";
+  for (const std::string& f : files) {
+    SCOPED_TRACE(f);
+    Scenario sc(config_from(dir + "/" + f));
+    gem::testing::run_script(dir + "/" + f, [&sc](const std::string& line) { return sc.run(line); });
+  }
+}
+
+}  // namespace
+}  // namespace gem::hook
