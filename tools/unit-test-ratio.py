@@ -2,7 +2,7 @@
 """Unit-test lines per line of code, per component (issue 18's measure of how well a part is covered).
 
 A unit test belongs to the component whose headers it includes ("../../hook/...", "../../scheduler/...",
-"../../pod-manager/..."), together with the scenario scripts it reads (testdata_dir("NAME") ->
+"../../pod-manager/..."), together with the scenario scripts it reads (testdata_dir("NAME") or run_all_scripts("NAME", ...) ->
 tests/unit/testdata/NAME/*.txt). Code is every .h/.cpp/.def file of the component's folder; lines are
 all lines (comments included, as in `wc -l`), for code and tests alike.
 
@@ -36,7 +36,7 @@ def measure(root):
                 continue
             tests += lines(t)
             files.append(t.name)
-            for data in re.findall(r'testdata_dir\("([A-Za-z0-9_]+)"\)', text):
+            for data in re.findall(r'(?:testdata_dir|run_all_scripts)\("([A-Za-z0-9_]+)"', text):
                 for s in sorted((unit / "testdata" / data).glob("*.txt")):
                     tests += lines(s)
         out[name] = (code, tests, files)

@@ -41,10 +41,7 @@ std::vector<std::string> run(const std::string& line) {
 }
 
 TEST(CaptureRuleScript, Scenarios) {
-  const std::string dir = testing::testdata_dir("capture");
-  const auto files = testing::script_files(dir);
-  ASSERT_FALSE(files.empty()) << "no scripts in " << dir;
-  for (const std::string& f : files) testing::run_script(dir + "/" + f, run);
+  testing::run_all_scripts("capture", 1, [](const std::string&) { return testing::Interpreter(run); });
 }
 
 // An unknown mode value is read as the strictest (GLOBAL).

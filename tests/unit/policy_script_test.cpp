@@ -134,13 +134,10 @@ class PolicyScenario {
 };
 
 TEST(PolicyScenario, AllScriptsPass) {
-  const std::string dir = gem::testing::testdata_dir("policy");
-  const std::vector<std::string> files = gem::testing::script_files(dir);
-  ASSERT_FALSE(files.empty()) << "no scripts in " << dir;
-  for (const std::string& f : files) {
-    PolicyScenario sc;
-    gem::testing::run_script(dir + "/" + f, [&sc](const std::string& line) { return sc.run(line); });
-  }
+  gem::testing::run_all_scripts("policy", 1, [](const std::string&) {
+    auto sc = std::make_shared<PolicyScenario>();
+    return [sc](const std::string& line) { return sc->run(line); };
+  });
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <sstream>
 
 #include "script.h"
@@ -219,15 +220,10 @@ class Scenario {
 };
 
 TEST(RouteScenario, AllScriptsPass) {
-  const std::string dir = gem::testing::testdata_dir("route");
-  const std::vector<std::string> files = gem::testing::script_files(dir);
-  ASSERT_GE(files.size(), 15u) << "scenario scripts not found in " << dir
-                              << " (run from the repository root, or set GEM_SRC)";
-  for (const std::string& f : files) {
-    SCOPED_TRACE(f);
-    Scenario sc;
-    gem::testing::run_script(dir + "/" + f, [&sc](const std::string& line) { return sc.run(line); });
-  }
+  gem::testing::run_all_scripts("route", 15, [](const std::string&) {
+    auto sc = std::make_shared<Scenario>();
+    return [sc](const std::string& line) { return sc->run(line); };
+  });
 }
 
 // Properties that are easier to state in code than in a script.

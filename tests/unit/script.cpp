@@ -102,4 +102,15 @@ uint64_t script_num(const std::string& v) {
   return 0;
 }
 
+void run_all_scripts(const std::string& name, size_t min_files, const std::function<Interpreter(const std::string&)>& make) {
+  const std::string dir = testdata_dir(name);
+  const std::vector<std::string> files = script_files(dir);
+  ASSERT_GE(files.size(), min_files) << "scenario scripts not found in " << dir
+                                     << " (run from the repository root, or set GEM_SRC)";
+  for (const std::string& f : files) {
+    SCOPED_TRACE(f);
+    run_script(dir + "/" + f, make(dir + "/" + f));
+  }
+}
+
 }  // namespace gem::testing

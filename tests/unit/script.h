@@ -24,6 +24,13 @@ std::vector<std::string> script_files(const std::string& dir);
 /// naming the file and line.
 void run_script(const std::string& path, const std::function<std::vector<std::string>(const std::string&)>& run);
 
+/// An interpreter of one script's command lines (see run_script).
+using Interpreter = std::function<std::vector<std::string>(const std::string&)>;
+
+/// Runs every script of tests/unit/testdata/<name>/ (a GoogleTest failure when there are fewer than
+/// `min_files`), each on the fresh interpreter make(path) returns, its failures traced to the file.
+void run_all_scripts(const std::string& name, size_t min_files, const std::function<Interpreter(const std::string&)>& make);
+
 /// One command line split into its words and its key=value arguments.
 struct Command {
   std::vector<std::string> words;

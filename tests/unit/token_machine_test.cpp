@@ -23,6 +23,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include "script.h"
@@ -177,15 +178,10 @@ class Scenario {
 };
 
 TEST(TokenMachineScenario, AllScriptsPass) {
-  const std::string dir = gem::testing::testdata_dir("token");
-  const std::vector<std::string> files = gem::testing::script_files(dir);
-  ASSERT_GE(files.size(), 10u) << "scenario scripts not found in " << dir
-                              << " (run from the repository root, or set GEM_SRC)";
-  for (const std::string& f : files) {
-    SCOPED_TRACE(f);
-    Scenario sc(config_from(dir + "/" + f));
-    gem::testing::run_script(dir + "/" + f, [&sc](const std::string& line) { return sc.run(line); });
-  }
+  gem::testing::run_all_scripts("token", 10, [](const std::string& path) {
+    auto sc = std::make_shared<Scenario>(config_from(path));
+    return [sc](const std::string& line) { return sc->run(line); };
+  });
 }
 
 }  // namespace
