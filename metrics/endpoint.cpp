@@ -6,10 +6,10 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstdlib>
 #include <mutex>
 #include <thread>
 
+#include "gem/log.h"
 #include "gem/prom.h"
 
 namespace gem {
@@ -100,22 +100,11 @@ void MetricsEndpoint::stop() {
   impl_->thread.join();
 }
 
-bool parse_metrics_port(const std::string& text, bool* enabled, int* port, std::string* err) {
-  *enabled = false;
-  *port = 0;
-  if (text == "0") return true;
-  if (text == "auto") {
-    *enabled = true;
-    return true;
-  }
-  char* end = nullptr;
-  const long v = std::strtol(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || v < 1 || v > 65535) {
-    *err = "--metrics_port: expected 0 (off), auto or 1-65535, got '" + text + "'";
-    return false;
-  }
-  *enabled = true;
-  *port = static_cast<int>(v);
+bool start_metrics_endpoint(bool enabled, const MetricsEndpointOptions& opts, MetricsEndpoint* endpoint,
+                            std::string* err) {
+  if (!enabled) return true;
+  if (!endpoint->start(opts, err)) return false;
+  LOG_INFO("metrics on http://%s:%d/metrics", opts.address.c_str(), endpoint->port());
   return true;
 }
 

@@ -16,11 +16,9 @@ namespace {
 
 volatile bool g_stop = false;
 
-constexpr const char* kUsage = R"(usage: gem-pmgr --name ID [flags]
-  --name ID            client ID, as in resource-config.txt (default: $POD_NAME)
-  --ip ADDR            listen address for the client's processes (default 127.0.0.1)
-  --port N             TCP port (default 50052)
-  --socket PATH        listen on this Unix socket instead of TCP
+// gem-pmgr's own flags; Daemon adds --ip --port --socket --max_connections --allow_uids
+// --metrics_port --metrics_address --log_level --help.
+constexpr const char* kOwnUsage = R"(  --name ID            client ID, as in resource-config.txt (default: $POD_NAME)
   --scheduler ADDR     gem-schd at HOST:PORT or /path.sock (default $SCHEDULER_IP:$SCHEDULER_PORT,
                        else 127.0.0.1:50051)
   --scheduler_dir DIR  one gem-schd per GPU at DIR/<GPU-UUID>.sock
@@ -30,84 +28,56 @@ constexpr const char* kUsage = R"(usage: gem-pmgr --name ID [flags]
                        processes are then told "scheduler unavailable" and run unthrottled
   --request R --limit L --gpu_mem SIZE [--um on|off] [--latency MS]
                        settings this client declares (used by a gem-schd run with --dynamic_clients);
-                       --um on: unified-memory mode (resource-config.txt's um=on); --latency MS: a
-                       latency client with this target (resource-config.txt's latency=MS)
+                       SIZE as GPU_MEM takes it (8Gi, 512MiB, 4G; 0 = no limit); --um on:
+                       unified-memory mode (resource-config.txt's um=on); --latency MS: a latency
+                       client with this target (resource-config.txt's latency=MS)
   --secret_file PATH   the client's shared secret (first line, 1-128 printable bytes): sent to
                        gem-schd, and required in every process's Hello (GEMINI_SECRET_FILE)
-  --max_connections N  processes connected at once, at most (default 256); more are refused
-  --allow_uids LIST    with --socket: uids besides gem-pmgr's own and root that may connect
-                       (comma-separated numbers)
-  --metrics_port N|auto|0
-                       serve Prometheus metrics at http://ADDR:N/metrics (auto: a free port, logged;
-                       0, the default: no endpoint)
-  --metrics_address ADDR
-                       address of the metrics endpoint (default 127.0.0.1; 0.0.0.0 for every interface)
-  --log_level LEVEL    error, warn, info (default) or debug
 )";
 
 }  // namespace
 
 int main(int argc, char** argv) {
   gem::log::set_program("gem-pmgr");
-  gem::Flags flags({"name", "ip", "port", "socket", "scheduler", "scheduler_dir", "request", "limit",
-                    "gpu_mem", "um", "latency", "log_level", "scheduler_timeout", "secret_file", "max_connections", "allow_uids",
-                    "metrics_port", "metrics_address"},
-                   {"help"});
+  gem::daemon::Daemon d({"gem-pmgr", "gem-pmgr --name ID [flags]", "the client's processes", kOwnUsage, 50052, 256,
+                         {"name", "scheduler", "scheduler_dir", "request", "limit", "gpu_mem", "um", "latency",
+                          "scheduler_timeout", "secret_file"},
+                         {}});
+  if (const int status = d.parse(argc, argv); status >= 0) return status;
+  const gem::Flags& flags = d.flags();
   std::string err;
-  int64_t port = 0, sched_timeout_ms = 0, max_conns = 0;
-  double request = 0, limit = 1;
-  if (!flags.parse(argc, argv, &err) || !flags.get_int("port", 50052, 1, 65535, &port, &err) ||
-      !flags.get_int("scheduler_timeout", 600, 10, 600000, &sched_timeout_ms, &err) ||
-      !flags.get_int("max_connections", 256, 1, 1000000, &max_conns, &err) ||
-      !flags.get_double("request", 0, 0, 1, &request, &err) || !flags.get_double("limit", 1, 0, 1, &limit, &err)) {
-    std::fprintf(stderr, "gem-pmgr: %s\n%s", err.c_str(), kUsage);
-    return 2;
-  }
-  if (flags.has("help")) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
-  if (!gem::daemon::apply_log_level(flags, &err)) {
-    std::fprintf(stderr, "gem-pmgr: %s\n", err.c_str());
-    return 2;
-  }
+  int64_t sched_timeout_ms = 0;
+  if (!flags.get_int("scheduler_timeout", 600, 10, 600000, &sched_timeout_ms, &err)) return d.usage_error(err);
   gem::pmgr::ManagerOptions opts;
   const char* env_name = std::getenv("POD_NAME");
   opts.client = flags.get("name", env_name ? env_name : "");
   if (opts.client.empty() || opts.client.size() > gem::proto::kMaxName) {
-    std::fprintf(stderr, "gem-pmgr: --name (or POD_NAME) must be 1 to %zu characters\n%s", gem::proto::kMaxName, kUsage);
-    return 2;
+    return d.usage_error("--name (or POD_NAME) must be 1 to " + std::to_string(gem::proto::kMaxName) + " characters");
   }
   const char* sip = std::getenv("SCHEDULER_IP");
   const char* sport = std::getenv("SCHEDULER_PORT");
   const std::string sched = flags.get(
       "scheduler", std::string(sip ? sip : "127.0.0.1") + ":" + (sport ? sport : "50051"));
-  if (!gem::net::parse_endpoint(sched, &opts.scheduler, &err)) {
-    std::fprintf(stderr, "gem-pmgr: --scheduler: %s\n", err.c_str());
-    return 2;
-  }
+  if (!gem::net::parse_endpoint(sched, &opts.scheduler, &err)) return d.fail("--scheduler: " + err);
   opts.scheduler_dir = flags.get("scheduler_dir", "");
   if (flags.has("request") || flags.has("limit") || flags.has("gpu_mem") || flags.has("um") ||
       flags.has("latency")) {
     const std::string um = flags.get("um", "off");
-    if (um != "on" && um != "off") {
-      std::fprintf(stderr, "gem-pmgr: --um: expected on or off, got '%s'\n", um.c_str());
-      return 2;
+    if (um != "on" && um != "off") return d.fail("--um: expected on or off, got '" + um + "'");
+    // The values as resource-config.txt takes them (gem/config.h), and the same admission rule.
+    double request = 0, limit = 1;
+    if (flags.has("request") && !gem::parse_share(flags.get("request", ""), &request, &err)) {
+      return d.fail("--request " + err);
     }
+    if (flags.has("limit") && !gem::parse_share(flags.get("limit", ""), &limit, &err)) return d.fail("--limit " + err);
     uint64_t mem = 0;
-    if (!gem::parse_size(flags.get("gpu_mem", "0"), &mem)) {
-      std::fprintf(stderr, "gem-pmgr: --gpu_mem: not a size: '%s'\n", flags.get("gpu_mem", "").c_str());
-      return 2;
-    }
+    if (!gem::parse_size(flags.get("gpu_mem", "0"), &mem, &err)) return d.fail("--gpu_mem " + err);
     uint32_t latency_us = 0;
-    if (flags.has("latency") && !gem::parse_latency_ms(flags.get("latency", ""), &latency_us)) {
-      std::fprintf(stderr, "gem-pmgr: --latency: not a number of milliseconds in (0, 60000]: '%s'\n",
-                   flags.get("latency", "").c_str());
-      return 2;
+    if (flags.has("latency") && !gem::parse_latency_ms(flags.get("latency", ""), &latency_us, &err)) {
+      return d.fail("--latency " + err);
     }
-    if (request > limit) {
-      std::fprintf(stderr, "gem-pmgr: --request %g is above --limit %g\n", request, limit);
-      return 2;
+    if (const std::string why = gem::admission_error(request, limit, 0); !why.empty()) {
+      return d.fail("--request/--limit: " + why);
     }
     opts.has_declared = true;
     opts.declared = {static_cast<uint32_t>(request * 1e6 + 0.5), static_cast<uint32_t>(limit * 1e6 + 0.5), mem,
@@ -116,39 +86,19 @@ int main(int argc, char** argv) {
   }
 
   opts.scheduler_timeout = sched_timeout_ms * 1000;
-  opts.listener.max_connections = static_cast<size_t>(max_conns);
-  if (flags.has("allow_uids") && !gem::parse_uid_list(flags.get("allow_uids", ""), &opts.listener.allowed_uids, &err)) {
-    std::fprintf(stderr, "gem-pmgr: --allow_uids: %s\n", err.c_str());
-    return 2;
-  }
+  opts.listener = d.listener();
   if (flags.has("secret_file") && !gem::read_secret_file(flags.get("secret_file", ""), &opts.secret, &err)) {
-    std::fprintf(stderr, "gem-pmgr: %s\n", err.c_str());
-    return 2;
+    return d.fail(err);
   }
-  bool metrics = false;
-  gem::MetricsEndpointOptions mopts;
-  mopts.address = flags.get("metrics_address", "127.0.0.1");
-  if (!gem::parse_metrics_port(flags.get("metrics_port", "0"), &metrics, &mopts.port, &err)) {
-    std::fprintf(stderr, "gem-pmgr: %s\n", err.c_str());
-    return 2;
-  }
-  gem::raise_fd_limit();
 
-  const gem::net::Endpoint ep = gem::daemon::listen_endpoint(flags, static_cast<uint16_t>(port));
-  const int fd = gem::net::listen_on(ep, &err);
-  if (fd < 0) {
-    std::fprintf(stderr, "gem-pmgr: %s\n", err.c_str());
-    return 1;
-  }
+  const gem::net::Endpoint& ep = d.endpoint();
+  const int fd = d.listen(&err);
+  if (fd < 0) return d.fail(err, 1);
   gem::MetricsEndpoint endpoint;
-  if (metrics && !endpoint.start(mopts, &err)) {
-    std::fprintf(stderr, "gem-pmgr: %s\n", err.c_str());
-    return 1;
-  }
-  if (metrics) LOG_INFO("metrics on http://%s:%d/metrics", mopts.address.c_str(), endpoint.port());
+  if (!gem::start_metrics_endpoint(d.metrics_enabled(), d.metrics(), &endpoint, &err)) return d.fail(err, 1);
   gem::daemon::stop_on_signals(&g_stop);
   gem::pmgr::Manager mgr(opts);
-  mgr.set_metrics(metrics ? &endpoint : nullptr);
+  mgr.set_metrics(d.metrics_enabled() ? &endpoint : nullptr);
   mgr.start(fd, !ep.unix_path.empty());
   LOG_INFO("client '%s' listening on %s, scheduler %s%s%s", opts.client.c_str(), ep.to_string().c_str(),
            opts.scheduler.to_string().c_str(), opts.scheduler_dir.empty() ? "" : ", per-GPU sockets in ",

@@ -33,7 +33,6 @@ void SchedMetrics::holder_is(const std::string& holder, Micros now) {
   last_holder_ = holder;
 }
 
-void SchedMetrics::revoked(const std::string& client) { ++events_[client].revocations; }
 
 void SchedMetrics::config_loaded(bool ok) { ++(ok ? reloads_ : reload_errors_); }
 
@@ -111,16 +110,12 @@ std::string SchedMetrics::render(const SchedView& v) const {
        [](const ClientView& c) { return c.resident ? 1.0 : 0.0; }},
       {"gem_client_evictions_total", "counter", "Evicts sent to the client since it connected.",
        [](const ClientView& c) { return static_cast<double>(c.evictions); }},
+      {"gem_client_revocations_total", "counter", "Tokens taken back past quota + --lease_grace.",
+       [](const ClientView& c) { return static_cast<double>(c.revocations); }},
   };
   for (const Series& s : kSeries) {
     w.family(s.name, s.type, s.help);
     for (const ClientView& c : v.clients) w.sample(s.name, {{"gpu", v.gpu}, {"client", c.name}}, s.value(c));
-  }
-  w.family("gem_client_revocations_total", "counter", "Tokens taken back past quota + --lease_grace.");
-  for (const ClientView& c : v.clients) {
-    const auto it = events_.find(c.name);
-    w.sample("gem_client_revocations_total", {{"gpu", v.gpu}, {"client", c.name}},
-             it == events_.end() ? 0 : static_cast<double>(it->second.revocations));
   }
   // Histograms only for clients that asked for the token at least once (a config of 10^6 idle
   // clients would otherwise write 30 lines each).

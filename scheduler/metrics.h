@@ -1,6 +1,6 @@
 // gem-schd's Prometheus metrics (docs/interfaces.md, "Metrics"): the token events the poll loop
-// reports (requests, grants, the token coming free, revocations, config reloads), turned into
-// counters and latency histograms, and render(), which writes them with a snapshot of the policy's
+// reports (requests, grants, the token coming free, config reloads), turned into counters and
+// latency histograms, and render(), which writes them with a snapshot of the policy's
 // and residency's state (SchedView) in the text format. Pure: no I/O, times are µs on the caller's
 // monotonic clock. Not thread-safe: the poll loop owns it (the HTTP endpoint only gets the text).
 #pragma once
@@ -25,17 +25,22 @@ struct GpuHealthView {
   std::string reason;       // why unhealthy or unwatched, for status; "" when healthy
 };
 
-/// One client's state at render time (from Policy::stats, the config and Residency).
+/// One client's state at one moment (from Policy::stats, the config and Residency): the one record
+/// both the --stats file (stats_record(), stats.h) and the metrics (SchedMetrics::render) show, built
+/// by one function (Server::client_view, server_metrics.cpp).
 struct ClientView {
   std::string name;
   double request = 0, limit = 1;
   double share = 0;            // achieved over the window
   Micros used_total = 0;       // µs charged since it was added
+  Micros used_window = 0;      // µs charged inside the window (the GPU's busy ratio sums them)
   uint64_t grants = 0;         // grants and renewals (co-run tokens included)
   uint64_t coruns = 0;         // co-run tokens among them (a latency client beside the holder)
+  uint64_t revocations = 0;    // tokens taken back past quota + --lease_grace
   Micros latency = 0;          // latency=MS target, µs (0: not a latency client)
   bool connected = false;      // its pod manager is connected
   bool waiting = false, holding = false;
+  bool corun = false;          // holds a co-run token
   uint64_t gpu_mem = 0;        // GPU_MEM, bytes (0: no limit)
   uint64_t mem_bytes = 0;      // its latest MemUsage, bytes
   bool resident = true;        // false while an evicted UM client's memory is on the host
@@ -63,7 +68,6 @@ class SchedMetrics {
   /// The current holder ("" = none), once per loop turn before scheduling: the moment it turns
   /// empty is when the token came free (release, disconnection, revocation or removal).
   void holder_is(const std::string& holder, Micros now);
-  void revoked(const std::string& client);
   /// A config (re)load: ok, or refused and the last good one kept.
   void config_loaded(bool ok);
   /// Forgets the events of clients not in `names` (gone from the config).
@@ -75,7 +79,6 @@ class SchedMetrics {
  private:
   struct Events {
     Micros requested_at = -1;  // -1: not waiting
-    uint64_t revocations = 0;
     prom::Histogram wait;
     prom::Histogram handoff;
   };

@@ -319,7 +319,6 @@ void Server::schedule() {
 
 void Server::expire_lease() {
   while (const auto r = policy_.expire_lease(mono_us())) {
-    metrics_.revoked(r->client);
     LOG_WARN("'%s' kept the token %lld ms, past its quota + %lld ms of grace: revoked", r->client.c_str(),
              static_cast<long long>(r->held / 1000), static_cast<long long>(policy_.options().lease_grace / 1000));
     auto it = fd_of_client_.find(r->client);

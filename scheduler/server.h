@@ -93,6 +93,9 @@ class Server {
   /// Renders the metrics and hands them to the endpoint (server_metrics.cpp).
   void publish_metrics();
   SchedView metrics_view(Micros now) const;
+  /// The one per-client record (ClientView) of a known client, for both the --stats file and the
+  /// metrics (server_metrics.cpp).
+  ClientView client_view(const std::string& name, Micros now) const;
   Conn* conn_of(const std::string& client);
   proto::ClientSettings settings_of(const std::string& client) const;
 

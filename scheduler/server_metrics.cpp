@@ -11,6 +11,31 @@ void Server::set_observers(MetricsEndpoint* endpoint, const GpuHealth* health) {
   health_ = health;
 }
 
+ClientView Server::client_view(const std::string& name, Micros now) const {
+  const auto s = policy_.stats(name, now);
+  const auto* r = residency_.client(name);
+  ClientView c;
+  c.name = name;
+  c.request = s->request;
+  c.limit = s->limit;
+  c.share = s->share;
+  c.used_total = s->used_total;
+  c.used_window = s->used_window;
+  c.grants = s->grants;
+  c.coruns = s->coruns;
+  c.revocations = s->revocations;
+  c.latency = s->latency;
+  c.waiting = s->waiting;
+  c.holding = s->holding;
+  c.corun = s->corun;
+  c.connected = fd_of_client_.count(name) != 0;
+  c.gpu_mem = settings_of(name).gpu_mem_bytes;
+  c.mem_bytes = r != nullptr ? r->bytes : 0;
+  c.resident = r == nullptr || r->resident || !r->um;
+  c.evictions = r != nullptr ? r->evictions : 0;
+  return c;
+}
+
 SchedView Server::metrics_view(Micros now) const {
   SchedView v;
   v.gpu = opts_.gpu_uuid;
@@ -21,26 +46,8 @@ SchedView Server::metrics_view(Micros now) const {
   v.resident_bytes = residency_.resident_bytes();
   if (health_ != nullptr) v.health = health_->view();
   for (const std::string& name : policy_.clients()) {
-    const auto s = policy_.stats(name, now);
-    const Residency::Client* r = residency_.client(name);
-    ClientView c;
-    c.name = name;
-    c.request = s->request;
-    c.limit = s->limit;
-    c.share = s->share;
-    c.used_total = s->used_total;
-    c.grants = s->grants;
-    c.coruns = s->coruns;
-    c.latency = s->latency;
-    c.waiting = s->waiting;
-    c.holding = s->holding;
-    c.connected = fd_of_client_.count(name) != 0;
-    c.gpu_mem = settings_of(name).gpu_mem_bytes;
-    c.mem_bytes = r != nullptr ? r->bytes : 0;
-    c.resident = r == nullptr || r->resident || !r->um;
-    c.evictions = r != nullptr ? r->evictions : 0;
-    v.busy_window += s->used_window;
-    v.clients.push_back(std::move(c));
+    v.clients.push_back(client_view(name, now));
+    v.busy_window += v.clients.back().used_window;
   }
   return v;
 }

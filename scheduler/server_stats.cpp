@@ -7,8 +7,19 @@
 
 #include "gem/log.h"
 #include "server.h"
+#include "stats.h"
 
 namespace gem::sched {
+
+nlohmann::json stats_record(const ClientView& c) {
+  return {{"request", c.request},         {"limit", c.limit},
+          {"gpu_mem", c.gpu_mem},         {"used_us_total", c.used_total},
+          {"share_window", c.share},      {"grants", c.grants},
+          {"connected", c.connected},     {"mem_bytes", c.mem_bytes},
+          {"resident", c.resident},       {"evictions", c.evictions},
+          {"latency_us", c.latency},      {"coruns", c.coruns},
+          {"revocations", c.revocations}, {"corun", c.corun}};
+}
 
 void Server::write_stats() {
   const Micros now = mono_us();
@@ -26,20 +37,7 @@ void Server::write_stats() {
                    {"last_xid", h.last_xid}, {"reason", h.reason}};
   }
   j["clients"] = nlohmann::json::object();
-  for (const std::string& name : policy_.clients()) {
-    const auto s = policy_.stats(name, now);
-    const proto::ClientSettings set = settings_of(name);
-    const Residency::Client* r = residency_.client(name);
-    j["clients"][name] = {{"request", s->request},         {"limit", s->limit},
-                          {"gpu_mem", set.gpu_mem_bytes},  {"used_us_total", s->used_total},
-                          {"share_window", s->share},      {"grants", s->grants},
-                          {"connected", fd_of_client_.count(name) != 0},
-                          {"mem_bytes", r != nullptr ? r->bytes : 0},
-                          {"resident", r == nullptr || r->resident || !r->um},
-                          {"evictions", r != nullptr ? r->evictions : 0},
-                          {"latency_us", s->latency},      {"coruns", s->coruns},
-                          {"revocations", s->revocations}, {"corun", s->corun}};
-  }
+  for (const std::string& name : policy_.clients()) j["clients"][name] = stats_record(client_view(name, now));
   const std::string tmp = opts_.stats_path + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "w");
   if (f == nullptr) {

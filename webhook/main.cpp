@@ -1,11 +1,13 @@
 // gem-webhook: Kubernetes mutating admission webhook that puts opted-in pods under GPU sharing.
-// See docs/kubernetes.md. Flags take "--name value" or "--name=value".
+// See docs/kubernetes.md. Flags take "--name value" or "--name=value" (gem::Flags, as the daemons:
+// an unknown flag or a stray word is a usage error).
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
+#include "gem/flags.h"
 #include "server.h"
 
 namespace {
@@ -30,9 +32,11 @@ const char kUsage[] =
     "                              ordinary container appended to spec.containers, for clusters\n"
     "                              without native sidecars (docs/kubernetes.md)\n"
     "  --default_request 0 --default_limit 1 --default_gpu_memory 0\n"
-    "                              settings for pods without the annotations\n"
+    "                              settings for pods without the annotations (sizes as\n"
+    "                              GPU_MEM takes them: 8Gi, 512MiB, 4G)\n"
     "  --shutdown_delay_ms 0       keep serving this long after SIGTERM\n"
-    "  --access_log true           one JSON line per request on stderr (true|false)\n";
+    "  --access_log true           one JSON line per request on stderr (true|false)\n"
+    "  --help                      print this and exit\n";
 
 [[noreturn]] void usage_error(const std::string& why) {
   std::fprintf(stderr, "gem-webhook: %s\n%s", why.c_str(), kUsage);
@@ -53,72 +57,64 @@ long parse_long(const std::string& flag, const std::string& v, long lo, long hi)
 }  // namespace
 
 int main(int argc, char** argv) {
-  gemwh::ServerConfig cfg;
+  gem::Flags flags({"port", "bind", "cert", "key", "max_body_bytes", "threads", "cert_check_ms",
+                    "shutdown_delay_ms", "failure_policy", "pmgr_image", "image_pull_policy", "sidecar_mode",
+                    "default_request", "default_limit", "default_gpu_memory", "access_log"},
+                   {"help"});
   for (int i = 1; i < argc; ++i) {
-    std::string flag = argv[i];
-    if (flag == "--help" || flag == "-h") {
+    if (std::strcmp(argv[i], "-h") == 0) {
       std::fputs(kUsage, stdout);
       return 0;
     }
-    std::string value;
-    size_t eq = flag.find('=');
-    if (flag.rfind("--", 0) == 0 && eq != std::string::npos) {
-      value = flag.substr(eq + 1);
-      flag = flag.substr(0, eq);
+  }
+  std::string err;
+  if (!flags.parse(argc, argv, &err)) usage_error(err);
+  if (flags.has("help")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  gemwh::ServerConfig cfg;
+  auto& m = cfg.admission.mutate;
+  auto value = [&](const char* name, const std::string& fallback) { return flags.get(name, fallback); };
+  auto number = [&](const char* name, long fallback, long lo, long hi) {
+    return flags.has(name) ? parse_long(std::string("--") + name, flags.get(name, ""), lo, hi) : fallback;
+  };
+  cfg.port = int(number("port", cfg.port, 1, 65535));
+  cfg.bind = value("bind", cfg.bind);
+  cfg.cert_path = value("cert", cfg.cert_path);
+  cfg.key_path = value("key", cfg.key_path);
+  cfg.max_body_bytes = size_t(number("max_body_bytes", long(cfg.max_body_bytes), 1024, 1L << 30));
+  cfg.threads = size_t(number("threads", long(cfg.threads), 1, 256));
+  cfg.cert_check = std::chrono::milliseconds(number("cert_check_ms", long(cfg.cert_check.count()), 10, 3600000));
+  cfg.shutdown_delay = std::chrono::milliseconds(number("shutdown_delay_ms", long(cfg.shutdown_delay.count()), 0, 600000));
+  if (flags.has("failure_policy")) {
+    const std::string v = value("failure_policy", "");
+    if (v == "Fail") {
+      cfg.admission.failure_policy = gemwh::FailurePolicy::kFail;
+    } else if (v == "Ignore") {
+      cfg.admission.failure_policy = gemwh::FailurePolicy::kIgnore;
     } else {
-      if (i + 1 >= argc) usage_error(flag + " needs a value");
-      value = argv[++i];
+      usage_error("--failure_policy is Fail or Ignore");
     }
-    auto& m = cfg.admission.mutate;
-    if (flag == "--port") {
-      cfg.port = int(parse_long(flag, value, 1, 65535));
-    } else if (flag == "--bind") {
-      cfg.bind = value;
-    } else if (flag == "--cert") {
-      cfg.cert_path = value;
-    } else if (flag == "--key") {
-      cfg.key_path = value;
-    } else if (flag == "--max_body_bytes") {
-      cfg.max_body_bytes = size_t(parse_long(flag, value, 1024, 1L << 30));
-    } else if (flag == "--threads") {
-      cfg.threads = size_t(parse_long(flag, value, 1, 256));
-    } else if (flag == "--cert_check_ms") {
-      cfg.cert_check = std::chrono::milliseconds(parse_long(flag, value, 10, 3600000));
-    } else if (flag == "--shutdown_delay_ms") {
-      cfg.shutdown_delay = std::chrono::milliseconds(parse_long(flag, value, 0, 600000));
-    } else if (flag == "--failure_policy") {
-      if (value == "Fail") {
-        cfg.admission.failure_policy = gemwh::FailurePolicy::kFail;
-      } else if (value == "Ignore") {
-        cfg.admission.failure_policy = gemwh::FailurePolicy::kIgnore;
-      } else {
-        usage_error("--failure_policy is Fail or Ignore");
-      }
-    } else if (flag == "--pmgr_image") {
-      m.pmgr_image = value;
-    } else if (flag == "--image_pull_policy") {
-      if (value != "Always" && value != "IfNotPresent" && value != "Never") {
-        usage_error("--image_pull_policy is Always, IfNotPresent or Never");
-      }
-      m.image_pull_policy = value;
-    } else if (flag == "--sidecar_mode") {
-      if (!gemwh::parse_sidecar_mode(value, &m.sidecar_mode)) usage_error("--sidecar_mode is native or container");
-    } else if (flag == "--default_request") {
-      m.defaults.request = value;
-    } else if (flag == "--default_limit") {
-      m.defaults.limit = value;
-    } else if (flag == "--default_gpu_memory") {
-      m.defaults.gpu_memory = value;
-    } else if (flag == "--access_log") {
-      if (value != "true" && value != "false") usage_error("--access_log is true or false");
-      cfg.access_log = value == "true";
-    } else {
-      usage_error("unknown flag " + flag);
-    }
+  }
+  m.pmgr_image = value("pmgr_image", m.pmgr_image);
+  m.image_pull_policy = value("image_pull_policy", m.image_pull_policy);
+  if (m.image_pull_policy != "Always" && m.image_pull_policy != "IfNotPresent" && m.image_pull_policy != "Never") {
+    usage_error("--image_pull_policy is Always, IfNotPresent or Never");
+  }
+  if (flags.has("sidecar_mode") && !gemwh::parse_sidecar_mode(value("sidecar_mode", ""), &m.sidecar_mode)) {
+    usage_error("--sidecar_mode is native or container");
+  }
+  m.defaults.request = value("default_request", m.defaults.request);
+  m.defaults.limit = value("default_limit", m.defaults.limit);
+  m.defaults.gpu_memory = value("default_gpu_memory", m.defaults.gpu_memory);
+  if (flags.has("access_log")) {
+    const std::string v = value("access_log", "");
+    if (v != "true" && v != "false") usage_error("--access_log is true or false");
+    cfg.access_log = v == "true";
   }
   if (cfg.cert_path.empty() || cfg.key_path.empty()) usage_error("--cert and --key are required");
   gemwh::SharingSettings checked;
-  std::string err;
   if (!gemwh::settings_from_annotations(nlohmann::json(), cfg.admission.mutate.defaults, &checked, &err)) {
     usage_error("bad default setting: " + err);
   }

@@ -1,6 +1,8 @@
 // Sharing settings of one pod, read from its annotations (gemini.gpu-sharing.io/request, /limit,
-// /gpu-memory) and checked with the rules of resource-config.txt (include/gem/config.h), so that a
-// value the webhook lets through is one gem-pmgr and gem-schd accept. Pure, thread-safe.
+// /gpu-memory, /unified-memory, /latency-ms) and checked with resource-config.txt's own parsers and
+// admission rule (gem::parse_share, gem::parse_size, gem::parse_latency_ms, gem::admission_error in
+// include/gem/config.h), so that a value the webhook lets through is one gem-pmgr and gem-schd
+// accept. Pure, thread-safe.
 #pragma once
 
 #include <string>
@@ -21,24 +23,18 @@ inline constexpr const char* kAnnLatency = "gemini.gpu-sharing.io/latency-ms";
 
 /// Validated settings, as the strings passed to gem-pmgr --request/--limit/--gpu_mem.
 struct SharingSettings {
-  std::string request = "0";     // minimum share of GPU time, decimal in [0,1]
-  std::string limit = "1";       // maximum share of GPU time, decimal in [request,1]
-  std::string gpu_memory = "0";  // bytes with an optional suffix; "0" = no memory limit
+  std::string request = "0";     // minimum share of GPU time in [0,1] (gem::parse_share)
+  std::string limit = "1";       // maximum share of GPU time in [request,1]
+  std::string gpu_memory = "0";  // a size as gem::parse_size takes it ("8Gi", "512MiB"); "0" = no limit
   std::string unified_memory = "off";  // "on" or "off" (gem-pmgr --um)
   std::string latency_ms;              // "" (none) or a number of ms in (0, 60000] (gem-pmgr --latency)
 };
 
-/// Parses a share: a plain decimal ("0.25", "1", ".5"; no sign, exponent or spaces) in [0,1].
-/// Returns false otherwise. REQUEST/LIMIT rule from resource-config.txt (include/gem/config.h).
-bool parse_share(std::string_view text, double* out);
-
-/// Accepts what gem::parse_size accepts: digits, then nothing (bytes) or one of K M G T, KB MB GB TB
-/// (powers of 1000), KiB MiB GiB TiB (powers of 1024); the result must fit in 64 bits.
-bool valid_size(std::string_view text);
-
-/// Reads the three annotations from `annotations` (a JSON object, or null when the pod has none);
-/// a missing annotation takes its value from `defaults`. Checks each value and request <= limit.
-/// On error returns false with a message naming the annotation in *err; *out is then unspecified.
+/// Reads the annotations from `annotations` (a JSON object, or null when the pod has none); a
+/// missing annotation takes its value from `defaults`. Checks each value with gem's parsers and
+/// request <= limit with gem::admission_error. On error returns false with a message naming the
+/// annotation and what is wrong in *err; *out is then unspecified. The values are passed on as
+/// written (gem-pmgr parses them again with the same functions).
 bool settings_from_annotations(const nlohmann::json& annotations, const SharingSettings& defaults,
                                SharingSettings* out, std::string* err);
 

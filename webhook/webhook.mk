@@ -34,10 +34,12 @@ $(BUILD)/obj/bench/webhook/%.o: bench/webhook/%.cpp
 $(WEBHOOK_A): $(call obj,$(WEBHOOK_LIB_SRCS))
 	@mkdir -p $(dir $@)
 	ar rcs $@ $^
-$(WEBHOOK_BIN): $(call obj,$(WEBHOOK_SRV_SRCS)) $(WEBHOOK_A)
+# libgemcommon.a: gem::Flags, and resource-config.txt's value parsers and admission rule
+# (include/gem/config.h), which settings.cpp checks the annotations with.
+$(WEBHOOK_BIN): $(call obj,$(WEBHOOK_SRV_SRCS)) $(WEBHOOK_A) $(COMMON_A)
 	@mkdir -p $(dir $@)
 	$(CXX) $(SANFLAGS) -o $@ $^ $(HTTPLIB_LIBS)
-$(WEBHOOK_UNIT_BIN): $(call obj,$(WEBHOOK_UNIT_SRCS)) $(WEBHOOK_A)
+$(WEBHOOK_UNIT_BIN): $(call obj,$(WEBHOOK_UNIT_SRCS)) $(WEBHOOK_A) $(COMMON_A)
 	@mkdir -p $(dir $@)
 	$(CXX) $(SANFLAGS) -o $@ $^ $(GTEST_LIBS) -lpthread
 $(WEBHOOK_BENCH_BIN): $(call obj,$(WEBHOOK_BENCH_SRCS))

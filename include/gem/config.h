@@ -1,10 +1,12 @@
 // resource-config.txt: Gemini's format, first line N, then N lines "ID REQUEST LIMIT GPU_MEM".
-// Additions: '#' comments (whole line or trailing), blank lines, and size suffixes on GPU_MEM
-// (K, M, G, T / KB, MB, GB, TB = powers of 1000; KiB, MiB, GiB, TiB = powers of 1024; no suffix = bytes),
-// and options after GPU_MEM as key=value (a Gemini four-column file stays valid):
+// Additions: '#' comments (whole line or trailing), blank lines, GPU_MEM as any size parse_size()
+// takes (kSizeForms: "8Gi", "512MiB", "4G"; no suffix = bytes), and options after GPU_MEM as
+// key=value (a Gemini four-column file stays valid):
 //   um=on|off   unified-memory mode (docs/memory.md, "Unified memory"); default off
 //   latency=MS  a latency client with this target in ms (docs/scheduling.md, "Latency clients");
 //               default none
+// The value parsers here (parse_share, parse_size, parse_latency_ms) are the one home of those
+// rules: the config file, gem-schd's and gem-pmgr's flags and the webhook's annotations all use them.
 #pragma once
 
 #include <cstddef>
@@ -103,12 +105,31 @@ bool parse_config(std::string_view text, const std::string& file, Config* out, C
 /// the REQUESTs to 1.1, above 1"). Pure.
 std::string admission_error(double request, double limit, double admitted);
 
-/// "4GiB" -> 4294967296. Returns false on junk, negative values or overflow.
-bool parse_size(std::string_view text, uint64_t* bytes);
+/// The sizes parse_size() takes, as user-facing text (usage, errors, docs/interfaces.md "Sizes"):
+/// a decimal number of bytes, or a number (a fraction allowed) with a unit: k/K, M, G, T = powers
+/// of 1000, Ki, Mi, Gi, Ti = powers of 1024 (Kubernetes quantities), each optionally followed by B
+/// (KB, GiB). Units are case-insensitive, so "m" is mega here (not Kubernetes' milli).
+constexpr const char* kSizeForms =
+    "bytes, or a number with k, M, G, T (powers of 1000) or Ki, Mi, Gi, Ti (powers of 1024), "
+    "optionally ending in B: 8Gi, 512MiB, 1.5G";
 
-/// Parses a latency target as latency=MS and gem-pmgr --latency take it: a decimal number of
-/// milliseconds in (0, kMaxLatencyMs], nothing else. On success *us is it in µs (rounded); false
-/// otherwise, *us unchanged.
-bool parse_latency_ms(std::string_view text, uint32_t* us);
+/// Parses a size: "8Gi" -> 8589934592, "4G" -> 4000000000, "1.5KiB" -> 1536 (a fraction is
+/// rounded down to whole bytes); the forms are kSizeForms'. Not taken: a sign, spaces, exponents,
+/// P/E units, a fraction without a unit, more than 2^64-1 bytes. On success *bytes is set and, when
+/// given, *why cleared; otherwise false, *bytes unchanged and *why (when given) says what is wrong
+/// ("unknown unit 'x'"), without the text itself, which the caller names. Pure, reentrant.
+bool parse_size(std::string_view text, uint64_t* bytes, std::string* why = nullptr);
+
+/// Parses a share (REQUEST, LIMIT; gem-pmgr --request/--limit; the webhook's annotations): a decimal
+/// number in [0, 1] using every character ("0.25", ".5", "1", "25e-2"; std::from_chars, so no locale,
+/// sign '+', spaces, hex, nan or inf). -0 becomes 0. False with *why (when given) otherwise; *out is
+/// then unchanged. Pure, reentrant.
+bool parse_share(std::string_view text, double* out, std::string* why = nullptr);
+
+/// Parses a latency target as latency=MS, gem-pmgr --latency and the webhook's latency-ms annotation
+/// take it: a decimal number of milliseconds in (0, kMaxLatencyMs], every character used (the same
+/// number syntax as parse_share). On success *us is it in µs (rounded); false otherwise, *us
+/// unchanged, *why (when given) saying what is wrong. Pure, reentrant.
+bool parse_latency_ms(std::string_view text, uint32_t* us, std::string* why = nullptr);
 
 }  // namespace gem

@@ -48,8 +48,9 @@ class MetricsEndpoint {
   std::unique_ptr<Impl> impl_;
 };
 
-/// Parses --metrics_port: "0" (the default) means no endpoint (*enabled false), "auto" a free port
-/// the kernel picks (logged at start), else 1-65535. False with *err.
-bool parse_metrics_port(const std::string& text, bool* enabled, int* port, std::string* err);
+/// Starts `endpoint` with `opts` when `enabled` (gem::daemon::Daemon::metrics_enabled(), from
+/// --metrics_port) and logs its URL; nothing when not enabled. False with *err when it cannot listen.
+bool start_metrics_endpoint(bool enabled, const MetricsEndpointOptions& opts, MetricsEndpoint* endpoint,
+                            std::string* err);
 
 }  // namespace gem

@@ -18,9 +18,9 @@ FUZZ_CXXFLAGS := -std=c++17 -O1 -g $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer-no-link
 FUZZ_CI_ENV :=
 
 FUZZ_SRCS_frame := tests/fuzz/fuzz_frame.cpp common/protocol.cpp
-FUZZ_SRCS_config := tests/fuzz/fuzz_config.cpp common/config.cpp common/config_index.cpp common/protocol.cpp
+FUZZ_SRCS_config := tests/fuzz/fuzz_config.cpp common/config.cpp common/config_values.cpp common/config_index.cpp common/protocol.cpp
 FUZZ_SRCS_admission := tests/fuzz/fuzz_admission.cpp webhook/admission.cpp webhook/base64.cpp \
-  webhook/mutate.cpp webhook/patch.cpp webhook/settings.cpp common/config.cpp common/config_index.cpp \
+  webhook/mutate.cpp webhook/patch.cpp webhook/settings.cpp common/config.cpp common/config_values.cpp common/config_index.cpp \
   common/protocol.cpp
 FUZZ_SRCS_policy := tests/fuzz/fuzz_policy.cpp scheduler/policy.cpp pod-manager/token_share.cpp common/protocol.cpp
 

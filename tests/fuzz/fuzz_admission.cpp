@@ -11,8 +11,8 @@
 //    request.object (nlohmann::json::patch), and the patched pod needs no further patch
 //    (mutate_pod says kUnchanged: a reinvocation changes nothing);
 //  - a gemini-pod-manager sidecar the webhook adds passes gem-pmgr values it accepts: --request and
-//    --limit numbers in [0,1] with request <= limit (strtod, as gem::Flags::get_double), --gpu_mem a
-//    size gem::parse_size accepts (a sidecar already in the pod is kept as it is, by design);
+//    --limit shares gem::parse_share takes and gem::admission_error admits (as gem-pmgr checks them),
+//    --gpu_mem a size gem::parse_size accepts (a sidecar already in the pod is kept as it is, by design);
 //  - base64 round-trips the input.
 #include <cmath>
 #include <cstdint>
@@ -33,14 +33,6 @@ using nlohmann::json;
 namespace {
 
 constexpr const char* kFuzzTarget = "fuzz_admission";
-
-bool strtod_share(const std::string& s, double* out) {
-  char* end = nullptr;
-  const double v = std::strtod(s.c_str(), &end);
-  if (s.empty() || *end != '\0' || !std::isfinite(v) || v < 0 || v > 1) return false;
-  *out = v;
-  return true;
-}
 
 const json* find_path(const json& j, std::initializer_list<const char*> keys) {
   const json* cur = &j;
@@ -71,9 +63,9 @@ void check_sidecar(const json& pod) {
   }
   double r = 0, l = 0;
   uint64_t bytes = 0;
-  CHECK(strtod_share(request, &r));
-  CHECK(strtod_share(limit, &l));
-  CHECK(r <= l);
+  CHECK(gem::parse_share(request, &r));
+  CHECK(gem::parse_share(limit, &l));
+  CHECK(gem::admission_error(r, l, 0).empty());
   CHECK(gem::parse_size(mem, &bytes));
 }
 

@@ -106,6 +106,11 @@ TEST_F(MetricsTest, SchedulerAndPodManagersReportTheSharedRun) {
     // The same numbers as --stats: what a user sees in either place agrees.
     EXPECT_NEAR(*used, st["clients"][name]["used_us_total"].get<double>() / 1e6, 0.001) << name;
     EXPECT_EQ(s.value("gem_client_grants_total", *c), st["clients"][name]["grants"].get<double>()) << name;
+    EXPECT_EQ(s.value("gem_client_request_ratio", *c), st["clients"][name]["request"].get<double>()) << name;
+    EXPECT_EQ(s.value("gem_client_limit_ratio", *c), st["clients"][name]["limit"].get<double>()) << name;
+    EXPECT_EQ(s.value("gem_client_memory_limit_bytes", *c), st["clients"][name]["gpu_mem"].get<double>()) << name;
+    EXPECT_EQ(s.value("gem_client_revocations_total", *c), st["clients"][name]["revocations"].get<double>()) << name;
+    EXPECT_EQ(s.value("gem_client_connected", *c), st["clients"][name]["connected"].get<bool>() ? 1.0 : 0.0) << name;
     // Every client waited for the token at least once, and its histograms add up.
     EXPECT_GT(s.value("gem_client_token_wait_seconds_count", *c).value_or(0), 0.0) << s.text;
     EXPECT_GE(s.value("gem_client_token_wait_seconds_sum", *c).value_or(-1), 0.0);

@@ -209,13 +209,14 @@ TEST(ConfigErrors, MissingAndExtraFields) {
 }
 
 TEST(ConfigErrors, GpuMemJunk) {
-  const std::string why =
-      " is not a size: bytes, or a number with K/M/G/T, KB/MB/GB/TB or KiB/MiB/GiB/TiB (0 = no "
-      "limit)";
-  EXPECT_EQ(parse_err("1\na 0 1 4XB\n"), "resource-config.txt:2: GPU_MEM '4XB'" + why);
-  EXPECT_EQ(parse_err("1\na 0 1 -1\n"), "resource-config.txt:2: GPU_MEM '-1'" + why);
+  const std::string forms = std::string(": expected ") + kSizeForms + " (0 = no limit)";
+  EXPECT_EQ(parse_err("1\na 0 1 4XB\n"),
+            "resource-config.txt:2: GPU_MEM '4XB' is not a size (unknown unit 'XB')" + forms);
+  EXPECT_EQ(parse_err("1\na 0 1 -1\n"),
+            "resource-config.txt:2: GPU_MEM '-1' is not a size (it does not start with a digit)" + forms);
   EXPECT_EQ(parse_err("1\na 0 1 99999999999TiB\n"),
-            "resource-config.txt:2: GPU_MEM '99999999999TiB'" + why);
+            "resource-config.txt:2: GPU_MEM '99999999999TiB' is not a size (more than 18446744073709551615 "
+            "bytes)" + forms);
 }
 
 TEST(ConfigErrors, FailedParseLeavesOutputUntouched) {

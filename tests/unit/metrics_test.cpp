@@ -1,10 +1,16 @@
 // The Prometheus text writer (include/gem/prom.h) and gem-schd's metrics rules (scheduler/metrics.h):
 // escaping, number formatting, cumulative histograms, and which waits count as hand-offs; gem-pmgr's
-// counters (pod-manager/metrics.h).
+// counters (pod-manager/metrics.h); the per-client record both the --stats file and the metrics show.
 #include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <map>
+#include <set>
+#include <string>
 
 #include "../../pod-manager/metrics.h"
 #include "../../scheduler/metrics.h"
+#include "../../scheduler/stats.h"
 #include "gem/prom.h"
 
 namespace {
@@ -56,7 +62,6 @@ TEST(SchedMetrics, HandOffOnlyForClientsWaitingWhenTheTokenCameFree) {
   m.holder_is("", 9000);
   m.requested("a", 9500);  // asked after the token was free
   m.granted("a", 9600);
-  m.revoked("b");
   m.config_loaded(false);
   gem::sched::SchedView v;
   v.gpu = "GPU-x";
@@ -64,6 +69,7 @@ TEST(SchedMetrics, HandOffOnlyForClientsWaitingWhenTheTokenCameFree) {
   v.uptime = 20000000;
   v.busy_window = 5000000;
   v.clients = {{"a"}, {"b"}};
+  v.clients[1].revocations = 1;  // Policy's count, through the client's record
   const std::string text = m.render(v);
   auto has = [&](const std::string& line) { return text.find(line + "\n") != std::string::npos; };
   EXPECT_TRUE(has("gem_client_handoff_seconds_count{gpu=\"GPU-x\",client=\"a\"} 0")) << text;
@@ -77,8 +83,68 @@ TEST(SchedMetrics, HandOffOnlyForClientsWaitingWhenTheTokenCameFree) {
   EXPECT_TRUE(has("gem_gpu_healthy{gpu=\"GPU-x\"} 0")) << "unwatched is not healthy: " << text;
   m.keep_only({"a"});
   const std::string after = m.render(v);
-  EXPECT_NE(after.find("gem_client_revocations_total{gpu=\"GPU-x\",client=\"b\"} 0\n"), std::string::npos) << after;
   EXPECT_EQ(after.find("gem_client_handoff_seconds_count{gpu=\"GPU-x\",client=\"b\"}"), std::string::npos) << after;
+}
+
+// One record per client (ClientView, built by Server::client_view): the --stats file and the metrics
+// show the same numbers for it, each in its own units.
+TEST(ClientRecord, StatsFileAndMetricsShowTheSameRecord) {
+  gem::sched::ClientView c;
+  c.name = "team-a/pod-1";
+  c.request = 0.25;
+  c.limit = 0.75;
+  c.share = 0.5;
+  c.used_total = 1500000;
+  c.grants = 7;
+  c.coruns = 3;
+  c.revocations = 4;
+  c.latency = 5000;
+  c.connected = true;
+  c.gpu_mem = 8ull << 30;
+  c.mem_bytes = 1 << 20;
+  c.resident = false;
+  c.evictions = 2;
+  c.corun = true;
+  gem::sched::SchedView v;
+  v.gpu = "GPU-x";
+  v.clients = {c};
+  const std::string text = gem::sched::SchedMetrics().render(v);
+  const nlohmann::json st = gem::sched::stats_record(c);
+
+  auto sample = [&](const std::string& name) {
+    const std::string head = name + "{gpu=\"GPU-x\",client=\"team-a/pod-1\"} ";
+    const size_t at = text.find(head);
+    EXPECT_NE(at, std::string::npos) << name << " missing:\n" << text;
+    return at == std::string::npos ? -1.0 : std::strtod(text.c_str() + at + head.size(), nullptr);
+  };
+  auto number = [](const nlohmann::json& j) { return j.is_boolean() ? (j.get<bool>() ? 1.0 : 0.0) : j.get<double>(); };
+  // --stats field -> metric, and what the metric's unit is in the field's (µs for seconds).
+  const std::map<std::string, std::pair<std::string, double>> same = {
+      {"request", {"gem_client_request_ratio", 1}},
+      {"limit", {"gem_client_limit_ratio", 1}},
+      {"share_window", {"gem_client_share_ratio", 1}},
+      {"used_us_total", {"gem_client_gpu_seconds_total", 1e6}},
+      {"grants", {"gem_client_grants_total", 1}},
+      {"coruns", {"gem_client_coruns_total", 1}},
+      {"revocations", {"gem_client_revocations_total", 1}},
+      {"latency_us", {"gem_client_latency_target_seconds", 1e6}},
+      {"connected", {"gem_client_connected", 1}},
+      {"gpu_mem", {"gem_client_memory_limit_bytes", 1}},
+      {"mem_bytes", {"gem_client_memory_used_bytes", 1}},
+      {"resident", {"gem_client_memory_resident", 1}},
+      {"evictions", {"gem_client_evictions_total", 1}},
+  };
+  std::set<std::string> fields;
+  for (const auto& [k, _] : st.items()) fields.insert(k);
+  for (const auto& [field, metric] : same) {
+    ASSERT_TRUE(st.contains(field)) << field;
+    EXPECT_DOUBLE_EQ(sample(metric.first) * metric.second, number(st[field])) << field << " vs " << metric.first;
+    fields.erase(field);
+  }
+  // Only the co-run flag is the file's alone (the metrics count co-runs instead).
+  EXPECT_EQ(fields, std::set<std::string>{"corun"});
+  EXPECT_EQ(st["corun"], true);
+  EXPECT_EQ(st["gpu_mem"].get<uint64_t>(), 8ull << 30);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "base64.h"
+#include "gem/config.h"
 #include "patch.h"
 #include "settings.h"
 
@@ -67,25 +68,61 @@ TEST(Base64, BinaryRoundTripAndRejects) {
   EXPECT_FALSE(base64_decode("Z===", &back));
 }
 
-TEST(Settings, Shares) {
-  double v = -1;
-  EXPECT_TRUE(parse_share("0.25", &v));
-  EXPECT_DOUBLE_EQ(v, 0.25);
-  EXPECT_TRUE(parse_share("1", &v));
-  EXPECT_TRUE(parse_share(".5", &v));
-  EXPECT_TRUE(parse_share("0", &v));
-  for (const char* bad : {"", ".", "1.5", "-0.1", "0.1.2", "1e-1", " 0.5", "0.5 ", "abc", "nan", "inf"}) {
-    EXPECT_FALSE(parse_share(bad, &v)) << bad;
-  }
+// The annotations are checked with resource-config.txt's parsers (gem/config.h): what GPU_MEM takes,
+// the gpu-memory annotation takes, Kubernetes quantities included; a bad value names what is wrong.
+std::string annotation_error(const char* key, const std::string& value) {
+  SharingSettings d, s;
+  std::string err;
+  if (settings_from_annotations(json{{key, value}}, d, &s, &err)) return "";
+  EXPECT_NE(err.find(key), std::string::npos) << err;
+  return err;
 }
 
-TEST(Settings, Sizes) {
-  for (const char* good : {"0", "1024", "4GiB", "512MiB", "2G", "3TB", "18446744073709551615", "16777215TiB"}) {
-    EXPECT_TRUE(valid_size(good)) << good;
+TEST(Settings, SharesAsTheConfigTakesThem) {
+  for (const char* good : {"0.25", "1", ".5", "0", "25e-2"}) EXPECT_EQ(annotation_error(kAnnRequest, good), "") << good;
+  for (const char* bad : {"", ".", "1.5", "-0.1", "0.1.2", " 0.5", "0.5 ", "abc", "nan", "inf", "0x0.8"}) {
+    EXPECT_NE(annotation_error(kAnnRequest, bad), "") << bad;
   }
-  for (const char* bad : {"", "G", "4 GiB", "4gib", "-1", "1.5G", "18446744073709551616", "16777216TiB", "4Gi"}) {
-    EXPECT_FALSE(valid_size(bad)) << bad;
+  EXPECT_EQ(annotation_error(kAnnLimit, "1.5"),
+            "annotation gemini.gpu-sharing.io/limit: 1.5 is not between 0 and 1 (e.g. \"0.6\")");
+  EXPECT_EQ(annotation_error(kAnnRequest, "half"),
+            "annotation gemini.gpu-sharing.io/request: 'half' is not a number (e.g. \"0.3\")");
+}
+
+TEST(Settings, SizesAsTheConfigTakesThemKubernetesQuantitiesIncluded) {
+  for (const char* good : {"0", "1024", "4GiB", "512MiB", "2G", "3TB", "18446744073709551615", "16777215TiB",
+                           "8Gi", "512Mi", "64Ki", "1Ti", "500k", "4gib", "1.5Gi"}) {
+    EXPECT_EQ(annotation_error(kAnnGpuMemory, good), "") << good;
   }
+  for (const char* bad : {"", "G", "4 GiB", "-1", "1.5", "18446744073709551616", "16777216TiB", "1Pi", "8e9"}) {
+    EXPECT_NE(annotation_error(kAnnGpuMemory, bad), "") << bad;
+  }
+  EXPECT_EQ(annotation_error(kAnnGpuMemory, "8Gx"),
+            std::string("annotation gemini.gpu-sharing.io/gpu-memory: '8Gx' is not a size (unknown unit 'Gx'): "
+                        "expected ") + gem::kSizeForms + "; 0 = no limit");
+}
+
+TEST(Settings, KubernetesQuantitiesReachThePodManagerAsWritten) {
+  SharingSettings d, s;
+  std::string err;
+  ASSERT_TRUE(settings_from_annotations(json{{kAnnGpuMemory, "8Gi"}}, d, &s, &err)) << err;
+  EXPECT_EQ(s.gpu_memory, "8Gi");
+  uint64_t bytes = 0;
+  ASSERT_TRUE(gem::parse_size(s.gpu_memory, &bytes));  // as gem-pmgr --gpu_mem reads it
+  EXPECT_EQ(bytes, 8ull << 30);
+  ASSERT_TRUE(settings_from_annotations(json{{kAnnGpuMemory, "512Mi"}}, d, &s, &err)) << err;
+  ASSERT_TRUE(gem::parse_size(s.gpu_memory, &bytes));
+  EXPECT_EQ(bytes, 512ull << 20);
+}
+
+TEST(Settings, LatencyAsTheConfigTakesIt) {
+  for (const char* good : {"5", "2.5", "60000", "0.001"}) EXPECT_EQ(annotation_error(kAnnLatency, good), "") << good;
+  for (const char* bad : {"0", "-1", "x", "60001", "5ms", " 5", "inf"}) {
+    EXPECT_NE(annotation_error(kAnnLatency, bad), "") << bad;
+  }
+  EXPECT_EQ(annotation_error(kAnnLatency, "5ms"),
+            "annotation gemini.gpu-sharing.io/latency-ms: '5ms' is not a number of milliseconds in (0, 60000] "
+            "(e.g. \"5\")");
 }
 
 TEST(Settings, FromAnnotations) {
