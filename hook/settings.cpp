@@ -41,10 +41,10 @@ Settings load() {
   s.idle_us = (!idle.empty() && end == idle.c_str() + idle.size() && idle_ms > 0 && idle_ms <= 10000)
                   ? static_cast<Micros>(idle_ms * 1000)
                   : kDefaultIdleUs;
-  s.max_inflight = std::atoi(env("GEMINI_MAX_INFLIGHT", "128").c_str());
-  if (s.max_inflight < 2) s.max_inflight = 128;
-  s.pmgr_timeout_ms = std::atoi(env("GEMINI_PMGR_TIMEOUT_MS", "800").c_str());
-  if (s.pmgr_timeout_ms < 50 || s.pmgr_timeout_ms > 60000) s.pmgr_timeout_ms = 800;
+  s.max_inflight = std::atoi(env("GEMINI_MAX_INFLIGHT", "").c_str());
+  if (s.max_inflight < 2) s.max_inflight = kDefaultMaxInflight;
+  s.pmgr_timeout_ms = std::atoi(env("GEMINI_PMGR_TIMEOUT_MS", "").c_str());
+  if (s.pmgr_timeout_ms < 50 || s.pmgr_timeout_ms > 60000) s.pmgr_timeout_ms = kDefaultPmgrTimeoutMs;
   const std::string secret_file = env("GEMINI_SECRET_FILE", "");
   if (!secret_file.empty() && !read_secret_file(secret_file, &s.secret, &err, "GEMINI_SECRET_FILE")) {
     LOG_ERROR("%s; the pod manager will refuse this process", err.c_str());

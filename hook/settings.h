@@ -18,6 +18,11 @@ namespace gem::hook {
 /// GEMINI_IDLE_MS's default, µs: how long after its GPU work is done a holder waits for its next
 /// launch before it gives the token back (docs/scheduling.md, "Work conservation").
 constexpr Micros kDefaultIdleUs = 2000;
+/// GEMINI_PMGR_TIMEOUT_MS's default, ms: silence from gem-pmgr while waiting that means it hung.
+constexpr int kDefaultPmgrTimeoutMs = 800;
+/// GEMINI_MAX_INFLIGHT's default: launches queued on the GPU at most (about; the gate paces in
+/// rounds of a power of two below half of it).
+constexpr int kDefaultMaxInflight = 128;
 
 struct Settings {
   bool enabled = false;        // POD_NAME set: gate launches; else pass everything through
@@ -27,12 +32,12 @@ struct Settings {
   std::string client;          // POD_NAME
   net::Endpoint pod_manager;   // POD_MANAGER_SOCKET, or POD_MANAGER_IP:POD_MANAGER_PORT
   std::string secret;          // first line of GEMINI_SECRET_FILE: the client's shared secret
-  int pmgr_timeout_ms = 800;   // GEMINI_PMGR_TIMEOUT_MS: silence from gem-pmgr that means it hung
+  int pmgr_timeout_ms = kDefaultPmgrTimeoutMs; // GEMINI_PMGR_TIMEOUT_MS: silence from gem-pmgr that means it hung
   bool fail_closed = false;    // GEMINI_FAIL_CLOSED=1: wait instead of running unthrottled
 
   // The launch gate.
   Micros idle_us = kDefaultIdleUs;  // GEMINI_IDLE_MS (decimal ms), in µs: see token_worker.h
-  int max_inflight = 128;      // GEMINI_MAX_INFLIGHT: launches queued on the GPU at most (about)
+  int max_inflight = kDefaultMaxInflight; // GEMINI_MAX_INFLIGHT: launches queued on the GPU at most (about)
 
   // Emptying PyTorch's cache after idle releases (hook/cache_emptier.h).
   int empty_cache = -1;        // GEMINI_EMPTY_CACHE: 1 on, 0 off, unset (-1): on in unified-memory mode

@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
   int64_t port = 0, sched_timeout_ms = 0, max_conns = 0;
   double request = 0, limit = 1;
   if (!flags.parse(argc, argv, &err) || !flags.get_int("port", 50052, 1, 65535, &port, &err) ||
-      !flags.get_int("scheduler_timeout", 600, 10, 600000, &sched_timeout_ms, &err) ||
+      !flags.get_int("scheduler_timeout", gem::pmgr::kDefaultSchedulerTimeout / 1000, 10, 600000, &sched_timeout_ms, &err) ||
       !flags.get_int("max_connections", 256, 1, 1000000, &max_conns, &err) ||
       !flags.get_double("request", 0, 0, 1, &request, &err) || !flags.get_double("limit", 1, 0, 1, &limit, &err)) {
     std::fprintf(stderr, "gem-pmgr: %s\n%s", err.c_str(), kUsage);
