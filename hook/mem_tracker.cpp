@@ -11,7 +11,7 @@ namespace gem::hook {
 
 namespace {
 
-constexpr Micros kRetryPeriod = 1000000;  // a lost gem-pmgr is asked again at most once a second
+constexpr Micros kMemRetryPeriod = 1000000;  // a lost gem-pmgr is asked again at most once a second
 constexpr Micros kPushCheckPeriod = 1000;  // pushed limit changes are looked for at most every ms
 
 std::atomic<MemTracker*> g_tracker{nullptr};
@@ -73,7 +73,7 @@ void MemTracker::apply(Gpu& g, const proto::MemState& st) {
 
 void MemTracker::connect(Gpu& g, Micros now) {
   if (g.session.is_open() || now < g.retry_at) return;
-  g.retry_at = now + kRetryPeriod;
+  g.retry_at = now + kMemRetryPeriod;
   proto::MemState st;
   std::string why;
   if (!g.session.open(g.uuid, &st, &why)) {

@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   const gem::Flags& flags = d.flags();
   std::string err;
   int64_t sched_timeout_ms = 0;
-  if (!flags.get_int("scheduler_timeout", 600, 10, 600000, &sched_timeout_ms, &err)) return d.usage_error(err);
+  if (!flags.get_int("scheduler_timeout", gem::pmgr::kDefaultSchedulerTimeout / 1000, 10, 600000, &sched_timeout_ms, &err)) return d.usage_error(err);
   gem::pmgr::ManagerOptions opts;
   const char* env_name = std::getenv("POD_NAME");
   opts.client = flags.get("name", env_name ? env_name : "");

@@ -29,8 +29,8 @@ struct ManagerOptions {
   bool has_declared = false;   // --request/--limit/--gpu_mem given
   proto::ClientSettings declared;
   std::string secret;          // --secret_file: sent to the scheduler, required from hooks; "" = none
-  Micros scheduler_timeout = 600000;  // µs: connect, Hello answer, silence while waiting
-  Micros hook_hello_timeout = 1000000;  // µs: a hook connection must say Hello within this
+  Micros scheduler_timeout = kDefaultSchedulerTimeout;  // µs: connect, Hello answer, silence while waiting
+  Micros hook_hello_timeout = proto::kHelloTimeoutMs * 1000;  // µs: a hook connection must say Hello within this
   ListenerOptions listener;    // --max_connections, --allow_uids
 };
 

@@ -30,6 +30,13 @@
 
 namespace gem::pmgr {
 
+/// --scheduler_timeout's default, µs: connecting to gem-schd, its answer to Hello, and its silence
+/// while a request waits (docs/design.md, "Liveness").
+inline constexpr Micros kDefaultSchedulerTimeout = 600000;
+/// After a failed connection to gem-schd no new attempt is made for this long, µs: requests in
+/// between are told "scheduler unavailable" and run unthrottled.
+inline constexpr Micros kSchedulerRetryPeriod = 1000000;
+
 struct RouteOptions {
   std::string client;       // this pod manager's client ID
   std::string device_uuid;  // sent in the Hello to the scheduler; "" for the shared default route
@@ -37,8 +44,8 @@ struct RouteOptions {
   uint32_t pid = 0;         // sent in the Hello
   bool has_declared = false;
   proto::ClientSettings declared;
-  Micros scheduler_timeout = 600000;  // connect, Hello answer, silence while waiting (µs)
-  Micros retry_period = 1000000;      // no new connection attempt this long after a failure (µs)
+  Micros scheduler_timeout = kDefaultSchedulerTimeout;  // connect, Hello answer, silence while waiting (µs)
+  Micros retry_period = kSchedulerRetryPeriod;  // no new connection attempt this long after a failure (µs)
   Micros heartbeat_period = proto::kHeartbeatPeriodMs * 1000;  // to hooks that wait (µs)
   size_t max_waiters = 4096;  // queued hook requests, at most (the listener caps hooks anyway)
 };

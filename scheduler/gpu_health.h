@@ -19,10 +19,14 @@
 
 namespace gem::sched {
 
+/// The longest wait for an XID event between two look-ups of the GPU, ms: a lost GPU is noticed
+/// within this (docs/operations.md, "GPU health").
+inline constexpr unsigned kHealthPeriodMs = 500;
+
 struct GpuHealthOptions {
   std::string uuid;                    // --gpu; empty: device 0
   std::string library = kNvmlLibrary;  // libnvidia-ml.so.1 (the stand-in in tests)
-  unsigned int period_ms = 500;        // longest wait for an event between two look-ups
+  unsigned int period_ms = kHealthPeriodMs;  // longest wait for an event between two look-ups
 };
 
 class GpuHealth {

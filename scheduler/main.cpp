@@ -105,11 +105,11 @@ int main(int argc, char** argv) {
   const gem::Flags& flags = d.flags();
   std::string err;
   int64_t base = 0, min = 0, window = 0, grace = 0, floor = 0;
-  if (!flags.get_int("base_quota", 250, 1, 600000, &base, &err) ||
-      !flags.get_int("min_quota", 100, 1, 600000, &min, &err) ||
-      !flags.get_int("window", 10000, 100, 3600000, &window, &err) ||
-      !flags.get_int("lease_grace", 500, 1, 600000, &grace, &err) ||
-      !flags.get_int("quota_floor", 10, 1, 600000, &floor, &err)) {
+  if (!flags.get_int("base_quota", gem::sched::kDefaultBaseQuota / 1000, 1, 600000, &base, &err) ||
+      !flags.get_int("min_quota", gem::sched::kDefaultMinQuota / 1000, 1, 600000, &min, &err) ||
+      !flags.get_int("window", gem::sched::kDefaultWindow / 1000, 100, 3600000, &window, &err) ||
+      !flags.get_int("lease_grace", gem::sched::kDefaultLeaseGrace / 1000, 1, 600000, &grace, &err) ||
+      !flags.get_int("quota_floor", gem::sched::kDefaultQuotaFloor / 1000, 1, 600000, &floor, &err)) {
     return d.usage_error(err);
   }
   if (flags.has("list_gpus")) return list_gpus();

@@ -43,19 +43,26 @@ namespace gem::sched {
 
 constexpr Micros kNever = INT64_MAX;
 
+// gem-schd's policy flags' defaults, µs (the flags take ms; docs/interfaces.md lists them).
+inline constexpr Micros kDefaultBaseQuota = 250000;   // --base_quota
+inline constexpr Micros kDefaultMinQuota = 100000;    // --min_quota
+inline constexpr Micros kDefaultWindow = 10000000;    // --window
+inline constexpr Micros kDefaultLeaseGrace = 500000;  // --lease_grace
+inline constexpr Micros kDefaultQuotaFloor = 10000;   // --quota_floor
+
 struct PolicyOptions {
-  Micros base_quota = 250000;  // µs; first quota of a client and the largest quota
-  Micros min_quota = 100000;   // µs; the smallest quota
-  Micros window = 10000000;    // µs; the sliding window over which shares are measured
+  Micros base_quota = kDefaultBaseQuota;  // µs; first quota of a client and the largest quota
+  Micros min_quota = kDefaultMinQuota; // µs; the smallest quota
+  Micros window = kDefaultWindow; // µs; the sliding window over which shares are measured
   // µs; a holder that has not given the token back (nor renewed) by quota + lease_grace is charged
   // up to then and loses it (expire_lease); the hook drains and releases on its own, so this only
   // guards the other clients against a stuck, stopped or forging one. gem-schd --lease_grace.
-  Micros lease_grace = 500000;
+  Micros lease_grace = kDefaultLeaseGrace;
   // Fit quotas to the clients with demand: a grant is at most 0.9 window / (clients waiting or holding),
   // but never less than quota_floor (µs), so n clients are served once per window when
   // n * quota_floor <= window. gem-schd --fit_quotas on|off, --quota_floor.
   bool fit_quotas = true;
-  Micros quota_floor = 10000;
+  Micros quota_floor = kDefaultQuotaFloor;
 };
 
 /// A client's configured share of GPU time, each in [0, 1] with request <= limit.

@@ -29,7 +29,7 @@ struct ServerOptions {
   std::string stats_path;   // empty: no stats file
   std::string secrets_path; // empty: no shared secrets (--secrets)
   ListenerOptions listener; // --max_connections, --allow_uids
-  Micros hello_timeout = 1000000;  // µs a new connection has to say Hello
+  Micros hello_timeout = proto::kHelloTimeoutMs * 1000;  // µs a new connection has to say Hello
   uint64_t mem_budget = 0;  // bytes for all clients' resident memory (--mem_budget); 0: residency off
   bool residency = true;    // --residency on|demand (true) or off
   bool demand_paging = false;  // --residency demand: Evict says kEvictDemandPaging

@@ -10,11 +10,14 @@
 
 namespace gemwh {
 
+/// --max_body_bytes's default: larger request bodies get HTTP 413 (docs/kubernetes.md).
+inline constexpr size_t kDefaultMaxBodyBytes = 4u << 20;
+
 struct ServerConfig {
   std::string bind = "0.0.0.0";
   int port = 8443;
   std::string cert_path, key_path;
-  size_t max_body_bytes = 4u << 20;  // larger bodies: HTTP 413, the connection stays usable
+  size_t max_body_bytes = kDefaultMaxBodyBytes;  // larger bodies: HTTP 413, the connection stays usable
   size_t threads = 8;                // worker threads (httplib thread pool)
   std::chrono::milliseconds cert_check{2000};
   std::chrono::milliseconds shutdown_delay{0};  // keep serving this long after SIGTERM

@@ -17,11 +17,16 @@
 
 namespace gem {
 
+/// A scrape that finds the last rendered text older than this asks the daemon's loop for a new
+/// one, µs; it waits for it up to kScrapeWait, µs (docs/interfaces.md, "Metrics").
+inline constexpr Micros kMaxTextAge = 1000000;
+inline constexpr Micros kScrapeWait = 2000000;
+
 struct MetricsEndpointOptions {
   std::string address = "127.0.0.1";  // --metrics_address
   int port = 0;                       // --metrics_port; 0 picks a free port (see port())
-  Micros max_age = 1000000;           // µs: a text older than this makes a scrape ask for a new one
-  Micros wait = 2000000;              // µs: how long a scrape waits for it
+  Micros max_age = kMaxTextAge;       // µs: a text older than this makes a scrape ask for a new one
+  Micros wait = kScrapeWait;          // µs: how long a scrape waits for it
 };
 
 class MetricsEndpoint {

@@ -55,6 +55,10 @@ constexpr uint64_t wire_bytes(uint64_t v) { return v > kMaxWireBytes ? kMaxWireB
 /// timeout means the daemon is stopped or hung.
 constexpr int kHeartbeatPeriodMs = 200;
 
+/// How long a new connection to gem-schd or gem-pmgr has to say Hello before it is closed, ms
+/// (docs/design.md, "Limits").
+constexpr int kHelloTimeoutMs = 1000;
+
 /// True for a device UUID as the driver reports it and nvidia-smi prints it:
 /// "GPU-" + 8-4-4-4-12 lowercase or uppercase hex digits. Nothing else is routed or used in a path.
 bool valid_gpu_uuid(const std::string& uuid);

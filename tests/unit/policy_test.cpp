@@ -410,7 +410,9 @@ TEST(PolicyLatency, CoRunsStopAtTheRequestAndTheHolderIsNotDisturbed) {
       p.release("train", 250 * kMs, 0, now);
       p.request("train", 0, now);
     }
-    if (now >= 10 * kSec) EXPECT_LE(p.stats("lat", now)->share, 0.2 + 0.01) << "at " << now;
+    if (now >= 10 * kSec) {
+      EXPECT_LE(p.stats("lat", now)->share, 0.2 + 0.01) << "at " << now;
+    }
   }
   EXPECT_GT(lat_used, 0);
 }
