@@ -42,7 +42,8 @@ HTTPLIB_LIBS := -lcpp-httplib -lssl -lcrypto -lpthread
 COMMON_SRCS := $(wildcard common/*.cpp)
 HOOK_SRCS := $(wildcard hook/*.cpp)
 # Parts of the hook the unit tests link: pure units, and capture_state (its driver pointers null).
-HOOK_PURE_SRCS := hook/mem_ledger.cpp hook/capture_rule.cpp hook/capture_state.cpp
+HOOK_PURE_SRCS := hook/mem_ledger.cpp hook/capture_rule.cpp hook/capture_state.cpp hook/lease_sync.cpp \
+  hook/managed_ranges.cpp hook/pool_registry.cpp hook/mem_sizing.cpp hook/um_policy.cpp hook/mem_figures.cpp
 SCHD_SRCS := $(filter-out scheduler/main.cpp,$(wildcard scheduler/*.cpp))
 PMGR_SRCS := $(filter-out pod-manager/main.cpp,$(wildcard pod-manager/*.cpp))
 # The daemons' HTTP /metrics endpoint (cpp-httplib); never linked into the hook.

@@ -68,6 +68,7 @@ void TokenWorker::run() {
     timer_.start(mono_us());
     gate_.open();
     counters().tokens.fetch_add(1, std::memory_order_relaxed);
+    note_token_granted();
     const bool idle_release = !hold(timer_.started() + quota);
     gate_.shut();
     // Launches that passed the gate before it shut are still inside the driver: let them finish
@@ -253,6 +254,7 @@ bool TokenWorker::renew(Micros now, Micros* until) {
       pmgr_.renew_token(static_cast<uint64_t>(used), static_cast<uint64_t>(burst_ + used), &q, &why_);
   if (a != PmgrClient::Answer::kGranted || q == 0) return false;
   counters().tokens.fetch_add(1, std::memory_order_relaxed);
+  note_token_granted();
   burst_ += used;
   timer_.start(now);
   *until = now + std::min<Micros>(static_cast<Micros>(q), proto::kMaxWireMicros);

@@ -25,7 +25,7 @@ struct GpuHealthView {
   std::string reason;       // why unhealthy or unwatched, for status; "" when healthy
 };
 
-/// One client's state at render time (from Policy::stats, the config and Residency).
+/// One client's state at render time (from Policy::stats, the config and GpuResidency).
 struct ClientView {
   std::string name;
   double request = 0, limit = 1;

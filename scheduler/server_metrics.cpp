@@ -22,7 +22,7 @@ SchedView Server::metrics_view(Micros now) const {
   if (health_ != nullptr) v.health = health_->view();
   for (const std::string& name : policy_.clients()) {
     const auto s = policy_.stats(name, now);
-    const Residency::Client* r = residency_.client(name);
+    const GpuResidency::Client* r = residency_.client(name);
     ClientView c;
     c.name = name;
     c.request = s->request;

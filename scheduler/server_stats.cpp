@@ -29,7 +29,7 @@ void Server::write_stats() {
   for (const std::string& name : policy_.clients()) {
     const auto s = policy_.stats(name, now);
     const proto::ClientSettings set = settings_of(name);
-    const Residency::Client* r = residency_.client(name);
+    const GpuResidency::Client* r = residency_.client(name);
     j["clients"][name] = {{"request", s->request},         {"limit", s->limit},
                           {"gpu_mem", set.gpu_mem_bytes},  {"used_us_total", s->used_total},
                           {"share_window", s->share},      {"grants", s->grants},
