@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -26,6 +27,10 @@ namespace {
 constexpr Micros kMinGap = 200000;  // µs from one emptying to the next, at least
 constexpr Micros kRetry = 20000;    // µs between looks while a capture holds a release back
 
+// Tokens granted in this process so far (note_token_granted()): a release is stale once a grant
+// came after it. The emptier's own signal, not a statistic.
+std::atomic<uint64_t> g_grants{0};
+
 // Whether the client runs in unified-memory mode, where its cache is emptied unless
 // GEMINI_EMPTY_CACHE says otherwise: as its memory sessions last heard from gem-pmgr. Called on the
 // token worker at each idle release: a lock-free read.
@@ -38,10 +43,10 @@ bool wanted() {
 
 enum class Verdict { kEmpty, kLater, kDrop };
 
-// The conditions of cache_emptier.h, for a release made when `tokens` grants had been counted.
-Verdict judge(uint64_t tokens) {
+// The conditions of cache_emptier.h, for a release made when `grants` tokens had been granted.
+Verdict judge(uint64_t grants) {
   if (stopping_at_exit() || !wanted()) return Verdict::kDrop;
-  if (counters().tokens.load() != tokens || !gates_quiet()) return Verdict::kDrop;
+  if (g_grants.load(std::memory_order_acquire) != grants || !gates_quiet()) return Verdict::kDrop;
   if (active_captures() > 0) return Verdict::kLater;
   return Verdict::kEmpty;
 }
@@ -93,7 +98,7 @@ class Emptier {
   bool gone_ = false;  // no CPython in the process: nothing to do, ever
   bool pending_ = false;
   uint64_t seq_ = 0;     // releases noted
-  uint64_t tokens_ = 0;  // counters().tokens at the last release
+  uint64_t tokens_ = 0;  // grants (note_token_granted()) at the last release
   Micros released_ = 0;
   Micros last_empty_ = -kMinGap;
 };
@@ -184,9 +189,11 @@ bool Emptier::attempt(uint64_t tokens) {
 
 }  // namespace
 
+void note_token_granted() { g_grants.fetch_add(1, std::memory_order_acq_rel); }
+
 void note_idle_release() {
   if (!wanted()) return;
-  emptier().note(counters().tokens.load(), mono_us());
+  emptier().note(g_grants.load(std::memory_order_acquire), mono_us());
 }
 
 }  // namespace gem::hook

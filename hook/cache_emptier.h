@@ -9,8 +9,9 @@
 // a token since it, at most once per kMinGap (200 ms; 5 a second), and only while
 //  - emptying is wanted: GEMINI_EMPTY_CACHE=1, or the variable unset and the client in
 //    unified-memory mode (unified_memory_mode() below); GEMINI_EMPTY_CACHE=0 turns it off;
-//  - no token was granted in this process since the release, and every gate is quiet (shut,
-//    nothing inside the driver or waiting at it): the client neither holds nor wants the token;
+//  - no token was granted in this process since the release (note_token_granted()), and every
+//    gate is quiet (shut, nothing inside the driver or waiting at it): the client neither holds
+//    nor wants the token;
 //  - no stream capture is in progress in the process (capture_state.h): the release is kept and
 //    emptied once the captures have ended, if the conditions still hold;
 //  - the process is not exiting.
@@ -31,5 +32,9 @@ namespace gem::hook {
 
 /// A gate's token worker gave the token back after the client went idle, with no launch waiting.
 void note_idle_release();
+
+/// A gate's token worker was granted (or renewed) the token: a release noted before it is stale
+/// and is not emptied. Lock-free (one atomic increment); never blocks.
+void note_token_granted();
 
 }  // namespace gem::hook

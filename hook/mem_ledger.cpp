@@ -15,16 +15,6 @@ uint64_t sub(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
 
 }  // namespace
 
-uint64_t round_up_bytes(uint64_t bytes, uint64_t unit) {
-  bytes = clamp(bytes);
-  if (unit == 0) return bytes;
-  return clamp((bytes + unit - 1) / unit * unit);
-}
-
-uint64_t driver_alloc_bytes(uint64_t bytes) {
-  return bytes >= 2 * kMiB ? round_up_bytes(bytes, 2 * kMiB) : round_up_bytes(bytes, 8 << 10);
-}
-
 uint64_t MemLedger::chunk_for(uint64_t limit) {
   return limit == 0 ? 64 * kMiB : std::clamp<uint64_t>(clamp(limit) / 32, 2 * kMiB, 64 * kMiB);
 }

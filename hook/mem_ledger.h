@@ -1,6 +1,8 @@
-// The memory ledger of one GPU in one process: a pure account of device memory against the
+// The process ledger, the first level of memory accounting (docs/design.md, "Memory accounting"):
+// the memory ledger of one GPU in one process, a pure account of device memory against the
 // client's GPU_MEM (docs/memory.md). No driver calls, no I/O, no clock, no locks: the caller
-// (hook/mem_tracker.cpp) serialises access and does the talking.
+// (hook/lease_sync.cpp, under hook/mem_tracker.cpp's lock) serialises access and does the talking.
+// Allocation sizes come from the sizing rules (mem_sizing.h).
 //
 // Terms: the *limit* is the client's GPU_MEM on this GPU (0 = none known); the *lease* is what
 // gem-pmgr granted this process out of the client's budget; *used* is what this process holds,
@@ -30,14 +32,6 @@ struct MemKey {
 struct MemKeyHash {
   size_t operator()(const MemKey& k) const { return std::hash<uint64_t>()(k.id * 8 + static_cast<uint64_t>(k.kind)); }
 };
-
-/// Bytes the driver really takes for a cuMemAlloc_v2/cuMemAllocPitch_v2/cuMemAllocManaged of
-/// `bytes`: rounded up to 2 MiB from 2 MiB on, to 8 KiB below (measured on an H200 with driver
-/// 580: cuMemGetInfo's free drops by exactly these amounts; docs/memory.md). Saturates at kMaxBytes.
-uint64_t driver_alloc_bytes(uint64_t bytes);
-
-/// Rounds `bytes` up to a multiple of `unit` (> 0), saturating at kMaxBytes.
-uint64_t round_up_bytes(uint64_t bytes, uint64_t unit);
 
 /// How much to ask gem-pmgr for when an allocation does not fit the lease.
 struct LeaseAsk {

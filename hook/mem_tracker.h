@@ -1,14 +1,10 @@
-// The process's GPU memory accounting (docs/memory.md): one MemLedger and one MemSession per GPU,
-// behind one lock. The allocation wrappers (hook/mem_hooks.cpp) call reserve() before the real
-// driver call and finish() after it, release() after a successful free, and view() for the
-// memory figures they virtualise. Decisions of what fits are the ledger's; this unit only keeps
-// the leases in step with gem-pmgr and applies the fault rules:
-//  - gem-pmgr unreachable after it was reached: the process allocates within its current lease
-//    and nothing more; it tries again at most once a second, and on reconnecting re-declares what
-//    it holds (MemReserve.existing), since a restarted gem-pmgr knows nothing of it.
-//  - gem-pmgr never reached: no limit is known, nothing is refused (GEMINI_FAIL_CLOSED=1: every
-//    allocation is refused instead).
-//  - a limit change pushed by gem-pmgr applies from the next allocation; the unused lease goes back.
+// The process ledger's home (docs/design.md, "Memory accounting"; docs/memory.md): the process's
+// GPU memory accounting, one LeaseSync (a MemLedger kept in step with gem-pmgr through a
+// MemSession, with the fault rules, lease_sync.h) per GPU, behind one lock. The allocation wrappers
+// (hook/mem_hooks.cpp, mem_pools.cpp) call reserve() before the real driver call and finish() after
+// it, release() after a successful free, and view() for the memory figures they virtualise
+// (mem_views.cpp, nvml_hooks.cpp). This unit finds the GPU of a CUDA device (by UUID), takes the
+// lock and the time; the rules are LeaseSync's and MemLedger's.
 // Thread-safe. Never throws: a failure of the hook's own machinery lets the allocation through.
 #pragma once
 
@@ -18,11 +14,9 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <utility>
-#include <vector>
 
 #include "driver_api.h"
-#include "gem/clock.h"
+#include "lease_sync.h"
 #include "mem_ledger.h"
 #include "mem_session.h"
 
@@ -30,7 +24,8 @@ namespace gem::hook {
 
 class MemTracker {
  public:
-  /// The process's tracker (recreated in a forked child). Never destroyed.
+  /// The process's tracker (recreated in a forked child: CUDA does not survive fork and the child
+  /// must not share the parent's sessions). Never destroyed.
   static MemTracker& get();
 
   /// True when memory is accounted at all (POD_NAME set); otherwise wrappers pass straight through.
@@ -64,48 +59,25 @@ class MemTracker {
   bool unified_memory(CUdevice dev);
   /// True when any GPU of the process runs in unified-memory mode. Lock-free (one atomic load).
   bool any_unified_memory() const { return any_um_.load(std::memory_order_relaxed); }
-  /// Managed allocations (unified-memory mode): noted when made, forgotten when freed; what the
-  /// hook moves to the host on Evict and back before its next slice (docs/memory.md, "Residency").
-  void note_managed(CUdevice dev, uint64_t ptr, uint64_t bytes);
-  /// The managed ranges of `dev` (address, bytes).
-  std::vector<std::pair<uint64_t, uint64_t>> managed_ranges(CUdevice dev);
-  /// Bytes of managed memory on `dev` (no copy of the ranges).
-  uint64_t managed_bytes(CUdevice dev);
 
-  /// Pools of `dev` seen so far (for re-reading what they hold before refusing).
-  std::vector<uint64_t> pools(CUdevice dev);
-  void note_pool(CUdevice dev, uint64_t pool);
+  MemTracker();
 
  private:
   struct Gpu {
-    std::string uuid;
-    MemLedger ledger;
+    Gpu(const std::string& uuid, LeaseSyncShared& shared) : sync(uuid, session, shared) {}
     MemSession session;
-    bool known = false;       // a limit was ever learnt from gem-pmgr
-    Micros retry_at = 0;      // next connection attempt
-    Micros push_checked = 0;  // last look for pushed limit changes
-    uint64_t client_held = 0;  // all sessions of the client, as last told
-    std::vector<uint64_t> pools;
-    bool um = false;                        // unified-memory mode (MemState.flags)
-    std::map<uint64_t, uint64_t> managed;   // managed allocations: address -> bytes
-    uint64_t managed_bytes = 0;
+    LeaseSync sync;  // borrows session
   };
 
   Gpu* gpu(CUdevice dev);
   Gpu* gpu_by_uuid(const std::string& uuid);
-  void connect(Gpu& g, Micros now);
-  void apply(Gpu& g, const proto::MemState& st);
-  void check_pushes(Gpu& g, Micros now);
-  bool grow_lease(Gpu& g, uint64_t bytes);
-  void give_back_surplus(Gpu& g, uint64_t keep);
-  bool view_locked(Gpu& g, uint64_t* limit, uint64_t* free);
-  /// Bytes the process may still allocate on `g` as far as it knows (no round trip).
-  static uint64_t left(const Gpu& g);
+  /// After a call that may have heard from gem-pmgr: notes unified-memory mode process-wide.
+  void note_um(const Gpu& g);
 
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<Gpu>> gpus_;  // by UUID
   std::map<CUdevice, Gpu*> by_device_;
-  bool warned_ = false;
+  LeaseSyncShared shared_;
   std::atomic<bool> any_um_{false};
 };
 

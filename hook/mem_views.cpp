@@ -1,8 +1,10 @@
 // The memory views under GPU_MEM (docs/memory.md, "What programs see"): cuMemGetInfo and
-// cuDeviceTotalMem report the client's limit and what is left of it; without a limit, the driver's.
+// cuDeviceTotalMem report the client's limit and what is left of it (mem_figures.h); without a
+// limit, the driver's.
 #include <algorithm>
 
 #include "mem_common.h"
+#include "mem_figures.h"
 #include "mem_hooks.h"
 #include "mem_tracker.h"
 #include "symbols.h"
@@ -11,19 +13,18 @@ namespace gem::hook {
 
 namespace {
 
-// The memory figures the client sees: (min(real free, what is left of its limit), limit) when a
-// limit applies, the driver's own otherwise. Never more free than the GPU really has.
+// The memory figures the client sees (limited_mem_info()) when a limit applies, the driver's own
+// otherwise.
 bool limited_view(CUdevice dev, size_t real_free, size_t* free, size_t* total) {
   uint64_t limit = 0, left = 0;
   if (!MemTracker::active()) return false;
   settle_pools(dev);
   if (!T().view(dev, &limit, &left)) return false;
-  *total = static_cast<size_t>(limit);
-  *free = static_cast<size_t>(std::min<uint64_t>(left, real_free));
+  const MemFigures f = limited_mem_info(limit, left, real_free);
+  *total = static_cast<size_t>(f.total);
+  *free = static_cast<size_t>(f.free);
   return true;
 }
-
-size_t clamp_uint(size_t v) { return std::min<size_t>(v, 0xffffffffu); }
 
 }  // namespace
 
@@ -39,8 +40,8 @@ CUresult on_cuMemGetInfo(unsigned int* free, unsigned int* total) {
   size_t f = 0, t = 0;
   const CUresult r = on_cuMemGetInfo_v2(&f, &t);
   if (r == CUDA_SUCCESS && free != nullptr && total != nullptr) {
-    *free = static_cast<unsigned int>(clamp_uint(f));
-    *total = static_cast<unsigned int>(clamp_uint(t));
+    *free = legacy_bytes(f);
+    *total = legacy_bytes(t);
     return r;
   }
   return r == CUDA_SUCCESS ? real::cuMemGetInfo(free, total) : r;
@@ -50,7 +51,7 @@ CUresult on_cuDeviceTotalMem_v2(size_t* bytes, CUdevice dev) {
   const CUresult r = real::cuDeviceTotalMem_v2(bytes, dev);
   uint64_t limit = 0, left = 0;
   if (r == CUDA_SUCCESS && bytes != nullptr && MemTracker::active() && T().view(dev, &limit, &left)) {
-    *bytes = static_cast<size_t>(std::min<uint64_t>(limit, *bytes));
+    *bytes = static_cast<size_t>(limited_total_mem(limit, *bytes));
   }
   return r;
 }
@@ -58,7 +59,7 @@ CUresult on_cuDeviceTotalMem_v2(size_t* bytes, CUdevice dev) {
 CUresult on_cuDeviceTotalMem(unsigned int* bytes, CUdevice dev) {
   size_t b = 0;
   const CUresult r = on_cuDeviceTotalMem_v2(&b, dev);
-  if (r == CUDA_SUCCESS && bytes != nullptr) *bytes = static_cast<unsigned int>(clamp_uint(b));
+  if (r == CUDA_SUCCESS && bytes != nullptr) *bytes = legacy_bytes(b);
   return r;
 }
 

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "mem_figures.h"
 #include "mem_tracker.h"
 #include "symbols.h"
 
@@ -51,16 +52,17 @@ bool limited(nvmlDevice_t device, unsigned long long* limit, unsigned long long*
   return true;
 }
 
-// Rewrites NVML's answer `memory` (nvmlMemory_t or nvmlMemory_v2_t) for the client's limit:
-// total = limit, free = what is left of it (never more than NVML says is free), used = the rest.
+// Rewrites NVML's answer `memory` (nvmlMemory_t or nvmlMemory_v2_t) for the client's limit
+// (limited_nvml_info(), mem_figures.h).
 // False (nothing changed) when no limit applies.
 template <typename Memory>
 bool virtualise(nvmlDevice_t device, Memory* memory) {
   unsigned long long limit = 0, free = 0;
   if (memory == nullptr || !limited(device, &limit, &free)) return false;
-  memory->total = limit;
-  memory->free = std::min(free, memory->free);
-  memory->used = limit - memory->free;
+  const NvmlFigures f = limited_nvml_info(limit, free, memory->free);
+  memory->total = f.total;
+  memory->free = f.free;
+  memory->used = f.used;
   return true;
 }
 

@@ -2,18 +2,18 @@
 
 #include "capture_state.h"
 #include "gem/log.h"
-#include "mem_tracker.h"
+#include "managed_ranges.h"
 #include "stats.h"
 #include "symbols.h"
 
 namespace gem::hook {
 
-bool Residency::has_managed() const { return MemTracker::get().managed_bytes(device_) > 0; }
+bool Residency::has_managed() const { return managed_ranges().bytes(device_) > 0; }
 
 uint64_t Residency::migrate(bool to_device, bool* ran) {
   *ran = true;
   if (real::cuMemPrefetchAsync_v2 == nullptr) return 0;
-  const auto ranges = MemTracker::get().managed_ranges(device_);
+  const auto ranges = managed_ranges().ranges(device_);
   if (ranges.empty()) return 0;
   CUmemLocation where{};
   where.type = to_device ? CU_MEM_LOCATION_TYPE_DEVICE : CU_MEM_LOCATION_TYPE_HOST;

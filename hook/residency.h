@@ -3,7 +3,8 @@
 // resident memory of all clients would exceed its budget; the client's next slice then starts only
 // after its memory is back on the GPU, prefetched in bulk (cuMemPrefetchAsync) rather than faulted
 // back page by page (nvshare's cost; TGS and MSched prefetch in bulk).
-// One per gate; used by that gate's token worker thread only. Driver calls go through the slice
+// The ranges it moves are the managed-range registry's (managed_ranges.h), where the allocation
+// wrappers note them. One per gate; used by that gate's token worker thread only. Driver calls go through the slice
 // timer's context (SliceTimer::run_in_context).
 #pragma once
 

@@ -96,7 +96,10 @@ void TokenWorker::perform_side(const TokenAction& a) {
     case K::kEvict: residency_.evict(a.flag); break;
     case K::kRetryDeferred: residency_.retry_deferred(); break;
     case K::kNoteIdleRelease: note_idle_release(); break;
-    case K::kCountTokens: counters().tokens.fetch_add(a.n, std::memory_order_relaxed); break;
+    case K::kCountTokens:
+      counters().tokens.fetch_add(a.n, std::memory_order_relaxed);
+      note_token_granted();
+      break;
     case K::kCountRevocations: counters().revocations.fetch_add(a.n, std::memory_order_relaxed); break;
     case K::kCountUnthrottled: counters().unthrottled_launches.fetch_add(a.n, std::memory_order_relaxed); break;
     case K::kLogWarn: LOG_WARN("%s", a.text.c_str()); break;

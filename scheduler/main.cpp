@@ -11,7 +11,7 @@
 #include "gem/net.h"
 #include "gpu_health.h"
 #include "nvml_probe.h"
-#include "residency.h"
+#include "gpu_residency.h"
 #include "server.h"
 
 namespace {

@@ -25,7 +25,7 @@ struct GpuHealthView {
   std::string reason;       // why unhealthy or unwatched, for status; "" when healthy
 };
 
-/// One client's state at one moment (from Policy::stats, the config and Residency): the one record
+/// One client's state at one moment (from Policy::stats, the config and GpuResidency): the one record
 /// both the --stats file (stats_record(), stats.h) and the metrics (SchedMetrics::render) show, built
 /// by one function (Server::client_view, server_metrics.cpp).
 struct ClientView {

@@ -16,7 +16,7 @@
 #include "gpu_health.h"
 #include "metrics.h"
 #include "policy.h"
-#include "residency.h"
+#include "gpu_residency.h"
 #include "secrets.h"
 
 namespace gem::sched {
@@ -101,7 +101,7 @@ class Server {
 
   ServerOptions opts_;
   Policy policy_;
-  Residency residency_;
+  GpuResidency residency_;
   ConfigLoader watcher_;  // watches, reads and parses the config on its own thread (issue 6)
   Config config_;  // last good resource-config.txt
   Secrets secrets_;

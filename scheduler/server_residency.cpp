@@ -1,5 +1,5 @@
 // gem-schd's residency edge (docs/memory.md, "Residency"): takes the pod managers' MemUsage reports,
-// carries out the pure plan (residency.h) at each grant by sending Evict, and keeps the policy's
+// carries out the pure plan (gpu_residency.h) at each grant by sending Evict, and keeps the policy's
 // resident hint (Policy::set_cold) in step with it.
 #include "gem/log.h"
 #include "server.h"
@@ -23,7 +23,7 @@ void Server::on_mem_usage(Conn& c, const proto::MemUsage& u) {
 }
 
 void Server::plan_residency(const std::string& holder, Micros now) {
-  const Residency::Plan plan = residency_.grant(holder, now);
+  const GpuResidency::Plan plan = residency_.grant(holder, now);
   policy_.set_cold(holder, false);
   if (plan.warn) {
     LOG_WARN("resident GPU memory %llu MiB is above the budget of %llu MiB with nothing left to evict "

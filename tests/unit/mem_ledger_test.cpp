@@ -13,19 +13,6 @@ constexpr uint64_t kMiB = uint64_t{1} << 20;
 constexpr uint64_t kGiB = uint64_t{1} << 30;
 MemKey ptr(uint64_t p) { return {MemKind::kPointer, p}; }
 
-TEST(MemLedger, DriverGranularityMatchesTheH200Measurements) {
-  // docs/memory.md: free memory dropped by 8 KiB for 256 B and 4 KiB, 104 KiB for 100 KiB, 1 MiB
-  // for 1 MiB, 2 MiB for 2 MiB, 4 MiB for 3 MiB and 34 MiB for 33 MiB.
-  EXPECT_EQ(driver_alloc_bytes(256), 8192u);
-  EXPECT_EQ(driver_alloc_bytes(4096), 8192u);
-  EXPECT_EQ(driver_alloc_bytes(100 << 10), 104u << 10);
-  EXPECT_EQ(driver_alloc_bytes(kMiB), kMiB);
-  EXPECT_EQ(driver_alloc_bytes(2 * kMiB), 2 * kMiB);
-  EXPECT_EQ(driver_alloc_bytes(3 * kMiB), 4 * kMiB);
-  EXPECT_EQ(driver_alloc_bytes(33 * kMiB), 34 * kMiB);
-  EXPECT_EQ(driver_alloc_bytes(UINT64_MAX), MemLedger::kMaxBytes);
-}
-
 TEST(MemLedger, ChunkIsAThirtySecondOfTheLimitWithinTwoAndSixtyFourMiB) {
   EXPECT_EQ(MemLedger::chunk_for(2 * kGiB), 64 * kMiB);
   EXPECT_EQ(MemLedger::chunk_for(kGiB), 32 * kMiB);

@@ -1,6 +1,7 @@
-// Residency (docs/memory.md, "Residency"): which clients' GPU memory gem-schd believes is on the
-// GPU, and whose unified memory must move to the host so that the clients' resident memory fits
-// the GPU's memory budget (gem-schd --mem_budget). A pure unit with an injected clock, like the
+// GPU residency, the third level of memory accounting (docs/design.md, "Memory accounting";
+// docs/memory.md, "Residency"): which clients' GPU memory gem-schd believes is on the GPU, and
+// whose unified memory must move to the host so that the clients' resident memory fits the GPU's
+// memory budget (gem-schd --mem_budget). A pure unit with an injected clock, like the
 // token policy (policy.h): the server feeds it each client's reported usage and each grant, and
 // sends Evict to the clients a grant's plan names.
 //
@@ -34,7 +35,7 @@ namespace gem::sched {
 /// max(2 GiB, 5% of total) for the driver, contexts and fragmentation; 0 when the reserve is all.
 uint64_t default_mem_budget(uint64_t total);
 
-class Residency {
+class GpuResidency {
  public:
   struct Client {
     uint64_t bytes = 0;
@@ -55,7 +56,7 @@ class Residency {
 
   /// `budget`: bytes of device memory for all clients' resident memory; `enabled` false or a
   /// budget of 0 turns eviction off.
-  Residency(uint64_t budget, bool enabled);
+  GpuResidency(uint64_t budget, bool enabled);
 
   /// The client's latest usage report: `bytes` (clamped to proto::kMaxWireBytes), `um`.
   void usage(const std::string& client, uint64_t bytes, bool um);

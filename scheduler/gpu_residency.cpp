@@ -1,6 +1,6 @@
-// Residency: see residency.h for the rule. Sizes are clamped on entry (2^50); a million clients of
+// GpuResidency: see gpu_residency.h for the rule. Sizes are clamped on entry (2^50); a million clients of
 // 2^50 bytes each would still overflow 64 bits, so sums are taken in 128 bits.
-#include "residency.h"
+#include "gpu_residency.h"
 
 #include <algorithm>
 
@@ -21,9 +21,9 @@ uint64_t default_mem_budget(uint64_t total) {
   return total > reserve ? total - reserve : 0;
 }
 
-Residency::Residency(uint64_t budget, bool enabled) : budget_(budget), enabled_(enabled && budget > 0) {}
+GpuResidency::GpuResidency(uint64_t budget, bool enabled) : budget_(budget), enabled_(enabled && budget > 0) {}
 
-void Residency::usage(const std::string& client, uint64_t bytes, bool um) {
+void GpuResidency::usage(const std::string& client, uint64_t bytes, bool um) {
   Client& c = clients_[client];
   c.bytes = proto::wire_bytes(bytes);
   // A client that stops being UM cannot be moved any more: it counts as resident from now on.
@@ -31,7 +31,7 @@ void Residency::usage(const std::string& client, uint64_t bytes, bool um) {
   c.um = um;
 }
 
-Residency::Plan Residency::grant(const std::string& holder, Micros now) {
+GpuResidency::Plan GpuResidency::grant(const std::string& holder, Micros now) {
   Client& h = clients_[holder];
   h.resident = true;
   h.ran = true;
@@ -66,9 +66,9 @@ Residency::Plan Residency::grant(const std::string& holder, Micros now) {
   return plan;
 }
 
-void Residency::forget(const std::string& client) { clients_.erase(client); }
+void GpuResidency::forget(const std::string& client) { clients_.erase(client); }
 
-unsigned __int128 Residency::resident_sum() const {
+unsigned __int128 GpuResidency::resident_sum() const {
   Sum sum = 0;
   for (const auto& [name, c] : clients_) {
     if (counts(c)) sum += c.bytes;
@@ -76,9 +76,9 @@ unsigned __int128 Residency::resident_sum() const {
   return sum;
 }
 
-uint64_t Residency::resident_bytes() const { return clamp64(resident_sum()); }
+uint64_t GpuResidency::resident_bytes() const { return clamp64(resident_sum()); }
 
-const Residency::Client* Residency::client(const std::string& name) const {
+const GpuResidency::Client* GpuResidency::client(const std::string& name) const {
   auto it = clients_.find(name);
   return it == clients_.end() ? nullptr : &it->second;
 }

@@ -1,7 +1,7 @@
-// gem-schd's residency plan (scheduler/residency.h) driven by scenario scripts (format: script.h) in
-// tests/unit/testdata/residency/, with a simulated clock. Commands (sizes as script_num() reads
+// gem-schd's residency plan (scheduler/gpu_residency.h) driven by scenario scripts (format: script.h) in
+// tests/unit/testdata/gpu_residency/, with a simulated clock. Commands (sizes as script_num() reads
 // them; each file starts with a budget of 1 GiB, residency on):
-//   budget B [off]             a new Residency (forgets everything)
+//   budget B [off]             a new GpuResidency (forgets everything)
 //   T usage NAME B [um]        a MemUsage (T in ms)
 //   T grant NAME               -> "evict N,N... resident=R" [" over"] [" warn"]  ("evict -": none)
 //   T gone NAME
@@ -9,7 +9,7 @@
 //                                 last_run=T|never evictions=N" per client
 // Sizes print as NMiB when whole MiB. Run with GEM_REWRITE=1 to rewrite the files with what the
 // plan does now (then review the diff).
-#include "../../scheduler/residency.h"
+#include "../../scheduler/gpu_residency.h"
 
 #include <gtest/gtest.h>
 
@@ -36,7 +36,7 @@ class ResidencyScenario {
     const gem::testing::Command c = gem::testing::parse_command(line);
     const std::vector<std::string>& w = c.words;
     if (w.at(0) == "budget") {
-      r_ = Residency(script_num(w.at(1)), !c.flag("off"));
+      r_ = GpuResidency(script_num(w.at(1)), !c.flag("off"));
       return {};
     }
     if (w.at(0) == "state") return state();
@@ -51,7 +51,7 @@ class ResidencyScenario {
       return {};
     }
     if (verb == "grant") {
-      const Residency::Plan p = r_.grant(w.at(2), now);
+      const GpuResidency::Plan p = r_.grant(w.at(2), now);
       std::ostringstream o;
       o << "evict ";
       for (size_t i = 0; i < p.evict.size(); ++i) o << (i ? "," : "") << p.evict[i];
@@ -69,7 +69,7 @@ class ResidencyScenario {
     out.push_back("resident=" + size_text(r_.resident_bytes()) + " budget=" + size_text(r_.budget()) +
                   (r_.enabled() ? " on" : " off"));
     for (const std::string& name : names_) {
-      const Residency::Client* k = r_.client(name);
+      const GpuResidency::Client* k = r_.client(name);
       if (k == nullptr) continue;
       std::ostringstream o;
       o << name << " bytes=" << size_text(k->bytes) << (k->um ? " um" : " -")
@@ -86,11 +86,11 @@ class ResidencyScenario {
   }
 
   const std::vector<std::string> names_ = {"a", "b", "c", "d", "e", "f"};
-  Residency r_{uint64_t{1} << 30, true};
+  GpuResidency r_{uint64_t{1} << 30, true};
 };
 
 TEST(ResidencyScenario, AllScriptsPass) {
-  const std::string dir = gem::testing::testdata_dir("residency");
+  const std::string dir = gem::testing::testdata_dir("gpu_residency");
   const std::vector<std::string> files = gem::testing::script_files(dir);
   ASSERT_GE(files.size(), 6u) << "scenario scripts not found in " << dir;
   for (const std::string& f : files) {
@@ -100,7 +100,7 @@ TEST(ResidencyScenario, AllScriptsPass) {
   }
 }
 
-TEST(Residency, DefaultBudgetLeavesTheLargerOfTwoGiBAndFivePercent) {
+TEST(GpuResidency, DefaultBudgetLeavesTheLargerOfTwoGiBAndFivePercent) {
   constexpr uint64_t kGiB = uint64_t{1} << 30;
   EXPECT_EQ(default_mem_budget(16 * kGiB), 14 * kGiB) << "5% of 16 GiB is under 2 GiB";
   EXPECT_EQ(default_mem_budget(40 * kGiB), 38 * kGiB) << "5% of 40 GiB is exactly 2 GiB";
@@ -112,33 +112,33 @@ TEST(Residency, DefaultBudgetLeavesTheLargerOfTwoGiBAndFivePercent) {
   EXPECT_EQ(default_mem_budget(UINT64_MAX), UINT64_MAX - UINT64_MAX / 20);
 }
 
-TEST(Residency, ABudgetOfZeroIsOff) {
-  Residency r(0, true);
+TEST(GpuResidency, ABudgetOfZeroIsOff) {
+  GpuResidency r(0, true);
   EXPECT_FALSE(r.enabled());
   r.usage("a", 1, true);
   r.grant("b", 0);
   EXPECT_TRUE(r.grant("c", 1).evict.empty());
 }
 
-TEST(Residency, HostileSizesAreClampedAndSumsNeverWrap) {
-  Residency r(uint64_t{1} << 40, true);
+TEST(GpuResidency, HostileSizesAreClampedAndSumsNeverWrap) {
+  GpuResidency r(uint64_t{1} << 40, true);
   for (int i = 0; i < 20000; ++i) r.usage("c" + std::to_string(i), UINT64_MAX, i % 2 == 0);
   EXPECT_EQ(r.client("c0")->bytes, proto::kMaxWireBytes);
   EXPECT_EQ(r.resident_bytes(), UINT64_MAX) << "20000 x 2^50 saturates in the report";
-  const Residency::Plan p = r.grant("c1", 5);
+  const GpuResidency::Plan p = r.grant("c1", 5);
   EXPECT_EQ(p.evict.size(), 10000u) << "every UM client goes, and still the non-UM ones do not fit";
   EXPECT_TRUE(p.over_budget);
   EXPECT_EQ(p.resident_bytes, 10000 * proto::kMaxWireBytes);
 }
 
 // Random usage reports, grants and departures: the plan's invariants hold after every grant.
-TEST(Residency, RandomSequencesKeepTheInvariants) {
+TEST(GpuResidency, RandomSequencesKeepTheInvariants) {
   std::mt19937_64 rng(11);
   const uint64_t sizes[] = {0, 1, 64ULL << 20, 100ULL << 20, 256ULL << 20, 1ULL << 30, UINT64_MAX};
   const char* names[] = {"a", "b", "c", "d", "e"};
   for (int round = 0; round < 200; ++round) {
     const uint64_t budget = (rng() % 8 + 1) * (128ULL << 20);
-    Residency r(budget, true);
+    GpuResidency r(budget, true);
     std::map<std::string, Micros> last_run;
     for (int step = 0; step < 60; ++step) {
       const std::string name = names[rng() % 5];
@@ -153,12 +153,12 @@ TEST(Residency, RandomSequencesKeepTheInvariants) {
           uint64_t floor = 0;
           std::map<std::string, bool> was_resident;
           for (const char* n : names) {
-            const Residency::Client* k = r.client(n);
+            const GpuResidency::Client* k = r.client(n);
             if (k == nullptr) continue;
             was_resident[n] = k->resident;
             if (n == name || !k->um) floor = std::min<uint64_t>(floor + k->bytes, UINT64_MAX / 2);
           }
-          const Residency::Plan p = r.grant(name, now);
+          const GpuResidency::Plan p = r.grant(name, now);
           last_run[name] = now;
           ASSERT_EQ(p.resident_bytes, r.resident_bytes());
           if (floor <= budget) {
@@ -169,7 +169,7 @@ TEST(Residency, RandomSequencesKeepTheInvariants) {
           Micros prev = -1;
           for (const std::string& e : p.evict) {
             ASSERT_NE(e, name) << "the holder is never evicted";
-            const Residency::Client* k = r.client(e);
+            const GpuResidency::Client* k = r.client(e);
             ASSERT_TRUE(k->um) << "a non-UM client is never evicted";
             ASSERT_TRUE(was_resident[e]) << "only a resident client is evicted";
             ASSERT_FALSE(k->resident);
