@@ -14,6 +14,7 @@
 #include <new>
 #include <system_error>
 
+#include "../common/field_text.h"
 #include "gem/protocol.h"
 
 namespace gem_baseline {
@@ -56,25 +57,8 @@ bool is_id_char(char c) {
 
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
-// Field text for messages: printable as is, anything else as \xNN so a stray control byte cannot
-// garble a log line. Long fields are cut; the point is to let the user find the spot.
-std::string quote(std::string_view s) {
-  constexpr size_t kMaxShown = 64;
-  std::string out = "'";
-  for (size_t i = 0; i < s.size() && i < kMaxShown; ++i) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  if (s.size() > kMaxShown) out += "...";
-  out += "'";
-  return out;
-}
+// Field text for messages: the parser's own (common/field_text.h), so messages read the same.
+std::string quote(std::string_view s) { return gem::quote_field(s); }
 
 std::vector<std::string_view> split_fields(std::string_view line) {
   std::vector<std::string_view> fields;
