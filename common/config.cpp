@@ -257,6 +257,8 @@ bool parse_config_impl(std::string_view text, const std::string& file, Config* o
 
 }  // namespace
 
+std::string client_id_error(std::string_view id) { return check_id(id); }
+
 std::string ConfigError::to_string() const {
   std::string s = file;
   if (line > 0) s += ":" + std::to_string(line);

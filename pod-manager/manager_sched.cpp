@@ -106,7 +106,7 @@ void Manager::execute(const std::string& key, Action& a) {
     }
     case Action::Kind::kCloseScheduler:
       if (sit == scheds_.end()) return;
-      if (sit->second.peer || sit->second.connecting_fd >= 0) LOG_WARN("scheduler %s: %s", key.c_str(), a.why.c_str());
+      if (!a.why.empty() && (sit->second.peer || sit->second.connecting_fd >= 0)) LOG_WARN("scheduler %s: %s", key.c_str(), a.why.c_str());
       close_sched(sit->second);
       return;
   }

@@ -10,6 +10,19 @@ proto::ClientSettings unknown_settings(const RouteOptions& o) {
   return proto::ClientSettings{0, 1000000, 0};  // REQUEST 0, LIMIT 1, no memory limit
 }
 std::string ms(Micros us) { return std::to_string(us / 1000) + " ms"; }
+
+// What an administrator does about a refusal, by its code (logged with the scheduler's reason).
+const char* refusal_fix(proto::ErrorCode c) {
+  switch (c) {
+    case proto::ErrorCode::kUnknownClient:
+    case proto::ErrorCode::kRemoved:
+      return "add the client to gem-schd's resource-config.txt with REQUESTs summing to at most 1";
+    case proto::ErrorCode::kDenied:
+      return "give the client its shared secret (gem-schd --secrets), or stop the other gem-pmgr of this client";
+    case proto::ErrorCode::kBusy: return "raise gem-schd's --max_connections";
+    default: return "check gem-pmgr's --scheduler and the GPU it serves";
+  }
+}
 }  // namespace
 
 Route::Route(RouteOptions opts)
@@ -48,7 +61,7 @@ void Route::join_token(HookId h, uint64_t rid, Micros now, Actions* out) {
 }
 
 bool Route::queue_for_scheduler(HookId h, uint64_t rid, Micros now, Actions* out) {
-  if (ensure_link(now, out) == Link::kUnavailable) {
+  if (ensure_link(now, out) == Link::kUnavailable && refused_.empty()) {
     unavailable(h, rid, last_error_, out);
     return false;
   }
@@ -150,7 +163,11 @@ void Route::sched_message(const proto::Message& m, Micros now, Actions* out) {
   } else if (const auto* ev = std::get_if<proto::Evict>(&m.body)) {
     on_evict(*ev, out);
   } else if (const auto* e = std::get_if<proto::Error>(&m.body)) {
-    fail("scheduler says: " + e->message, now, out);
+    if (e->code == proto::ErrorCode::kRemoved) {
+      refuse(*e, now, out);
+    } else {
+      fail("scheduler says: " + e->message, now, out);
+    }
   } else if (!std::holds_alternative<proto::Heartbeat>(m.body)) {  // a Heartbeat only shows it is alive
     fail(std::string("scheduler sent an unexpected ") + proto::type_name(m.body), now, out);
   }
@@ -159,7 +176,7 @@ void Route::sched_message(const proto::Message& m, Micros now, Actions* out) {
 void Route::on_hello_reply(const proto::Message& m, Micros now, Actions* out) {
   if (std::holds_alternative<proto::Heartbeat>(m.body)) return;
   if (const auto* e = std::get_if<proto::Error>(&m.body)) {
-    fail("scheduler refused '" + opts_.client + "': " + e->message, now, out);
+    refuse(*e, now, out);
     return;
   }
   const auto* s = std::get_if<proto::ClientSettings>(&m.body);
@@ -170,6 +187,7 @@ void Route::on_hello_reply(const proto::Message& m, Micros now, Actions* out) {
   state_ = State::kReady;
   deadline_ = kNever;
   last_error_.clear();
+  refused_.clear();
   usage_.reset();  // a new connection: the scheduler knows nothing of the client's memory
   on_settings(*s, now, out);
   if (!waiters_.empty()) ask_scheduler(now, out);
@@ -225,6 +243,7 @@ void Route::tick(Micros now, Actions* out) {
              " was awaited",
          now, out);
   }
+  if (state_ == State::kDisconnected && !refused_.empty() && hook_waits() && now >= retry_at_) ensure_link(now, out);
   mem_.tick(now, out);
   if (now >= usage_.next_deadline()) report_usage(now, out);
   if (now >= hb_due_) {
@@ -245,6 +264,7 @@ void Route::tick(Micros now, Actions* out) {
 
 Micros Route::next_deadline() const {
   Micros d = std::min(hb_due_, mem_.next_deadline());
+  if (state_ == State::kDisconnected && !refused_.empty() && hook_waits()) d = std::min(d, retry_at_);
   if (state_ == State::kConnecting || state_ == State::kHelloSent) d = std::min(d, deadline_);
   if (state_ == State::kReady && outstanding()) d = std::min(d, quiet_since_ + opts_.scheduler_timeout);
   if (state_ == State::kReady) d = std::min(d, usage_.next_deadline());
@@ -313,21 +333,40 @@ void Route::return_token(Micros now, Actions* out) {
            out);
 }
 
-void Route::fail(const std::string& why, Micros now, Actions* out) {
+void Route::disconnect(const std::string& why, Micros now, Actions* out) {
   out->push_back({Action::Kind::kCloseScheduler, 0, {}, why});
   state_ = State::kDisconnected;
   deadline_ = kNever;
   retry_at_ = now + opts_.retry_period;
-  last_error_ = why;
   requested_ = false;
   token_.reset();
   if (renewing_ && renew_for_.hook != 0) to_hook(renew_for_.hook, {renew_for_.rid, proto::TokenGrant{0}}, out);
   renewing_ = false;
+  usage_.reset();
+  mem_.set_limit(settings_.gpu_mem_bytes, out, settings_.flags);  // the last limit known (or declared) holds meanwhile
+}
+
+void Route::fail(const std::string& why, Micros now, Actions* out) {
+  disconnect(why, now, out);
+  last_error_ = why;
+  refused_.clear();
   for (const Waiter& w : waiters_) unavailable(w.hook, w.rid, why, out);
   waiters_.clear();
   hb_due_ = kNever;
-  usage_.reset();
-  mem_.set_limit(settings_.gpu_mem_bytes, out, settings_.flags);  // the last limit known (or declared) holds meanwhile
+}
+
+void Route::refuse(const proto::Error& e, Micros now, Actions* out) {
+  const std::string why = "scheduler refused '" + opts_.client + "': " + e.message;
+  const std::string told = why + "; its processes wait until it is admitted (asked again every " +
+                           ms(opts_.retry_period) + "): " + refusal_fix(e.code);
+  ++refusals_;
+  // Logged (the close's reason) when the refusal is new or changed, not at every retry: an empty
+  // reason closes quietly.
+  disconnect(told == refused_ ? std::string() : told, now, out);
+  last_error_ = why;
+  refused_ = told;
+  // The waiters stay: held, not unthrottled. Heartbeats keep their waits alive.
+  if (hook_waits() && hb_due_ == kNever) hb_due_ = now + opts_.heartbeat_period;
 }
 
 void Route::unavailable(HookId h, uint64_t rid, const std::string& why, Actions* out) const {

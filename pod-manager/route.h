@@ -7,9 +7,13 @@
 // the time `now` (CLOCK_MONOTONIC µs) from the caller, so tests drive it with a simulated clock.
 //
 // Connection states: Disconnected -> (a hook needs it, retry_at passed) Connecting -> (connected)
-// HelloSent -> (ClientSettings) Ready; a failure, refusal, timeout or silence goes back to
-// Disconnected, answers every waiter with kSchedulerUnavailable and allows no new attempt before
-// retry_at (retry_period later). Rules: docs/design.md, "The pod manager". Memory sessions
+// HelloSent -> (ClientSettings) Ready; a failure, timeout or silence goes back to Disconnected,
+// answers every waiter with kSchedulerUnavailable (the hook runs unthrottled: fail-open) and allows
+// no new attempt before retry_at (retry_period later). A refusal (the scheduler answers the Hello
+// with an Error, or removes the client) also goes back to Disconnected, but the client is *held*:
+// its waiters keep waiting (with heartbeats), new requests join them, and the route connects again
+// at retry_at while any hook waits, until the scheduler admits it (docs/design.md, "Refused
+// clients are held"). Rules: docs/design.md, "The pod manager". Memory sessions
 // (docs/memory.md) are MemSessions fed by the same connection's settings; their total is reported
 // to the scheduler (MemUsage, paced by UsageReport), whose Evict goes to the route's launch gates
 // (docs/memory.md, "Residency"). Not thread-safe.
@@ -34,7 +38,7 @@ namespace gem::pmgr {
 /// while a request waits (docs/design.md, "Liveness").
 inline constexpr Micros kDefaultSchedulerTimeout = 600000;
 /// After a failed connection to gem-schd no new attempt is made for this long, µs: requests in
-/// between are told "scheduler unavailable" and run unthrottled.
+/// between are told "scheduler unavailable" and run unthrottled. A refused client asks again this often.
 inline constexpr Micros kSchedulerRetryPeriod = 1000000;
 
 struct RouteOptions {
@@ -102,6 +106,11 @@ class Route {
   const MemSessions& memory() const { return mem_; }
   bool renewing() const { return renewing_; }
   bool requested() const { return requested_; }
+  /// Why the scheduler refused this client ("" when it is not refused): set by a refusal, cleared
+  /// when the scheduler admits the client. Its processes wait meanwhile.
+  const std::string& refused() const { return refused_; }
+  /// Refusals this route received (each refused Hello or removal), for gem-pmgr's metrics.
+  uint64_t refusals() const { return refusals_; }
   static const char* state_name(State s);
 
  private:
@@ -133,6 +142,10 @@ class Route {
   void serve_waiters(Micros now, Actions* out);
   void return_token(Micros now, Actions* out);
   void fail(const std::string& why, Micros now, Actions* out);
+  /// The scheduler refused (or removed) the client: disconnects like fail() but holds the waiters.
+  void refuse(const proto::Error& e, Micros now, Actions* out);
+  /// Closes the connection and resets the per-connection state (fail() and refuse()).
+  void disconnect(const std::string& why, Micros now, Actions* out);
   void unavailable(HookId h, uint64_t rid, const std::string& why, Actions* out) const;
   void to_hook(HookId h, proto::Message m, Actions* out) const;
   void to_sched(proto::Message m, Actions* out) const;
@@ -145,6 +158,8 @@ class Route {
   Micros quiet_since_ = 0;    // last byte from the scheduler, or when waiting began
   Micros hb_due_ = kNever;    // next heartbeat to waiting hooks
   std::string last_error_;    // why the last attempt failed (for answers before retry_at)
+  std::string refused_;       // the scheduler's refusal while the client is held; "" otherwise
+  uint64_t refusals_ = 0;
   uint64_t next_id_ = 1;      // our request ids to the scheduler (0: plain token requests)
   uint64_t hello_id_ = 0;
   proto::ClientSettings settings_;

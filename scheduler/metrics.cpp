@@ -76,6 +76,16 @@ std::string SchedMetrics::render(const SchedView& v) const {
   for (const ClientView& c : v.clients) connected += c.connected ? 1 : 0;
   g("gem_clients", "gauge", "Clients known (config and --dynamic_clients).", static_cast<double>(v.clients.size()));
   g("gem_clients_connected", "gauge", "Clients whose pod manager is connected.", static_cast<double>(connected));
+  w.family("gem_client_refusals_total", "counter",
+           "Pod managers refused at their Hello or removed, per reason; their processes are held, not run unthrottled.");
+  for (const char* reason : {"unknown_client", "removed", "denied", "busy", "protocol"}) {
+    const auto it = v.refusal_totals.find(reason);
+    w.sample("gem_client_refusals_total", {{"gpu", v.gpu}, {"reason", reason}},
+             it == v.refusal_totals.end() ? 0.0 : static_cast<double>(it->second));
+  }
+  w.family("gem_client_refused", "gauge",
+           "1 for a client refused within the last minute (at most 64 shown); its processes wait until it is admitted.");
+  for (const Refused& r : v.refused) w.sample("gem_client_refused", {{"gpu", v.gpu}, {"client", r.client}, {"reason", r.kind}}, 1);
 
   struct Series {
     const char* name;

@@ -13,6 +13,7 @@
 
 #include "gem/clock.h"
 #include "gem/prom.h"
+#include "refusals.h"
 
 namespace gem::sched {
 
@@ -56,6 +57,8 @@ struct SchedView {
   uint64_t mem_budget = 0, resident_bytes = 0;
   GpuHealthView health;
   std::vector<ClientView> clients;
+  std::vector<Refused> refused;                    // Refusals::recent(): refused lately, held
+  std::map<std::string, uint64_t> refusal_totals;  // Refusals::totals(): per reason label
 };
 
 class SchedMetrics {

@@ -227,10 +227,12 @@ void Server::on_hello(int fd, Conn& c, const proto::Message& m, const proto::Hel
   proto::ErrorCode code = proto::ErrorCode::kProtocol;
   const std::string why = c.client.empty() ? admit(h, &code) : "second Hello on one connection";
   if (!why.empty()) {
+    if (c.client.empty()) refusals_.note(h.client, code, why, mono_us());
     c.peer->send({m.request_id, proto::Error{code, why}});
     drop(fd, why);
     return;
   }
+  refusals_.admitted(h.client);
   c.client = h.client;
   fd_of_client_[h.client] = fd;
   LOG_INFO("pod manager for '%s' connected (pid %u)", h.client.c_str(), h.pid);
@@ -291,8 +293,9 @@ void Server::apply_clients() {
     auto it = fd_of_client_.find(name);
     if (it == fd_of_client_.end()) continue;
     const int fd = it->second;
-    conns_.at(fd).peer->send({0, proto::Error{proto::ErrorCode::kRemoved,
-                                              "client '" + name + "' was removed from " + opts_.config_path}});
+    const std::string why = "client '" + name + "' was removed from " + opts_.config_path;
+    refusals_.note(name, proto::ErrorCode::kRemoved, why, mono_us());
+    conns_.at(fd).peer->send({0, proto::Error{proto::ErrorCode::kRemoved, why}});
     drop(fd, "removed from the config");
   }
 }

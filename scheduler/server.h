@@ -16,6 +16,7 @@
 #include "gpu_health.h"
 #include "metrics.h"
 #include "policy.h"
+#include "refusals.h"
 #include "gpu_residency.h"
 #include "secrets.h"
 
@@ -115,6 +116,7 @@ class Server {
   Micros last_heartbeat_ = 0;
   // Metrics and health (server_metrics.cpp).
   SchedMetrics metrics_;
+  Refusals refusals_;  // the clients refused lately, for status and metrics
   MetricsEndpoint* endpoint_ = nullptr;
   const GpuHealth* health_ = nullptr;
   Micros started_ = mono_us();

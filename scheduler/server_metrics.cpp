@@ -49,6 +49,8 @@ SchedView Server::metrics_view(Micros now) const {
     v.clients.push_back(client_view(name, now));
     v.busy_window += v.clients.back().used_window;
   }
+  v.refused = refusals_.recent(now);
+  v.refusal_totals = refusals_.totals();
   return v;
 }
 

@@ -38,6 +38,10 @@ void Server::write_stats() {
   }
   j["clients"] = nlohmann::json::object();
   for (const std::string& name : policy_.clients()) j["clients"][name] = stats_record(client_view(name, now));
+  j["refused"] = nlohmann::json::object();
+  for (const Refused& r : refusals_.recent(now)) {
+    j["refused"][r.client] = {{"reason", r.reason}, {"kind", r.kind}, {"last_us", r.last}, {"count", r.count}};
+  }
   const std::string tmp = opts_.stats_path + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "w");
   if (f == nullptr) {

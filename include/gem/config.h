@@ -105,6 +105,11 @@ bool parse_config(std::string_view text, const std::string& file, Config* out, C
 /// the REQUESTs to 1.1, above 1"). Pure.
 std::string admission_error(double request, double limit, double admitted);
 
+/// Why `id` cannot be a client ID ("" when it can): at most proto::kMaxName bytes of A-Z a-z 0-9
+/// and . _ / : - (the one rule for resource-config.txt's IDs; gem-schd also uses it before it shows
+/// a name that came from the wire). Pure.
+std::string client_id_error(std::string_view id);
+
 /// The sizes parse_size() takes, as user-facing text (usage, errors, docs/interfaces.md "Sizes"):
 /// a decimal number of bytes, or a number (a fraction allowed) with a unit: k/K, M, G, T = powers
 /// of 1000, Ki, Mi, Gi, Ti = powers of 1024 (Kubernetes quantities), each optionally followed by B

@@ -157,6 +157,48 @@ TEST_F(MetricsTest, ConfigReloadsAndRefusalsAreCounted) {
   stop_daemons_expect_clean();
 }
 
+// Issue 19: a client gem-schd refuses is held, not run unthrottled. Its app launches nothing while
+// refused, the refusal is counted and shown (and logged once with the fix), and the app runs under
+// the token once the config admits the client.
+TEST_F(MetricsTest, ARefusedClientIsHeldAndShownUntilAdmitted) {
+  write_config({{"client1", 0.3, 1.0}});
+  const int schd = start_scheduler_with_metrics();
+  start_pod_manager("stranger");
+  AppOptions a;
+  a.seconds = 1;
+  a.client = "stranger";
+  App& app = start_app(a);
+  const std::map<std::string, std::string> refused{{"gpu", kGpu}, {"client", "stranger"}, {"reason", "unknown_client"}};
+  PromScrape s = scrape_until(schd, 5, [&](const PromScrape& x) { return x.value("gem_client_refused", refused) == 1.0; });
+  EXPECT_EQ(s.value("gem_client_refused", refused), 1.0) << errors_of(s);
+  EXPECT_GE(s.value("gem_client_refusals_total", {{"gpu", kGpu}, {"reason", "unknown_client"}}).value_or(0), 1.0);
+  // Held for 2.5 s (two more refusals at the 1 s retries): nothing ran, the fix was logged once.
+  sleep_ms(2500);
+  EXPECT_TRUE(kernels_of(kernels(), app.proc->pid()).empty()) << "the refused client's app ran";
+  const std::string log = read_text(path("pmgr-stranger.log"));
+  int fixes = 0;
+  for (size_t p = log.find("add the client to gem-schd's resource-config.txt"); p != std::string::npos;
+       p = log.find("add the client to gem-schd's resource-config.txt", p + 1)) {
+    ++fixes;
+  }
+  EXPECT_EQ(fixes, 1) << "the refusal and its fix are logged once, not at every retry:\n" << tail(path("pmgr-stranger.log"));
+  s = scrape_until(schd, 5, [&](const PromScrape& x) {
+    return x.value("gem_client_refusals_total", {{"gpu", kGpu}, {"reason", "unknown_client"}}).value_or(0) >= 2;
+  });
+  EXPECT_GE(s.value("gem_client_refusals_total", {{"gpu", kGpu}, {"reason", "unknown_client"}}).value_or(0), 2.0)
+      << "the held pod manager asks again";
+
+  write_text_rename(path("resource-config.txt"), config_text({{"client1", 0.3, 1.0}, {"stranger", 0.3, 1.0}}));
+  wait_apps(1 + 20 * slack());
+  const auto hs = app.hook_stats();
+  EXPECT_GT(app.result().value("launches", 0LL), 0) << read_text(app.out_path);
+  EXPECT_EQ(hs.value("unthrottled_launches", -1LL), 0) << "the refused client ran unthrottled: " << hs.dump();
+  EXPECT_FALSE(kernels_of(kernels(), app.proc->pid()).empty()) << "the admitted client's app never ran";
+  s = scrape_until(schd, 5, [&](const PromScrape& x) { return !x.value("gem_client_refused", refused).has_value(); });
+  EXPECT_FALSE(s.value("gem_client_refused", refused).has_value()) << "an admitted client is no longer shown as refused\n" << s.text.substr(0, 3000);
+  stop_daemons_expect_clean();
+}
+
 TEST_F(MetricsTest, GpuHealthFollowsNvmlXidEventsAndALostGpu) {
   write_config({{"client1", 0.3, 1.0}});
   const std::string events = path("nvml-events.txt");

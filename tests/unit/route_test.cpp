@@ -78,7 +78,7 @@ std::string action_text(const Action& a) {
     case Action::Kind::kToHook: return "hook " + std::to_string(a.hook) + " <- " + body_text(a.msg);
     case Action::Kind::kToScheduler: return "sched <- " + body_text(a.msg);
     case Action::Kind::kConnect: return "connect";
-    case Action::Kind::kCloseScheduler: return "close: " + a.why;
+    case Action::Kind::kCloseScheduler: return a.why.empty() ? "close (quiet)" : "close: " + a.why;
     case Action::Kind::kDropHook: return "drop hook " + std::to_string(a.hook) + ": " + a.why;
   }
   return "?";
@@ -140,8 +140,19 @@ class Scenario {
         route_.sched_heard(now);
       } else if (verb == "heartbeat") {
         route_.sched_message({0, proto::Heartbeat{}}, now, &acts);
-      } else if (verb == "error") {
-        route_.sched_message({id, proto::Error{proto::ErrorCode::kUnknownClient, "no such client"}}, now, &acts);
+      } else if (verb == "error") {  // code=NAME (code_name's names); UnknownClient by default
+        proto::ErrorCode code = proto::ErrorCode::kUnknownClient;
+        if (c.kv.count("code")) {
+          bool known = false;
+          for (int i = 1; i <= 6; ++i) {
+            if (c.kv.at("code") == code_name(static_cast<proto::ErrorCode>(i))) {
+              code = static_cast<proto::ErrorCode>(i);
+              known = true;
+            }
+          }
+          if (!known) ADD_FAILURE() << "unknown error code: " << line;
+        }
+        route_.sched_message({id, proto::Error{code, "no such client"}}, now, &acts);
       } else if (verb == "settings") {
         route_.sched_message({id, proto::ClientSettings{static_cast<uint32_t>(get("req")), static_cast<uint32_t>(get("lim")),
                                                         get("mem"), static_cast<uint32_t>(get("flags"))}},

@@ -48,6 +48,10 @@ def gpu_view(url, samples):
         'reload_errors': int(_one(d, 'gem_config_reload_errors_total', 0)),
         'mem_budget': _one(d, 'gem_memory_budget_bytes', 0), 'resident_bytes': _one(d, 'gem_memory_resident_bytes', 0),
         'clients': {},
+        # Clients refused lately (gem_client_refused): their processes wait until admitted.
+        'refused': {labels.get('client', '?'): labels.get('reason', '?')
+                    for labels, v in d.get('gem_client_refused', []) if v == 1},
+        'refusals': int(sum(v for _, v in d.get('gem_client_refusals_total', []))),
     }
     for series, key in CLIENT_SERIES.items():
         for labels, value in d.get(series, []):

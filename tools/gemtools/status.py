@@ -57,6 +57,9 @@ def render(gpus, pmgrs, errors):
             out.append(f"  {name:<20} {c.get('request', 0):>7.2f} {c.get('limit', 1):>6.2f} {c.get('share', 0):>8.3f} "
                        f"{c.get('gpu_seconds', 0):>9.1f} {int(c.get('grants', 0)):>7} {int(c.get('revocations', 0)):>7} "
                        f"{(str(p['launch']) if p else '-'):>5}  {size(c.get('mem_used', 0)) + ' / ' + limit:<22} {state}")
+        for name in sorted(g.get('refused', {})):
+            out.append(f"  {name:<20} REFUSED ({g['refused'][name]}): its processes wait until gem-schd admits it "
+                       f"(see gem-pmgr's log for the fix)")
         out.append('')
     known = {name for g in gpus for name in g['clients']}
     for p in pmgrs:
