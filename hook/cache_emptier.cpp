@@ -11,6 +11,7 @@
 #include <mutex>
 #include <new>
 
+#include "cache_emptier_rule.h"
 #include "capture_state.h"
 #include "mem_tracker.h"
 #include "gate_registry.h"
@@ -24,9 +25,6 @@ namespace gem::hook {
 
 namespace {
 
-constexpr Micros kMinGap = 200000;  // µs from one emptying to the next, at least
-constexpr Micros kRetry = 20000;    // µs between looks while a capture holds a release back
-
 // Tokens granted in this process so far (note_token_granted()): a release is stale once a grant
 // came after it. The emptier's own signal, not a statistic.
 std::atomic<uint64_t> g_grants{0};
@@ -36,19 +34,15 @@ std::atomic<uint64_t> g_grants{0};
 // token worker at each idle release: a lock-free read.
 bool unified_memory_mode() { return MemTracker::get().any_unified_memory(); }
 
-bool wanted() {
-  const int s = settings().empty_cache;
-  return s == 1 || (s == -1 && unified_memory_mode());
-}
+bool wanted() { return empty_cache_wanted(settings().empty_cache, unified_memory_mode()); }
 
-enum class Verdict { kEmpty, kLater, kDrop };
+using Verdict = EmptyVerdict;
 
 // The conditions of cache_emptier.h, for a release made when `grants` tokens had been granted.
 Verdict judge(uint64_t grants) {
-  if (stopping_at_exit() || !wanted()) return Verdict::kDrop;
-  if (g_grants.load(std::memory_order_acquire) != grants || !gates_quiet()) return Verdict::kDrop;
-  if (active_captures() > 0) return Verdict::kLater;
-  return Verdict::kEmpty;
+  if (stopping_at_exit()) return Verdict::kDrop;
+  return judge_emptying(false, wanted(), grants, g_grants.load(std::memory_order_acquire), gates_quiet,
+                        active_captures);
 }
 
 // Judged again with the GIL held, right before the call.
@@ -100,7 +94,7 @@ class Emptier {
   uint64_t seq_ = 0;     // releases noted
   uint64_t tokens_ = 0;  // grants (note_token_granted()) at the last release
   Micros released_ = 0;
-  Micros last_empty_ = -kMinGap;
+  Micros last_empty_ = -kEmptyMinGap;
 };
 
 Emptier& emptier() {
@@ -148,7 +142,7 @@ void Emptier::run() {
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
     cv_.wait(lk, [this] { return pending_; });
-    const Micros due = std::max(released_ + static_cast<Micros>(settings().empty_cache_ms) * 1000, last_empty_ + kMinGap);
+    const Micros due = emptying_due(released_, settings().empty_cache_ms, last_empty_);
     const Micros now = mono_us();
     if (now < due) {
       cv_.wait_for(lk, std::chrono::microseconds(due - now));  // a new release moves `due`
@@ -160,7 +154,7 @@ void Emptier::run() {
     const bool later = attempt(tokens);
     lk.lock();
     if (later) {
-      cv_.wait_for(lk, std::chrono::microseconds(kRetry));
+      cv_.wait_for(lk, std::chrono::microseconds(kEmptyRetry));
       continue;
     }
     if (seq_ == seq) pending_ = false;  // a release noted meanwhile gets its own attempt

@@ -1,5 +1,6 @@
 // parse_settings(): the environment -> Settings, with a named problem for each value it ignores.
 // Kept apart from settings.cpp (which logs and calls the driver) so unit tests run it on a map.
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 
@@ -28,7 +29,9 @@ class Env {
     errno = 0;
     char* end = nullptr;
     const long n = std::strtol(v.c_str(), &end, 10);
-    if (errno != 0 || end != v.c_str() + v.size() || n < lo || n > hi) {
+    // strtol skips leading white space: " 64" is as unusable as "64 ".
+    if (std::isspace(static_cast<unsigned char>(v[0])) || errno != 0 || end != v.c_str() + v.size() || n < lo ||
+        n > hi) {
       problem(name, v, "an integer from " + std::to_string(lo) + " to " + std::to_string(hi), std::to_string(fallback));
       return fallback;
     }
@@ -60,7 +63,10 @@ Micros idle_us(const Env& env) {
   errno = 0;
   char* end = nullptr;
   const double ms = std::strtod(v.c_str(), &end);
-  if (errno != 0 || end != v.c_str() + v.size() || !(ms > 0 && ms <= kMaxIdleMs)) {
+  // strtod also reads white space first, hexadecimal ("0x10": 16) and "inf": none is a decimal
+  // number. A value under 1 µs would be 0, which the range excludes.
+  if (v.find_first_not_of("0123456789.eE+-") != std::string::npos || errno != 0 || end != v.c_str() + v.size() ||
+      !(ms > 0 && ms <= kMaxIdleMs) || ms * 1000 < 1) {
     env.problem("GEMINI_IDLE_MS", v, "a decimal number of ms above 0 and at most 10000",
                 std::to_string(kDefaultIdleUs / 1000) + " ms");
     return kDefaultIdleUs;

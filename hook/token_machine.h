@@ -164,7 +164,13 @@ class TokenMachine {
   TokenActions on_evict(const TokenFacts& f, uint32_t flags);
 
   /// In a fork()ed child: the connection and the slice belong to the parent; the next start() begins idle.
-  void reset_after_fork() { state_ = State::kIdle; }
+  /// The burst in progress and the time run unthrottled are the parent's too: the parent reports
+  /// them with its next release, and the child reporting them as well would charge the client twice.
+  void reset_after_fork() {
+    state_ = State::kIdle;
+    burst_ = 0;
+    unthrottled_us_ = 0;
+  }
 
   enum class State { kIdle, kConnecting, kAsking, kUnthrottled, kStarting, kHolding, kSyncing, kRenewing,
                      kShutting, kDraining, kReleasing, kFailedClosed };

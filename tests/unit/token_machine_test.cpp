@@ -24,6 +24,7 @@
 
 #include <fstream>
 #include <memory>
+#include <random>
 #include <sstream>
 
 #include "script.h"
@@ -182,6 +183,155 @@ TEST(TokenMachineScenario, AllScriptsPass) {
     auto sc = std::make_shared<Scenario>(config_from(path));
     return [sc](const std::string& line) { return sc->run(line); };
   });
+}
+
+// A token worker that answers every next step with a report chosen at random (a fixed seed per
+// run), over many steps: whatever the pod manager, the GPU and the program do, the machine keeps the
+// rules a user relies on.
+class RandomWalk {
+ public:
+  RandomWalk(TokenConfig c, uint32_t seed) : fail_closed_(c.fail_closed), m_(std::move(c)), rng_(seed) {
+    f_.managed = pick(2) == 0;
+  }
+
+  void run(int steps) {
+    TokenActions acts = check(m_.start(f_), false);
+    for (int i = 0; i < steps && !::testing::Test::HasFailure(); ++i) acts = check(report(acts.back()), false);
+  }
+
+ private:
+  uint64_t pick(uint64_t n) { return std::uniform_int_distribution<uint64_t>(0, n - 1)(rng_); }
+  void advance(Micros most) { f_.now += static_cast<Micros>(pick(static_cast<uint64_t>(most) + 1)); }
+  // The program launches while the gate is open, and some wait at it while it is shut.
+  void program() {
+    if (open_ && pick(2) == 0) {
+      const uint64_t n = pick(5);
+      f_.entered += n;
+      f_.exited += n;
+    }
+    f_.waiters = !open_ && pick(3) == 0;
+    f_.pacing = open_ && pick(8) == 0;
+    f_.latency = pick(4) == 0;
+    f_.evicted = f_.managed && pick(3) == 0;
+  }
+  TokenAnswer answer() {
+    const uint64_t r = pick(6);
+    if (r == 5) f_.connected = false;
+    return r < 3 ? TokenAnswer::kGranted : r < 5 ? TokenAnswer::kRefused : TokenAnswer::kBroken;
+  }
+  uint64_t quota() { return pick(8) == 0 ? UINT64_MAX : pick(20000); }
+  void failed() { failed_at_ = f_.now; }
+
+  TokenActions report(const TokenAction& a) {
+    program();
+    switch (a.kind) {
+      case K::kWaitDemand: advance(a.us); return m_.on_demand(f_, pick(2) == 0);
+      case K::kWaitPmgr: {
+        advance(a.us);
+        const uint64_t r = pick(20);
+        if (r == 0) return m_.on_pmgr(f_, PmgrEvent::kRevoked);
+        if (r == 1) { f_.connected = false; return m_.on_pmgr(f_, PmgrEvent::kBroken); }
+        return m_.on_pmgr(f_, r == 2 ? PmgrEvent::kEvict : PmgrEvent::kNone);
+      }
+      case K::kSleep: f_.now += a.us; return m_.on_tick(f_);
+      case K::kConnect: {
+        advance(100);
+        f_.connected = pick(3) != 0;
+        if (!f_.connected) failed();
+        return m_.on_connect(f_, f_.connected, "refused");
+      }
+      case K::kRequest: case K::kReleaseAndRequest: {
+        if (pick(4) == 0) check(m_.on_evict(f_, static_cast<uint32_t>(pick(2))), true);
+        advance(3000);
+        const TokenAnswer ans = answer();
+        if (ans != TokenAnswer::kGranted) failed();
+        return m_.on_answer(f_, ans, quota(), "why");
+      }
+      case K::kRelease: advance(100); return m_.on_released(f_, pick(4) != 0);
+      case K::kRenew: { advance(100); const TokenAnswer ans = answer(); return m_.on_renew(f_, ans, quota()); }
+      case K::kShut: advance(100); return m_.on_shut(f_);
+      case K::kDrain: {
+        advance(1000);
+        const Micros used = static_cast<Micros>(pick(5000));
+        drained_used_ = used;
+        drained_end_ = f_.now;
+        return m_.on_drained(f_, used, f_.now);
+      }
+      case K::kSync: { const Micros w = static_cast<Micros>(pick(1000)); f_.now += w; return m_.on_sync(f_, pick(5) != 0, w); }
+      case K::kPrefetch: advance(1000); return m_.on_prefetched(f_);
+      case K::kPollPmgr: return m_.on_polled(f_, pick(2) == 0, static_cast<uint32_t>(pick(2)));
+      default: ADD_FAILURE() << "not a next step: " << token_action_name(a.kind); return m_.start(f_);
+    }
+  }
+
+  // The rules, checked on each list as the worker performs it.
+  TokenActions check(TokenActions acts, bool side_only) {
+    const std::string at = " at t=" + std::to_string(f_.now) + " in " + m_.describe();
+    if (!side_only) {
+      EXPECT_FALSE(acts.empty()) << at;
+    }
+    for (size_t i = 0; i < acts.size(); ++i) {
+      const TokenAction& a = acts[i];
+      const bool last = i + 1 == acts.size();
+      EXPECT_EQ(is_next_step(a.kind), last && !side_only) << action_text(a) << at;
+      switch (a.kind) {
+        case K::kOpen:
+          // Fail-closed, the gate opens only for a slice; it never opens twice.
+          EXPECT_FALSE(open_) << "opened an open gate" << at;
+          if (fail_closed_) {
+            EXPECT_TRUE(slice_) << "fail-closed gate opened without a token" << at;
+          }
+          open_ = true;
+          break;
+        case K::kShut: open_ = false; slice_ = false; break;
+        case K::kStartSlice: slice_ = true; ++slices_; break;
+        case K::kCountTokens: tokens_ += a.n; break;
+        case K::kWaitDemand: EXPECT_FALSE(open_) << "waits for demand with the gate open" << at; break;
+        case K::kWaitPmgr:
+          EXPECT_TRUE(slice_ && open_) << at;
+          EXPECT_GT(a.us, 0) << "a zero wait would spin" << at;
+          EXPECT_LE(a.us, kIdlePoll) << at;
+          break;
+        case K::kRelease: case K::kReleaseAndRequest:
+          EXPECT_FALSE(open_) << "gave the token back with the gate open" << at;
+          EXPECT_EQ(a.rel.used_us, static_cast<uint64_t>(drained_used_)) << at;
+          EXPECT_EQ(a.rel.end_us, static_cast<uint64_t>(drained_end_)) << at;
+          EXPECT_EQ(a.rel.start_us + a.rel.used_us, a.rel.end_us) << at;
+          break;
+        case K::kRenew: EXPECT_GE(a.us, 0) << at; EXPECT_GE(a.burst, a.us) << at; break;
+        case K::kDrain: EXPECT_FALSE(open_) << "drained with the gate open" << at; break;
+        default: break;
+      }
+      // After a failed answer or connection, nothing is asked before kRetryPeriod.
+      if ((a.kind == K::kConnect || a.kind == K::kRequest) && failed_at_ >= 0) {
+        EXPECT_GE(f_.now, failed_at_ + kRetryPeriod) << action_text(a) << at;
+      }
+    }
+    EXPECT_EQ(tokens_, slices_) << "one token counted per slice started" << at;
+    return acts;
+  }
+
+  const bool fail_closed_;
+  TokenMachine m_;
+  std::mt19937 rng_;
+  TokenFacts f_;
+  bool open_ = false, slice_ = false;
+  uint64_t tokens_ = 0, slices_ = 0;
+  Micros failed_at_ = -1, drained_used_ = 0, drained_end_ = 0;
+};
+
+TEST(TokenMachineRandomWalk, KeepsTheGateRulesWhateverHappens) {
+  for (const bool fail_closed : {false, true}) {
+    for (uint32_t seed = 1; seed <= 20; ++seed) {
+      SCOPED_TRACE("seed " + std::to_string(seed) + (fail_closed ? " fail-closed" : " fail-open"));
+      TokenConfig c;
+      c.idle_us = seed % 2 ? 1000 : 100;
+      c.fail_closed = fail_closed;
+      c.empty_cache = static_cast<int>(seed % 3) - 1;
+      RandomWalk(c, seed).run(5000);
+      if (::testing::Test::HasFailure()) return;
+    }
+  }
 }
 
 }  // namespace
