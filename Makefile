@@ -46,6 +46,7 @@ HOOK_SRCS := $(wildcard hook/*.cpp)
 HOOK_PURE_SRCS := hook/mem_ledger.cpp hook/capture_rule.cpp hook/capture_state.cpp hook/token_machine.cpp \
   hook/pmgr_client.cpp hook/pmgr_conn.cpp hook/settings_parse.cpp hook/lease_sync.cpp \
   hook/managed_ranges.cpp hook/pool_registry.cpp hook/mem_sizing.cpp hook/um_policy.cpp hook/mem_figures.cpp
+HOOK_PURE_SRCS += hook/mem_session.cpp
 SCHD_SRCS := $(filter-out scheduler/main.cpp,$(wildcard scheduler/*.cpp))
 PMGR_SRCS := $(filter-out pod-manager/main.cpp,$(wildcard pod-manager/*.cpp))
 # The daemons' HTTP /metrics endpoint (cpp-httplib); never linked into the hook.

@@ -2,21 +2,18 @@
 
 #include <unistd.h>
 
-#include "settings.h"
-
 namespace gem::hook {
 
 bool MemSession::open(const std::string& uuid, proto::MemState* state, std::string* why) {
-  const Settings& s = settings();
   proto::Hello hello;
   hello.role = proto::Role::kHookMemory;
-  hello.client = s.client;
+  hello.client = s_.client;
   hello.device_uuid = uuid;
   hello.pid = static_cast<uint32_t>(getpid());
-  hello.secret = s.secret;
+  hello.secret = s_.secret;
   proto::Message reply;
   push_.reset();
-  if (!conn_.open(s.pod_manager, hello, s.pmgr_timeout_ms, &reply, why)) return false;
+  if (!conn_.open(s_.pod_manager, hello, s_.pmgr_timeout_ms, &reply, why)) return false;
   if (const auto* st = std::get_if<proto::MemState>(&reply.body)) {
     *state = *st;
     return true;

@@ -3,7 +3,8 @@
 // Every call waits at most GEMINI_PMGR_TIMEOUT_MS (heartbeats restart the wait); a push of the
 // pod manager (MemState with request id 0: the limit changed) met on the way is kept for
 // take_push(). Not thread-safe: the memory tracker calls it under its lock. The hook's LeaseChannel
-// (lease_sync.h).
+// (lease_sync.h). The settings (the pod manager's address, the client, its secret, the timeout) are
+// passed in (settings() in the hook, its own in tests): no driver calls.
 #pragma once
 
 #include <optional>
@@ -12,11 +13,15 @@
 #include "gem/protocol.h"
 #include "lease_sync.h"
 #include "pmgr_conn.h"
+#include "settings.h"
 
 namespace gem::hook {
 
 class MemSession final : public LeaseChannel {
  public:
+  /// `s` is borrowed and outlives this (settings() is never destroyed).
+  explicit MemSession(const Settings& s) : s_(s) {}
+
   /// Connects and says Hello for GPU `uuid`; true with *state (the limit) on success, false with *why.
   bool open(const std::string& uuid, proto::MemState* state, std::string* why) override;
   bool is_open() const override { return conn_.is_open(); }
@@ -35,6 +40,7 @@ class MemSession final : public LeaseChannel {
 
  private:
   bool await(uint64_t id, proto::MemState* state, std::string* why);
+  const Settings& s_;
   PmgrConn conn_;
   std::optional<proto::MemState> push_;
 };

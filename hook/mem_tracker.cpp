@@ -17,7 +17,7 @@ bool MemTracker::active() { return settings().enabled; }
 
 MemTracker::Gpu* MemTracker::gpu_by_uuid(const std::string& uuid) {
   auto& slot = gpus_[uuid];
-  if (!slot) slot = std::make_unique<Gpu>(uuid, shared_);
+  if (!slot) slot = std::make_unique<Gpu>(uuid, shared_, settings());
   return slot.get();
 }
 

@@ -64,7 +64,8 @@ class MemTracker {
 
  private:
   struct Gpu {
-    Gpu(const std::string& uuid, LeaseSyncShared& shared) : sync(uuid, session, shared) {}
+    Gpu(const std::string& uuid, LeaseSyncShared& shared, const Settings& s)
+        : session(s), sync(uuid, session, shared) {}
     MemSession session;
     LeaseSync sync;  // borrows session
   };

@@ -149,5 +149,83 @@ TEST(MemLedger, NoSequenceWrapsACounter) {
   EXPECT_EQ(l.lease(), MemLedger::kMaxBytes);
 }
 
+
+TEST(MemLedger, ChunkAtTheExtremes) {
+  EXPECT_EQ(MemLedger::chunk_for(0), 64 * kMiB) << "no limit";
+  EXPECT_EQ(MemLedger::chunk_for(1), 2 * kMiB);
+  EXPECT_EQ(MemLedger::chunk_for(64 * kMiB), 2 * kMiB);
+  EXPECT_EQ(MemLedger::chunk_for(96 * kMiB), 3 * kMiB);
+  EXPECT_EQ(MemLedger::chunk_for(UINT64_MAX), 64 * kMiB);
+}
+
+TEST(MemLedger, AReusedAddressIsReplacedNotCountedTwice) {
+  MemLedger l;
+  l.reserve(8 * kMiB);
+  l.commit(ptr(0x1000), 8 * kMiB);
+  l.reserve(2 * kMiB);
+  l.commit(ptr(0x1000), 2 * kMiB);  // the free of the first was missed
+  EXPECT_EQ(l.used(), 2 * kMiB);
+  EXPECT_EQ(l.held(ptr(0x1000)), 2 * kMiB);
+  EXPECT_EQ(l.allocations(), 1u);
+  EXPECT_EQ(l.pending(), 0u);
+  EXPECT_EQ(l.release(ptr(0x1000)), 2 * kMiB);
+  EXPECT_EQ(l.used(), 0u);
+}
+
+TEST(MemLedger, HeldIsPerKeyAndKind) {
+  MemLedger l;
+  l.reserve(3 * kMiB);
+  l.commit(ptr(5), 3 * kMiB);
+  l.reserve(kMiB);
+  l.commit({MemKind::kArray, 5}, kMiB);
+  EXPECT_EQ(l.held(ptr(5)), 3 * kMiB);
+  EXPECT_EQ(l.held({MemKind::kArray, 5}), kMiB);
+  EXPECT_EQ(l.held({MemKind::kHandle, 5}), 0u);
+  EXPECT_EQ(l.held(ptr(6)), 0u);
+  EXPECT_EQ(l.used(), 4 * kMiB);
+}
+
+TEST(MemLedger, CommittingMoreThanWasReservedChargesWhatWasTaken) {
+  MemLedger l;
+  l.set_limit(kGiB);
+  l.add_lease(kGiB);
+  l.reserve(kMiB);
+  l.commit(ptr(1), 2 * kMiB);  // the driver rounded up
+  EXPECT_EQ(l.pending(), 0u) << "the reservation is used up, not negative";
+  EXPECT_EQ(l.used(), 2 * kMiB);
+  l.commit(ptr(2), kMiB);  // memory the driver already gave, never reserved
+  EXPECT_EQ(l.used(), 3 * kMiB);
+}
+
+TEST(MemLedger, SettlingAnUnknownKeyToZeroChangesNothing) {
+  MemLedger l;
+  l.reserve(kMiB);
+  l.commit(ptr(1), kMiB);
+  const MemKey graph{MemKind::kGraphPool, 0};
+  EXPECT_EQ(l.settle(graph, 0), 0u);
+  EXPECT_EQ(l.allocations(), 1u);
+  EXPECT_EQ(l.used(), kMiB);
+  EXPECT_EQ(l.settle(graph, 64 * kMiB), 0u);
+  EXPECT_EQ(l.used(), 65 * kMiB);
+  EXPECT_EQ(l.settle(graph, 0), 64 * kMiB);
+  EXPECT_EQ(l.used(), kMiB) << "what the pointer holds is untouched";
+  EXPECT_EQ(l.settle(graph, UINT64_MAX), 0u);
+  EXPECT_EQ(l.held(graph), MemLedger::kMaxBytes) << "a hostile figure is clamped";
+  EXPECT_EQ(l.used(), MemLedger::kMaxBytes);
+}
+
+TEST(MemLedger, AsksAndSurplusesSaturate) {
+  MemLedger l;
+  l.set_limit(UINT64_MAX);
+  const LeaseAsk a = l.ask(UINT64_MAX);
+  EXPECT_EQ(a.need, MemLedger::kMaxBytes);
+  EXPECT_EQ(a.want, MemLedger::kMaxBytes) << "need plus a chunk, saturated";
+  EXPECT_GE(a.want, a.need);
+  EXPECT_FALSE(l.beyond_limit(UINT64_MAX)) << "the clamped request is exactly the clamped limit";
+  l.add_lease(kGiB);
+  EXPECT_EQ(l.surplus(UINT64_MAX), 0u);
+  EXPECT_EQ(l.surplus(0), kGiB);
+}
+
 }  // namespace
 }  // namespace gem::hook
