@@ -42,7 +42,7 @@ def gemctl(*args, env=None, timeout=60):
 class Daemons:
     """gem-schd and gem-pmgrs on Unix sockets in `tmp`, metrics on free loopback ports."""
 
-    def __init__(self, tmp, clients, schd_env=None):
+    def __init__(self, tmp, clients, schd_env=None, unconfigured=()):
         self.tmp = tmp
         self.procs = []
         schd, pmgr = U.real_binaries()
@@ -51,7 +51,7 @@ class Daemons:
                                               str(tmp / "rc.txt"), "--gpu", GPU, "--base_quota", "30",
                                               "--min_quota", "10", "--window", "2000"], nvml_env(**(schd_env or {})))
         self.pmgr_ports = {}
-        for c, _ in clients:
+        for c in [c for c, _ in clients] + list(unconfigured):  # unconfigured: pod managers gem-schd refuses
             self.pmgr_ports[c] = self._start(f"pmgr-{c}", [str(pmgr), "--name", c, "--socket", str(tmp / f"{c}.sock"),
                                                            "--scheduler", str(tmp / "schd.sock")], None)
 
@@ -170,6 +170,26 @@ class TestGemctlWithDaemons(unittest.TestCase):
         self.assertEqual(r.returncode, 1, r.stdout)
         self.assertIn(f"cannot read http://127.0.0.1:{dead}/metrics", r.stdout)
         self.assertIn("client1", r.stdout)
+
+    def test_status_lists_a_refused_client_under_its_gpu(self):
+        # Issue 19: a client gem-schd refuses is held; the administrator sees it, with the reason.
+        self.d = Daemons(self.tmp, [("client1", 0.5)], unconfigured=["stranger"])
+        app = self.d.app("stranger", 30)
+        deadline = time.monotonic() + 15
+        while True:
+            r = gemctl("status", *self.d.endpoints())
+            if "REFUSED" in r.stdout or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        row = [line for line in r.stdout.splitlines() if "stranger" in line and "REFUSED" in line]
+        self.assertEqual(len(row), 1, r.stdout)
+        self.assertIn("unknown_client", row[0])
+        gpu_line = r.stdout.index(GPU)
+        self.assertGreater(r.stdout.index(row[0]), gpu_line, "listed under its GPU")
+        s = self.status_json()
+        self.assertEqual(s["gpus"][0]["refused"], {"stranger": "unknown_client"}, s["gpus"][0])
+        self.assertGreaterEqual(s["gpus"][0]["refusals"], 1)
+        self.assertIsNone(app.poll(), "the held app is still waiting, not finished unthrottled")
 
     def test_check_reports_xid_errors_and_a_lost_gpu_seen_by_gem_schd(self):
         events = self.tmp / "events.txt"
