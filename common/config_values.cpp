@@ -9,6 +9,9 @@
 //   (no GPU has that much memory), exponents ("8e9") and milli ("m" is mega here).
 // - Shares and latencies are parsed with std::from_chars (locale-independent, unlike strtod) and
 //   must use every character; "nan", "inf" and values out of range are rejected.
+// - A latency must be a plain decimal (digits, optionally '.' and digits: "5", "2.5", "0.001"), not
+//   an exponent, hex or "5.", and must not round to 0 µs ("0.0004", "1e-9" would mean "no latency
+//   client" while the operator asked for one).
 // - The REQUESTs may exceed 1 by at most 1e-9 so that e.g. 0.1 + 0.2 + 0.7 is accepted.
 #include <charconv>
 #include <cmath>
@@ -77,15 +80,29 @@ bool parse_share(std::string_view text, double* out, std::string* why) {
 }
 
 bool parse_latency_ms(std::string_view text, uint32_t* us, std::string* why) {
-  double ms = 0;
-  if (!decimal(text, &ms) || !(ms > 0) || ms > kMaxLatencyMs) {
-    if (why != nullptr) {
-      *why = quote_field(text) + " is not a number of milliseconds in (0, " +
-             std::to_string(static_cast<int>(kMaxLatencyMs)) + "]";
-    }
+  auto bad = [&](const std::string& reason) {
+    if (why != nullptr) *why = quote_field(text) + " " + reason;
     return false;
+  };
+  const std::string range = "[0.001, " + std::to_string(static_cast<int>(kMaxLatencyMs)) + "]";
+  // A plain decimal: digits, then optionally '.' and digits. No sign, exponent, hex, spaces or
+  // bare '.': a latency is written as people read it, and "1e-9" or "5." is a mistake.
+  size_t i = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+  size_t digits = i;
+  if (i < text.size() && text[i] == '.') {
+    const size_t dot = ++i;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+    if (i == dot) digits = 0;  // "5." has no fraction digits
   }
-  *us = static_cast<uint32_t>(ms * 1000 + 0.5);
+  double ms = 0;
+  if (digits == 0 || i != text.size() || !decimal(text, &ms)) {
+    return bad("is not a plain decimal number of milliseconds in " + range + " (digits, optionally '.' and digits)");
+  }
+  if (ms > kMaxLatencyMs) return bad("is not a number of milliseconds in " + range + ": above a minute");
+  const double rounded = std::floor(ms * 1000 + 0.5);
+  if (rounded < 1) return bad("ms rounds to 0 µs, which is no latency target: a number of milliseconds in " + range);
+  *us = static_cast<uint32_t>(rounded);
   if (why != nullptr) why->clear();
   return true;
 }

@@ -1,5 +1,7 @@
 #include "gem/secret.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -9,11 +11,29 @@
 
 namespace gem {
 
-bool read_secret_file(const std::string& path, std::string* secret, std::string* err, const std::string& what) {
+std::string secret_file_mode_error(const std::string& path, unsigned mode) {
+  if ((mode & 007) == 0) return {};
+  char text[8];
+  std::snprintf(text, sizeof text, "%03o", mode & 0777);
+  return path + ": readable or writable by others (mode " + text + "): chmod o-rwx it";
+}
+
+bool read_secret_file(const std::string& path, std::string* secret, std::string* err, const std::string& what,
+                      bool private_file) {
   FILE* f = std::fopen(path.c_str(), "re");
   if (f == nullptr) {
     *err = what + " " + path + ": " + std::strerror(errno);
     return false;
+  }
+  if (private_file) {  // the file opened, not the path again: no window for a swap
+    struct stat st {};
+    std::string why = fstat(fileno(f), &st) != 0 ? path + ": " + std::strerror(errno)
+                                                  : secret_file_mode_error(path, static_cast<unsigned>(st.st_mode));
+    if (!why.empty()) {
+      std::fclose(f);
+      *err = what + " " + why;
+      return false;
+    }
   }
   char buf[4096];
   const size_t n = std::fread(buf, 1, sizeof buf, f);

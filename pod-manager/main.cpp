@@ -32,7 +32,8 @@ constexpr const char* kOwnUsage = R"(  --name ID            client ID, as in res
                        unified-memory mode (resource-config.txt's um=on); --latency MS: a latency
                        client with this target (resource-config.txt's latency=MS)
   --secret_file PATH   the client's shared secret (first line, 1-128 printable bytes): sent to
-                       gem-schd, and required in every process's Hello (GEMINI_SECRET_FILE)
+                       gem-schd, and required in every process's Hello (GEMINI_SECRET_FILE);
+                       the file must not be readable by others (chmod o-rwx), as gem-schd --secrets
 )";
 
 }  // namespace
@@ -87,7 +88,8 @@ int main(int argc, char** argv) {
 
   opts.scheduler_timeout = sched_timeout_ms * 1000;
   opts.listener = d.listener();
-  if (flags.has("secret_file") && !gem::read_secret_file(flags.get("secret_file", ""), &opts.secret, &err)) {
+  if (flags.has("secret_file") &&
+      !gem::read_secret_file(flags.get("secret_file", ""), &opts.secret, &err, "--secret_file", /*private_file=*/true)) {
     return d.fail(err);
   }
 

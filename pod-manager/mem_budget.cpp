@@ -30,7 +30,9 @@ uint64_t MemBudget::reserve(Session s, uint64_t need, uint64_t want, bool existi
   need = proto::wire_bytes(need);
   want = std::max(proto::wire_bytes(want), need);
   if (fits(want)) return grow(s, want);
-  if (existing || fits(need)) return grow(s, need);
+  if (fits(need)) return grow(s, need);
+  // Declared holdings never take the total beyond the limit (limit_ > 0 here: with none all fits).
+  if (existing && held_ < limit_) return grow(s, limit_ - held_);
   return 0;
 }
 

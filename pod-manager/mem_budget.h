@@ -4,8 +4,13 @@
 // Rules (docs/memory.md, "Reserve rule"): every size from a session is first clamped to
 // proto::kMaxWireBytes (2^50); `want` below `need` counts as `need`. held() is the sum of all
 // leases; a grant of x "fits" when there is no limit (0) or held() + x <= limit.
-//   - existing: grant want if it fits, else need (even over the limit: those bytes are allocated).
-//   - otherwise: want if it fits, else need if it fits, else nothing (refused).
+//   - want if it fits, else need if it fits;
+//   - else, existing (bytes the process says it holds already): what is left below the limit
+//     (possibly nothing). A report can never take held() above the limit: bytes a process holds
+//     beyond its client's GPU_MEM are not charged (its own ledger still counts them);
+//   - else nothing (refused).
+// So held() <= limit whenever a limit is set, except after set_limit() lowered it (leases are
+// never taken back).
 // All arithmetic saturates: a lease and the total never exceed kMaxHeld (a grant is cut to the
 // room left below it), a give-back never takes a lease below 0. Invariant: held() is exactly the
 // sum of the sessions' leases. Not thread-safe (gem-pmgr's poll loop is its only user).

@@ -11,7 +11,7 @@ void MemSessions::hello(HookId h, const std::string& uuid, uint64_t rid, Micros 
   Session& s = sessions_[h];
   s.uuid = uuid;
   s.hello_rid = rid;
-  budgets_.try_emplace(uuid, limit_).first->second.join(h);
+  budget_.join(h);
   if (known_) {
     send_state(h, rid, 0, out);
   } else if (hb_due_ == kNever) {
@@ -24,19 +24,15 @@ void MemSessions::set_limit(uint64_t limit, Actions* out, uint32_t flags) {
   const bool flags_changed = flags != flags_;
   flags_ = flags;
   if (known_) {
-    for (auto& [uuid, b] : budgets_) {
-      const std::vector<MemBudget::Session> changed = b.set_limit(limit_);
-      if (flags_changed) continue;
-      for (MemBudget::Session h : changed) send_state(h, 0, 0, out);
-    }
-    if (flags_changed) {
+    const bool limit_changed = !budget_.set_limit(limit_).empty();
+    if (limit_changed || flags_changed) {
       for (auto& [h, s] : sessions_) send_state(h, 0, 0, out);
     }
     return;
   }
   known_ = true;
   hb_due_ = kNever;
-  for (auto& [uuid, b] : budgets_) b.set_limit(limit_);
+  budget_.set_limit(limit_);
   // Answer every Hello first, then what each session sent meanwhile (the Hello's answer comes first
   // on each connection either way).
   std::vector<std::pair<HookId, std::vector<proto::Message>>> kept;
@@ -54,7 +50,7 @@ void MemSessions::reserve(HookId h, uint64_t rid, const proto::MemReserve& m, Ac
     defer(h, rid, m, out);
     return;
   }
-  const uint64_t granted = budget_of(h).reserve(h, m.need_bytes, m.want_bytes, m.existing);
+  const uint64_t granted = budget_.reserve(h, m.need_bytes, m.want_bytes, m.existing);
   send_state(h, rid, granted, out);
 }
 
@@ -64,7 +60,7 @@ void MemSessions::give_back(HookId h, uint64_t rid, const proto::MemReturn& m, A
     defer(h, rid, m, out);
     return;
   }
-  budget_of(h).give_back(h, m.bytes);
+  budget_.give_back(h, m.bytes);
 }
 
 void MemSessions::query(HookId h, uint64_t rid, Actions* out) {
@@ -79,11 +75,7 @@ void MemSessions::query(HookId h, uint64_t rid, Actions* out) {
 void MemSessions::gone(HookId h) {
   auto it = sessions_.find(h);
   if (it == sessions_.end()) return;
-  auto b = budgets_.find(it->second.uuid);
-  if (b != budgets_.end()) {
-    b->second.drop(h);
-    if (b->second.sessions() == 0) budgets_.erase(b);
-  }
+  budget_.drop(h);
   sessions_.erase(it);
   if (sessions_.empty()) hb_due_ = kNever;
 }
@@ -96,17 +88,6 @@ void MemSessions::tick(Micros now, Actions* out) {
   }
   for (const auto& [h, s] : sessions_) out->push_back({Action::Kind::kToHook, h, {0, proto::Heartbeat{}}, {}});
   hb_due_ = now + heartbeat_period_;
-}
-
-uint64_t MemSessions::held_total() const {
-  uint64_t sum = 0;
-  for (const auto& [uuid, b] : budgets_) sum = b.held() > UINT64_MAX - sum ? UINT64_MAX : sum + b.held();
-  return sum;
-}
-
-const MemBudget* MemSessions::budget(const std::string& uuid) const {
-  auto it = budgets_.find(uuid);
-  return it == budgets_.end() ? nullptr : &it->second;
 }
 
 bool MemSessions::defer(HookId h, uint64_t rid, proto::Body body, Actions* out) {
@@ -135,10 +116,7 @@ void MemSessions::replay(HookId h, std::vector<proto::Message> msgs, Actions* ou
 }
 
 void MemSessions::send_state(HookId h, uint64_t rid, uint64_t granted, Actions* out) {
-  const MemBudget& b = budget_of(h);
-  out->push_back({Action::Kind::kToHook, h, {rid, proto::MemState{limit_, b.held(), granted, flags_}}, {}});
+  out->push_back({Action::Kind::kToHook, h, {rid, proto::MemState{limit_, budget_.held(), granted, flags_}}, {}});
 }
-
-MemBudget& MemSessions::budget_of(HookId h) { return budgets_.at(sessions_.at(h).uuid); }
 
 }  // namespace gem::pmgr

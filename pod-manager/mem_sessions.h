@@ -6,8 +6,11 @@
 // client's limit: at once when it knew it before, else when the scheduler's ClientSettings arrive or
 // the scheduler is found unreachable (the route then passes its last known or declared limit). Until
 // then the session gets a Heartbeat every heartbeat period, and the memory messages it sends are
-// kept (at most kMaxDeferred) and handled in order right after the answer. Each GPU (device UUID)
-// has its own MemBudget; all carry the route's one limit.
+// kept (at most kMaxDeferred) and handled in order right after the answer. The route has one
+// MemBudget, shared by every device UUID its sessions name: a route is one gem-schd, and gem-schd
+// is one per GPU, so GPU_MEM (the limit that gem-schd hands out) bounds the client's memory under
+// that scheduler however many UUIDs its hooks report (docs/design.md, "Memory accounting": 20 made-up
+// UUIDs share one GPU_MEM, they do not multiply it).
 #pragma once
 
 #include <cstddef>
@@ -61,11 +64,11 @@ class MemSessions {
   /// True once set_limit() was called: Hellos are then answered at once.
   bool known() const { return known_; }
   uint64_t limit() const { return limit_; }
-  /// The leases of all sessions on all GPUs of the route, bytes (saturating): what the route reports
-  /// to its scheduler (MemUsage; a route serving several GPUs reports their sum).
-  uint64_t held_total() const;
-  /// The budget of GPU `uuid`; nullptr when no session of that GPU is connected.
-  const MemBudget* budget(const std::string& uuid) const;
+  /// The leases of all sessions of the route, bytes: what the route reports to its scheduler
+  /// (MemUsage), at most the limit unless the limit was lowered below it.
+  uint64_t held_total() const { return budget_.held(); }
+  /// The route's budget (every device UUID of the route shares it).
+  const MemBudget& budget() const { return budget_; }
 
  private:
   struct Session {
@@ -78,7 +81,6 @@ class MemSessions {
   bool defer(HookId h, uint64_t rid, proto::Body body, Actions* out);
   void replay(HookId h, std::vector<proto::Message> msgs, Actions* out);
   void send_state(HookId h, uint64_t rid, uint64_t granted, Actions* out);
-  MemBudget& budget_of(HookId h);
 
   Micros heartbeat_period_;
   bool known_ = false;
@@ -86,7 +88,7 @@ class MemSessions {
   uint32_t flags_ = 0;  // ClientSettings.flags
   Micros hb_due_ = kNever;
   std::map<HookId, Session> sessions_;
-  std::map<std::string, MemBudget> budgets_;  // by device UUID; erased with its last session
+  MemBudget budget_;  // the route's one budget: all sessions, all device UUIDs
 };
 
 }  // namespace gem::pmgr

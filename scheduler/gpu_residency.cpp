@@ -23,9 +23,15 @@ uint64_t default_mem_budget(uint64_t total) {
 
 GpuResidency::GpuResidency(uint64_t budget, bool enabled) : budget_(budget), enabled_(enabled && budget > 0) {}
 
-void GpuResidency::usage(const std::string& client, uint64_t bytes, bool um) {
+void GpuResidency::usage(const std::string& client, uint64_t bytes, bool um, uint64_t gpu_mem) {
+  clients_[client].reported = proto::wire_bytes(bytes);
+  configure(client, gpu_mem, um);
+}
+
+void GpuResidency::configure(const std::string& client, uint64_t gpu_mem, bool um) {
   Client& c = clients_[client];
-  c.bytes = proto::wire_bytes(bytes);
+  c.gpu_mem = proto::wire_bytes(gpu_mem);
+  c.bytes = c.gpu_mem == 0 ? c.reported : std::min(c.reported, c.gpu_mem);
   // A client that stops being UM cannot be moved any more: it counts as resident from now on.
   if (!um) c.resident = true;
   c.um = um;

@@ -6,8 +6,12 @@
 // sends Evict to the clients a grant's plan names.
 //
 // Inputs, per client:
-//   bytes     its GPU memory on this GPU, the latest MemUsage (clamped with proto::wire_bytes);
-//   um        its memory is unified (managed) memory, which the driver can move to the host;
+//   bytes     its GPU memory on this GPU, the latest MemUsage, clamped to proto::kMaxWireBytes and
+//             to the client's configured GPU_MEM (when not 0): a report can never charge a client
+//             beyond what its config lets it hold, so it cannot push the others out for more;
+//   um        its memory is unified (managed) memory, which the driver can move to the host: from
+//             the client's configuration (resource-config.txt um=on, not a latency client), never
+//             from the report, so a UM client cannot escape eviction by reporting flags=0;
 //   and, from the grants: the holder, and each client's last_run (time of its last grant).
 // State, per client: resident (as the scheduler believes: true until evicted, true again when the
 // client is granted the token, since its hook brings its memory back before it runs).
@@ -38,7 +42,9 @@ uint64_t default_mem_budget(uint64_t total);
 class GpuResidency {
  public:
   struct Client {
-    uint64_t bytes = 0;
+    uint64_t bytes = 0;     // the charge: min(reported, gpu_mem when not 0)
+    uint64_t reported = 0;  // the latest report, clamped to proto::kMaxWireBytes
+    uint64_t gpu_mem = 0;   // configured GPU_MEM, bytes (0 = none)
     bool um = false;
     bool resident = true;
     bool ran = false;      // granted at least once
@@ -58,8 +64,13 @@ class GpuResidency {
   /// budget of 0 turns eviction off.
   GpuResidency(uint64_t budget, bool enabled);
 
-  /// The client's latest usage report: `bytes` (clamped to proto::kMaxWireBytes), `um`.
-  void usage(const std::string& client, uint64_t bytes, bool um);
+  /// The client's latest usage report, `bytes` of GPU memory (clamped to proto::kMaxWireBytes and
+  /// to `gpu_mem`), with its configured terms (configure()).
+  void usage(const std::string& client, uint64_t bytes, bool um, uint64_t gpu_mem);
+  /// The client's terms from the configuration (never from a report): `gpu_mem` bytes (0 = no
+  /// limit) caps its charge, `um` says whether its memory may be evicted. A client that stops
+  /// being UM counts as resident at once. A new config's terms apply to the last report at once.
+  void configure(const std::string& client, uint64_t gpu_mem, bool um);
   /// The token goes to `holder` at `now` (a grant or a renewal): the plan above.
   Plan grant(const std::string& holder, Micros now);
   /// The client is gone (disconnected or removed): forgotten.

@@ -27,10 +27,8 @@ bool Secrets::load(const std::string& path, std::string* err) {
     *err = path + ": cannot read";
     return false;
   }
-  if ((st.st_mode & 007) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%03o", static_cast<unsigned>(st.st_mode & 0777));
-    *err = path + ": readable or writable by others (mode " + mode + "): chmod o-rwx it";
+  if (std::string why = secret_file_mode_error(path, static_cast<unsigned>(st.st_mode)); !why.empty()) {
+    *err = why;
     return false;
   }
   std::ifstream f(path);
@@ -66,6 +64,10 @@ bool Secrets::load(const std::string& path, std::string* err) {
       *err = where + "second secret for '" + id + "'";
       return false;
     }
+  }
+  if (next.empty()) {  // every Hello would be refused: a truncated or wrong file, not a policy
+    *err = path + ": no 'ID SECRET' line: every pod manager's Hello would be refused";
+    return false;
   }
   path_ = path;
   by_client_ = std::move(next);

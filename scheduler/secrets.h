@@ -14,7 +14,8 @@ class Secrets {
  public:
   /// Reads PATH: one "ID SECRET" per line, '#' comments and blank lines ignored; a secret is 1 to
   /// proto::kMaxSecret printable bytes without spaces. False with *err = "file:line: why" (the
-  /// secrets in force stay as they were). The file must not be readable by others (mode & 007 == 0).
+  /// secrets in force stay as they were). The file must not be readable by others
+  /// (gem::secret_file_mode_error) and must hold at least one secret (an empty file is refused).
   bool load(const std::string& path, std::string* err);
 
   /// Reloads when the file's mtime or size changed since the last load; false with *err on a bad

@@ -277,6 +277,7 @@ void Server::reload_config() {
   for (const auto& cc : config_.clients) dynamic_.erase(cc.name);
   LOG_INFO("reloaded %s: %zu clients", opts_.config_path.c_str(), config_.clients.size());
   apply_clients();
+  reconfigure_residency();
   // Tell connected pod managers their (possibly new) settings.
   std::vector<std::pair<int, std::string>> told;
   for (const auto& [name, fd] : fd_of_client_) told.emplace_back(fd, name);

@@ -76,6 +76,15 @@ class Server {
   /// the clients it names, the policy's resident hint). Before the grant is sent.
   void plan_residency(const std::string& holder, Micros now);
   void forget_residency(const std::string& client);
+  /// What residency takes from a client's config, never from its reports: GPU_MEM (bytes, 0 =
+  /// none; caps its charge) and unified memory (um=on and not a latency client).
+  struct Terms {
+    uint64_t gpu_mem = 0;
+    bool um = false;
+  };
+  Terms residency_terms(const std::string& client) const;
+  /// After a config reload: every connected client's residency terms from the new config.
+  void reconfigure_residency();
   /// Sends or, when the peer's backlog is full or the socket broke, drops that connection.
   bool send_or_drop(int fd, const proto::Message& m);
   void drop(int fd, const std::string& why);

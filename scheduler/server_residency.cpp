@@ -11,15 +11,28 @@ unsigned long long mib(uint64_t bytes) { return static_cast<unsigned long long>(
 }  // namespace
 
 void Server::on_mem_usage(Conn& c, const proto::MemUsage& u) {
-  // Unified memory only when the client's settings say so and its pod manager runs with them: a
-  // client claiming it against its config is counted as resident and never evicted.
-  // A latency client is never evicted either: it may co-run beside the holder at any moment.
-  const proto::ClientSettings cs = settings_of(c.client);
-  const bool um = (u.flags & proto::kFlagUnifiedMemory) != 0 && (cs.flags & proto::kFlagUnifiedMemory) != 0 &&
-                  cs.latency_us == 0;
+  // The report gives bytes only: unified memory and the cap on the charge are the client's config's
+  // (residency_terms), so neither flags=0 nor 2^64-1 can change what the others are evicted for.
   const uint64_t bytes = proto::wire_bytes(u.bytes);
-  LOG_DEBUG("%s uses %llu MiB of GPU memory%s", c.client.c_str(), mib(bytes), um ? " (unified)" : "");
-  residency_.usage(c.client, bytes, um);
+  const Terms t = residency_terms(c.client);
+  LOG_DEBUG("%s uses %llu MiB of GPU memory%s%s", c.client.c_str(), mib(bytes), t.um ? " (unified)" : "",
+            (u.flags & proto::kFlagUnifiedMemory) != 0 && !t.um ? " (reported unified, not so configured)" : "");
+  residency_.usage(c.client, bytes, t.um, t.gpu_mem);
+}
+
+Server::Terms Server::residency_terms(const std::string& client) const {
+  // Unified memory only when the client's settings say so; a latency client is never evicted
+  // either: it may co-run beside the holder at any moment.
+  const proto::ClientSettings cs = settings_of(client);
+  return {cs.gpu_mem_bytes, (cs.flags & proto::kFlagUnifiedMemory) != 0 && cs.latency_us == 0};
+}
+
+void Server::reconfigure_residency() {
+  for (const auto& [name, fd] : fd_of_client_) {
+    if (residency_.client(name) == nullptr) continue;
+    const Terms t = residency_terms(name);
+    residency_.configure(name, t.gpu_mem, t.um);
+  }
 }
 
 void Server::plan_residency(const std::string& holder, Micros now) {

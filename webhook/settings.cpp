@@ -38,6 +38,7 @@ bool settings_from_annotations(const nlohmann::json& annotations, const SharingS
   if (!get_annotation(annotations, kAnnUnifiedMemory, &v, &present, err)) return false;
   if (present) out->unified_memory = v;
   if (!get_annotation(annotations, kAnnLatency, &v, &present, err)) return false;
+  const bool latency_given = present;  // given empty: a mistake, not "no latency client"
   if (present) out->latency_ms = v;
   auto bad = [&](const char* key, const std::string& why) {
     *err = std::string("annotation ") + key + ": " + why;
@@ -45,7 +46,7 @@ bool settings_from_annotations(const nlohmann::json& annotations, const SharingS
   };
   std::string why;
   uint32_t latency_us = 0;
-  if (!out->latency_ms.empty() && !gem::parse_latency_ms(out->latency_ms, &latency_us, &why)) {
+  if ((latency_given || !out->latency_ms.empty()) && !gem::parse_latency_ms(out->latency_ms, &latency_us, &why)) {
     return bad(kAnnLatency, why + " (e.g. \"5\")");
   }
   if (out->unified_memory != "on" && out->unified_memory != "off") {

@@ -18,7 +18,7 @@ inline constexpr const char* kAnnGpuMemory = "gemini.gpu-sharing.io/gpu-memory";
 /// "on" or "off" (default): unified-memory mode (resource-config.txt's um=on; docs/memory.md).
 inline constexpr const char* kAnnUnifiedMemory = "gemini.gpu-sharing.io/unified-memory";
 /// A latency target in ms, e.g. "5" (resource-config.txt's latency=MS; docs/scheduling.md): the pod
-/// is a latency client. Absent (default): not one.
+/// is a latency client. Absent (default): not one; present and empty: refused.
 inline constexpr const char* kAnnLatency = "gemini.gpu-sharing.io/latency-ms";
 
 /// Validated settings, as the strings passed to gem-pmgr --request/--limit/--gpu_mem.
@@ -27,7 +27,7 @@ struct SharingSettings {
   std::string limit = "1";       // maximum share of GPU time in [request,1]
   std::string gpu_memory = "0";  // a size as gem::parse_size takes it ("8Gi", "512MiB"); "0" = no limit
   std::string unified_memory = "off";  // "on" or "off" (gem-pmgr --um)
-  std::string latency_ms;              // "" (none) or a number of ms in (0, 60000] (gem-pmgr --latency)
+  std::string latency_ms;              // "" (none) or a number of ms as gem::parse_latency_ms takes it (gem-pmgr --latency)
 };
 
 /// Reads the annotations from `annotations` (a JSON object, or null when the pod has none); a

@@ -132,9 +132,12 @@ bool parse_size(std::string_view text, uint64_t* bytes, std::string* why = nullp
 bool parse_share(std::string_view text, double* out, std::string* why = nullptr);
 
 /// Parses a latency target as latency=MS, gem-pmgr --latency and the webhook's latency-ms annotation
-/// take it: a decimal number of milliseconds in (0, kMaxLatencyMs], every character used (the same
-/// number syntax as parse_share). On success *us is it in µs (rounded); false otherwise, *us
-/// unchanged, *why (when given) saying what is wrong. Pure, reentrant.
+/// take it (the one parser of latency targets): a plain decimal number of milliseconds (digits,
+/// optionally '.' and at least one digit: "5", "2.5", "0.001"; no sign, exponent, hex, spaces,
+/// "5." or ".5"), at most kMaxLatencyMs, and not rounding to 0 µs ("0.0004" is refused: it would
+/// silently mean "not a latency client"). On success *us is it in µs (rounded to the nearest, at
+/// least 1); false otherwise, *us unchanged, *why (when given) quoting the value and saying what is
+/// wrong. Pure, reentrant.
 bool parse_latency_ms(std::string_view text, uint32_t* us, std::string* why = nullptr);
 
 }  // namespace gem

@@ -5,6 +5,7 @@ again after changing the wire format or the op encoding of fuzz_policy.cpp):
   config/     resource-config.txt, small good and bad configs
   admission/  tests/webhook/fixtures/*.json (AdmissionReviews) and a few bad bodies
   policy/     op sequences for fuzz_policy.cpp (see its header for the encoding)
+  memory/     op sequences for fuzz_memory.cpp (see its header for the encoding)
 Inputs that crash today never go here (CI runs from these): they are in tests/fuzz/crashes/. Seeds named
 known-* (crashes since fixed, kept as regression seeds) are left in place."""
 import os
@@ -162,9 +163,35 @@ def policy_seeds():
           + u64(500) + u64(10**6 + 400) + u64(100) + bytes([FINISH]))
 
 
+# fuzz_memory.cpp ops
+(M_HELLO, M_LIMIT, M_RESERVE, M_RETURN, M_QUERY, M_GONE, M_USAGE, M_CONFIGURE, M_GRANT, M_FORGET,
+ M_TICK) = range(11)
+MIB = 1 << 20
+
+
+def memory_seeds():
+    def reserve(h, need, want, existing=0):
+        return bytes([M_RESERVE, h]) + u64(need) + u64(want) + bytes([existing])
+
+    limit = bytes([M_LIMIT]) + u64(256 * MIB) + b"\x00"
+    # Issue 21: 2^64-1 declared as held, and 20 made-up UUIDs x 256 MiB, against GPU_MEM 256 MiB.
+    write("memory", "existing-max", bytes([M_HELLO, 0, 0, M_HELLO, 1, 1]) + limit + reserve(0, 100 * MIB, 100 * MIB)
+          + reserve(1, 2**64 - 1, 2**64 - 1, 1) + reserve(1, 1, 1, 1) + bytes([M_RETURN, 1]) + u64(2**64 - 1))
+    many = b"".join(bytes([M_HELLO, h, h]) for h in range(6))
+    write("memory", "many-uuids", many + limit + b"".join(reserve(h, 256 * MIB, 256 * MIB) for h in range(6))
+          + bytes([M_GONE, 2]) + reserve(3, 64 * MIB, 64 * MIB))
+    write("memory", "deferred", bytes([M_HELLO, 0, 0]) + reserve(0, MIB, 64 * MIB) + bytes([M_QUERY, 0, M_TICK, 1, 0])
+          + limit + bytes([M_LIMIT]) + u64(64 * MIB) + b"\x01")
+    usage = (bytes([M_USAGE, 0]) + u64(2**64 - 1) + b"\x01" + u64(256 * MIB)
+             + bytes([M_USAGE, 1]) + u64(256 * MIB) + b"\x00" + u64(256 * MIB)
+             + bytes([M_USAGE, 2]) + u64(3 << 30) + b"\x01" + u64(0))
+    write("memory", "residency", usage + bytes([M_GRANT, 1, M_GRANT, 2, M_GRANT, 0]) + bytes([M_CONFIGURE, 1]) + u64(0)
+          + b"\x01" + bytes([M_GRANT, 0, M_FORGET, 2, M_GRANT, 3]))
+
+
 def main():
     # Seeds named known-* are fixed crashes added by hand (docs/fuzzing.md): kept.
-    for t in ("frame", "config", "admission", "policy"):
+    for t in ("frame", "config", "admission", "policy", "memory"):
         d = os.path.join(CORPUS, t)
         os.makedirs(d, exist_ok=True)
         for name in os.listdir(d):
@@ -174,6 +201,7 @@ def main():
     config_seeds()
     admission_seeds()
     policy_seeds()
+    memory_seeds()
 
 
 if __name__ == "__main__":

@@ -282,6 +282,52 @@ TEST_F(HardeningTest, SecretFileOfARealPodManager) {
   stop_daemons_expect_clean();
 }
 
+// Issue 21, item 6: one rule for files of secrets. gem-pmgr refuses a --secret_file readable by others
+// as gem-schd refuses such a --secrets (exit 2, the file and its mode named); gem-schd refuses an
+// empty --secrets at start (it would refuse every Hello afterwards).
+TEST_F(HardeningTest, SecretFilesReadableByOthersOrEmptyAreRefusedAtStart) {
+  write_config({{"a", 1.0, 1.0}});
+  auto run = [&](std::vector<std::string> argv, const std::string& log) {
+    SpawnOptions o;
+    o.argv = std::move(argv);
+    o.stderr_path = o.stdout_path = path(log);
+    Process p(o);
+    const auto st = p.wait_for(10 * slack());
+    if (!st) p.stop();
+    return st ? *st : -1;
+  };
+  write_text(path("a.secret"), "s3cret-of-a\n");
+  ASSERT_EQ(chmod(path("a.secret").c_str(), 0644), 0);
+  int st = run({bin("bin/gem-pmgr"), "--name", "a", "--socket", pmgr_socket("a"), "--scheduler", path("schd.sock"),
+                "--secret_file", path("a.secret")},
+               "pmgr-0644.log");
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 2) << "gem-pmgr took a 0644 --secret_file: " << describe_status(st)
+                                                     << "\n" << tail(path("pmgr-0644.log"));
+  EXPECT_NE(read_text(path("pmgr-0644.log")).find(path("a.secret") + ": readable or writable by others (mode 644)"),
+            std::string::npos)
+      << tail(path("pmgr-0644.log"));
+  EXPECT_EQ(read_text(path("pmgr-0644.log")).find("s3cret-of-a"), std::string::npos) << "the secret was logged";
+  // The same file at 0640 (group-readable, as a pod's processes may need) is taken.
+  ASSERT_EQ(chmod(path("a.secret").c_str(), 0640), 0);
+  PodManagerOptions po;
+  po.extra = {"--secret_file", path("a.secret")};
+  start_pod_manager("a", po);
+  EXPECT_TRUE(pmgrs_["a"]->alive()) << tail(path("pmgr-a.log"));
+
+  for (const std::string& text : {std::string(), std::string("# ID SECRET\n\n   # nobody yet\n")}) {
+    write_text(path("secrets"), text);
+    ASSERT_EQ(chmod(path("secrets").c_str(), 0600), 0);
+    st = run({bin("bin/gem-schd"), "--socket", path("x.sock"), "--config", path("resource-config.txt"), "--secrets",
+              path("secrets")},
+             "schd-empty.log");
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) != 0)
+        << "gem-schd started with an empty --secrets: " << describe_status(st) << "\n" << tail(path("schd-empty.log"));
+    EXPECT_NE(read_text(path("schd-empty.log")).find(path("secrets") + ": no 'ID SECRET' line"), std::string::npos)
+        << tail(path("schd-empty.log"));
+  }
+  stop_daemons_expect_clean();
+}
+
 // 13. Socket files are 0660 whatever the umask of whoever starts the daemons.
 TEST_F(HardeningTest, SocketFilesAre0660UnderUmask000) {
   write_config({{"a", 1.0, 1.0}});

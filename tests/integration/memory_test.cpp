@@ -9,8 +9,10 @@
 
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "harness.h"
 #include "raw_client.h"
@@ -35,11 +37,11 @@ class MemoryTest : public GemTest {
 
   /// A memory session of `client` whose Hello was answered; the answer in *first when given.
   std::unique_ptr<RawClient> session(const std::string& client, proto::MemState* first = nullptr,
-                                     const std::string& pmgr = "") {
+                                     const std::string& pmgr = "", const std::string& uuid = kUuid) {
     auto c = std::make_unique<RawClient>();
     std::string why;
     EXPECT_TRUE(c->connect(pmgr_socket(pmgr.empty() ? client : pmgr), &why)) << why;
-    EXPECT_TRUE(c->hello(client, proto::Role::kHookMemory, kUuid));
+    EXPECT_TRUE(c->hello(client, proto::Role::kHookMemory, uuid));
     const auto m = c->receive_skipping_heartbeats(5 * slack());
     EXPECT_TRUE(m && m->request_id == 1 && std::holds_alternative<proto::MemState>(m->body))
         << "no MemState answering the Hello: " << (m ? proto::type_name(m->body) : "nothing");
@@ -228,16 +230,56 @@ TEST_F(MemoryTest, AnotherClientCannotTouchThisClientsTotal) {
   stop_daemons_expect_clean();
 }
 
-TEST_F(MemoryTest, ExistingBytesAreGrantedOverTheLimit) {
+TEST_F(MemoryTest, ExistingBytesAreGrantedUpToTheLimit) {
   start_two_clients();
   auto s1 = session("a");
   auto s2 = session("a");
   ASSERT_EQ(reserve(*s1, 60 * kMiB, 60 * kMiB).granted_bytes, 60 * kMiB);
   const proto::MemState e = reserve(*s2, 32 * kMiB, 64 * kMiB, true);
-  EXPECT_EQ(e.granted_bytes, 32 * kMiB) << "allocated already: granted in full, the chunk only if it fits";
-  EXPECT_EQ(e.client_held_bytes, 92 * kMiB);
+  EXPECT_EQ(e.granted_bytes, 4 * kMiB) << "declared holdings get what is left below GPU_MEM, never more";
+  EXPECT_EQ(e.client_held_bytes, 64 * kMiB);
   EXPECT_EQ(reserve(*s2, 1, 1).granted_bytes, 0u);
   EXPECT_EQ(reserve(*s1, 1, 1).granted_bytes, 0u);
+  auto s3 = session("a");
+  EXPECT_EQ(reserve(*s3, 1, 1, true).granted_bytes, 0u) << "nothing left";
+  stop_daemons_expect_clean();
+}
+
+// Issue 21, item 1: a memory session declaring 2^64-1 bytes it "holds already" was granted 2^50
+// against GPU_MEM 256 MiB, and gem-schd was told so. Now: 256 MiB at most, for the client in all.
+TEST_F(MemoryTest, ADeclaredHoldingOfTwoToThe64IsGrantedAtMostGpuMem) {
+  start_two_clients("256MiB");
+  auto s1 = session("a");
+  const proto::MemState e = reserve(*s1, UINT64_MAX, UINT64_MAX, true);
+  EXPECT_EQ(e.granted_bytes, 256 * kMiB);
+  EXPECT_EQ(e.client_held_bytes, 256 * kMiB);
+  auto s2 = session("a");
+  EXPECT_EQ(reserve(*s2, UINT64_MAX, 0, true).granted_bytes, 0u);
+  EXPECT_EQ(query(*s2).client_held_bytes, 256 * kMiB);
+  uint64_t told = 0;
+  const bool seen = wait_until(5 * slack(), [&] {
+    told = stats()["clients"]["a"].value("mem_bytes", uint64_t{0});
+    return told != 0;
+  });
+  EXPECT_TRUE(seen) << "gem-schd never heard of a's memory";
+  EXPECT_EQ(told, 256 * kMiB) << "gem-schd was told more than GPU_MEM";
+  stop_daemons_expect_clean();
+}
+
+// Issue 21, item 1: one client's memory sessions under 20 made-up GPU UUIDs (one scheduler, no
+// --scheduler_dir) were granted 20 x 256 MiB under GPU_MEM 256 MiB. The route's GPU_MEM is one budget.
+TEST_F(MemoryTest, MadeUpGpuUuidsShareOneGpuMem) {
+  start_two_clients("256MiB");
+  std::vector<std::unique_ptr<RawClient>> sessions;
+  uint64_t granted = 0;
+  for (int i = 0; i < 20; ++i) {
+    char uuid[64];
+    std::snprintf(uuid, sizeof uuid, "GPU-fa4e0000-0000-0000-0000-%012d", i);
+    sessions.push_back(session("a", nullptr, "", uuid));
+    granted += reserve(*sessions.back(), 256 * kMiB, 256 * kMiB).granted_bytes;
+  }
+  EXPECT_EQ(granted, 256 * kMiB) << "20 UUIDs multiplied GPU_MEM";
+  EXPECT_EQ(query(*sessions.back()).client_held_bytes, 256 * kMiB);
   stop_daemons_expect_clean();
 }
 

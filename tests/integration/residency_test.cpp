@@ -28,16 +28,42 @@ class ResidencyTest : public GemTest {
   /// and gem-schd with `extra` flags. A holder keeps the token as long as the test needs it.
   void start(std::vector<std::string> extra, bool um = true) {
     const std::string mem = um ? "1GiB um=on" : "1GiB";
+    start_with(mem, std::move(extra), {"a", "b", "c"});
+  }
+
+  /// Clients a, b, c with GPU_MEM (and options) `mem`; gem-schd with `extra`; real pod managers for
+  /// `real` only (the others are left to forge()).
+  void start_with(const std::string& mem, std::vector<std::string> extra, const std::vector<std::string>& real) {
     write_config({{"a", 0.3, 1.0, mem}, {"b", 0.3, 1.0, mem}, {"c", 0.3, 1.0, mem}});
     SchedulerOptions so;
     so.extra = std::move(extra);
     so.extra.insert(so.extra.end(), {"--lease_grace", "60000"});
     start_scheduler(so);
-    for (const char* n : {"a", "b", "c"}) {
+    for (const std::string& n : real) {
       start_pod_manager(n);
       clients_[n].token = connect(n, proto::Role::kHook);
       clients_[n].memory = connect(n, proto::Role::kHookMemory);
     }
+  }
+
+  /// A pod manager for `name` spoken by hand straight to gem-schd: its MemUsage says what it likes.
+  /// Its connection stands in as the client's launch gate (Evict arrives there).
+  void forge(const std::string& name) {
+    auto c = std::make_unique<RawClient>();
+    std::string why;
+    ASSERT_TRUE(c->connect(path("schd.sock"), &why)) << why;
+    ASSERT_TRUE(c->hello(name, proto::Role::kPodManager));
+    const auto m = c->receive_skipping_heartbeats(5 * slack());
+    ASSERT_TRUE(m && std::holds_alternative<proto::ClientSettings>(m->body)) << name << ": Hello not answered";
+    clients_[name].token = std::move(c);
+  }
+
+  /// The forged pod manager of `name` reports `bytes` with `flags`; waits until gem-schd's stats show
+  /// a charge of `charged`.
+  void report(const std::string& name, uint64_t bytes, uint32_t flags, uint64_t charged) {
+    ASSERT_TRUE(clients_[name].token->send({0, proto::MemUsage{bytes, flags}}));
+    const bool told = wait_until(5 * slack(), [&] { return client_stats(name).value("mem_bytes", uint64_t{0}) == charged; });
+    ASSERT_TRUE(told) << name << " reported " << bytes << ", expected a charge of " << charged << ":\n" << stats().dump(1);
   }
 
   std::unique_ptr<RawClient> connect(const std::string& name, proto::Role role) {
@@ -189,6 +215,45 @@ TEST_F(ResidencyTest, ResidencyOffNeverEvicts) {
     give_back(n);
   }
   for (const char* n : {"a", "b", "c"}) expect_quiet(n);
+  stop_daemons_expect_clean();
+}
+
+// Issue 21, item 1: a pod manager's MemUsage of 2^64-1 is charged at its GPU_MEM (256 MiB), so the
+// other unified-memory clients (256 MiB each, 768 MiB in all within 800 MiB) are never evicted for it.
+TEST_F(ResidencyTest, AReportAboveGpuMemIsChargedAtGpuMem) {
+  start_with("256MiB um=on", {"--mem_budget", "800MiB"}, {"b", "c"});
+  forge("a");
+  report("a", UINT64_MAX, proto::kFlagUnifiedMemory, 256 * kMiB);
+  lease("b", 256 * kMiB);
+  lease("c", 256 * kMiB);
+  for (const char* n : {"b", "c", "b", "c"}) {
+    SCOPED_TRACE(std::string("turn of ") + n);
+    const nlohmann::json j = take_turn(n);
+    EXPECT_EQ(j["resident_bytes"], 768 * kMiB);
+    for (const char* o : {"a", "b", "c"}) expect_quiet(o);
+    give_back(n);
+  }
+  for (const char* n : {"a", "b", "c"}) EXPECT_EQ(stats()["clients"][n]["evictions"], 0u) << n;
+  stop_daemons_expect_clean();
+}
+
+// Issue 21, item 2: unified memory is the config's (um=on), not the report's: a client reporting
+// flags=0 is still evicted, least recently run first (a, never run, before c).
+TEST_F(ResidencyTest, UnifiedMemoryIsTheConfigsNotTheReports) {
+  start_with("256MiB um=on", {"--mem_budget", "600MiB"}, {"b", "c"});
+  forge("a");
+  report("a", 256 * kMiB, 0, 256 * kMiB);
+  lease("b", 256 * kMiB);
+  lease("c", 256 * kMiB);
+  take_turn("b");
+  expect_evict("a");
+  expect_quiet("c");
+  const nlohmann::json after = stats();
+  EXPECT_EQ(after["clients"]["a"]["resident"], false) << after.dump(1);
+  EXPECT_EQ(after["clients"]["a"]["evictions"], 1u);
+  EXPECT_EQ(after["clients"]["c"]["evictions"], 0u) << "c was evicted in a's place";
+  EXPECT_EQ(after["resident_bytes"], 512 * kMiB);
+  give_back("b");
   stop_daemons_expect_clean();
 }
 

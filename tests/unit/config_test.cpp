@@ -89,9 +89,11 @@ TEST(ConfigParse, LatencyOptionInMillisecondsBesideUm) {
   EXPECT_EQ(cfg.clients[1].latency_us, 2500u);
   EXPECT_TRUE(cfg.clients[1].unified_memory);
   EXPECT_EQ(cfg.clients[2].latency_us, 0u);
-  for (const char* bad : {"latency=0", "latency=-1", "latency=x", "latency=", "latency=60001", "latency=5ms"}) {
+  for (const char* bad : {"latency=0", "latency=-1", "latency=x", "latency=", "latency=60001", "latency=5ms",
+                          "latency=1e-9", "latency=0.0004", "latency=0x10", "latency=5."}) {
     const std::string e = parse_err(std::string("1\na 0.3 1.0 0 ") + bad + "\n");
-    EXPECT_NE(e.find("is not a number of milliseconds in (0, 60000]"), std::string::npos) << bad << ": " << e;
+    EXPECT_NE(e.find("milliseconds in [0.001, 60000]"), std::string::npos) << bad << ": " << e;
+    EXPECT_NE(e.find("latency '" + std::string(bad).substr(8) + "'"), std::string::npos) << "names the value: " << e;
   }
   EXPECT_NE(parse_err("1\na 0.3 1.0 0 latency=5 latency=6\n").find("option 'latency' given twice"), std::string::npos);
   EXPECT_NE(parse_err("1\na 0.3 1.0 0 fast=yes\n").find("unknown option 'fast=yes' after GPU_MEM"), std::string::npos);

@@ -106,12 +106,33 @@ TEST(LatencyForms, MillisecondsUpToAMinute) {
   EXPECT_TRUE(parse_latency_ms("60000", &us));
   EXPECT_EQ(us, 60000000u);
   us = 7;
+  EXPECT_TRUE(parse_latency_ms("0.001", &us));
+  EXPECT_EQ(us, 1u);
+  EXPECT_TRUE(parse_latency_ms("0.0015", &us));
+  EXPECT_EQ(us, 2u) << "rounded to the nearest µs";
+  us = 7;
   for (const char* bad : {"", "0", "-1", "60000.5", "5ms", " 5", "+5", "0x10", "inf", "nan"}) {
     EXPECT_FALSE(parse_latency_ms(bad, &us)) << bad;
     EXPECT_EQ(us, 7u) << bad;
   }
   EXPECT_FALSE(parse_latency_ms("5ms", &us, &why));
-  EXPECT_EQ(why, "'5ms' is not a number of milliseconds in (0, 60000]");
+  EXPECT_EQ(why, "'5ms' is not a plain decimal number of milliseconds in [0.001, 60000] (digits, optionally '.' and digits)");
+}
+
+// Issue 21, item 5: what would round to 0 µs (no latency client, silently), and what is not a plain
+// decimal, is refused with the value named.
+TEST(LatencyForms, NothingThatRoundsToZeroOrIsNotAPlainDecimal) {
+  uint32_t us = 7;
+  std::string why;
+  for (const char* bad : {"1e-9", "0.0004", "0.0001", "0.00", "1e3", "5.", ".5", "5.e1", "0x10", "0X1p4", "1,5", "5 "}) {
+    EXPECT_FALSE(parse_latency_ms(bad, &us, &why)) << bad << " taken as " << us << " µs";
+    EXPECT_EQ(us, 7u) << bad;
+    EXPECT_NE(why.find(std::string("'") + bad + "'"), std::string::npos) << "the error names the value: " << why;
+  }
+  EXPECT_FALSE(parse_latency_ms("0.0004", &us, &why));
+  EXPECT_EQ(why, "'0.0004' ms rounds to 0 µs, which is no latency target: a number of milliseconds in [0.001, 60000]");
+  EXPECT_TRUE(parse_latency_ms("0.0005", &us)) << "0.5 µs rounds to 1";
+  EXPECT_EQ(us, 1u);
 }
 
 // GPU_MEM in the file takes every form the flags and the webhook take (one parser).

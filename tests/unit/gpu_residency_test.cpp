@@ -2,7 +2,9 @@
 // tests/unit/testdata/gpu_residency/, with a simulated clock. Commands (sizes as script_num() reads
 // them; each file starts with a budget of 1 GiB, residency on):
 //   budget B [off]             a new GpuResidency (forgets everything)
-//   T usage NAME B [um]        a MemUsage (T in ms)
+//   T usage NAME B [um] [mem=M] a MemUsage (T in ms) of B bytes, with the client's configured terms:
+//                              um=on (um), GPU_MEM M (default 0: none)
+//   T config NAME [um] [mem=M] a config reload: the client's new terms
 //   T grant NAME               -> "evict N,N... resident=R" [" over"] [" warn"]  ("evict -": none)
 //   T gone NAME
 //   state                      -> "resident=R budget=B on|off", then "NAME bytes=B um|- resident|evicted
@@ -42,8 +44,13 @@ class ResidencyScenario {
     if (w.at(0) == "state") return state();
     const Micros now = static_cast<Micros>(std::stoll(w.at(0))) * 1000;
     const std::string& verb = w.at(1);
+    const uint64_t mem = c.kv.count("mem") ? script_num(c.kv.at("mem")) : 0;
     if (verb == "usage") {
-      r_.usage(w.at(2), script_num(w.at(3)), c.flag("um"));
+      r_.usage(w.at(2), script_num(w.at(3)), c.flag("um"), mem);
+      return {};
+    }
+    if (verb == "config") {
+      r_.configure(w.at(2), mem, c.flag("um"));
       return {};
     }
     if (verb == "gone") {
@@ -72,7 +79,7 @@ class ResidencyScenario {
       const GpuResidency::Client* k = r_.client(name);
       if (k == nullptr) continue;
       std::ostringstream o;
-      o << name << " bytes=" << size_text(k->bytes) << (k->um ? " um" : " -")
+      o << name << " bytes=" << size_text(k->bytes) << (k->gpu_mem ? " mem=" + size_text(k->gpu_mem) : "") << (k->um ? " um" : " -")
         << (k->resident ? " resident" : " evicted") << " last_run=";
       if (k->ran) {
         o << k->last_run / 1000;
@@ -115,20 +122,40 @@ TEST(GpuResidency, DefaultBudgetLeavesTheLargerOfTwoGiBAndFivePercent) {
 TEST(GpuResidency, ABudgetOfZeroIsOff) {
   GpuResidency r(0, true);
   EXPECT_FALSE(r.enabled());
-  r.usage("a", 1, true);
+  r.usage("a", 1, true, 0);
   r.grant("b", 0);
   EXPECT_TRUE(r.grant("c", 1).evict.empty());
 }
 
 TEST(GpuResidency, HostileSizesAreClampedAndSumsNeverWrap) {
   GpuResidency r(uint64_t{1} << 40, true);
-  for (int i = 0; i < 20000; ++i) r.usage("c" + std::to_string(i), UINT64_MAX, i % 2 == 0);
+  for (int i = 0; i < 20000; ++i) r.usage("c" + std::to_string(i), UINT64_MAX, i % 2 == 0, 0);
   EXPECT_EQ(r.client("c0")->bytes, proto::kMaxWireBytes);
   EXPECT_EQ(r.resident_bytes(), UINT64_MAX) << "20000 x 2^50 saturates in the report";
   const GpuResidency::Plan p = r.grant("c1", 5);
   EXPECT_EQ(p.evict.size(), 10000u) << "every UM client goes, and still the non-UM ones do not fit";
   EXPECT_TRUE(p.over_budget);
   EXPECT_EQ(p.resident_bytes, 10000 * proto::kMaxWireBytes);
+}
+
+// A report cannot charge a client beyond its GPU_MEM, whatever it says (issue 21, item 1): 2^64-1
+// from one client of GPU_MEM 256 MiB leaves the other UM clients resident.
+TEST(GpuResidency, AReportIsChargedAtMostTheClientsGpuMem) {
+  constexpr uint64_t kMiB = uint64_t{1} << 20;
+  GpuResidency r(800 * kMiB, true);
+  r.usage("b", 256 * kMiB, true, 256 * kMiB);
+  r.usage("c", 256 * kMiB, true, 256 * kMiB);
+  r.usage("a", UINT64_MAX, true, 256 * kMiB);
+  EXPECT_EQ(r.client("a")->bytes, 256 * kMiB);
+  for (const char* holder : {"a", "b", "c", "a"}) {
+    const GpuResidency::Plan p = r.grant(holder, 10);
+    EXPECT_TRUE(p.evict.empty()) << "768 MiB fit in 800: nobody is evicted for " << holder;
+    EXPECT_EQ(p.resident_bytes, 768 * kMiB);
+  }
+  r.configure("a", 128 * kMiB, true);
+  EXPECT_EQ(r.client("a")->bytes, 128 * kMiB) << "a lower GPU_MEM applies to the last report at once";
+  r.configure("a", 0, true);
+  EXPECT_EQ(r.client("a")->bytes, proto::kMaxWireBytes) << "no GPU_MEM: the report, clamped to 2^50";
 }
 
 // Random usage reports, grants and departures: the plan's invariants hold after every grant.
@@ -146,8 +173,12 @@ TEST(GpuResidency, RandomSequencesKeepTheInvariants) {
       switch (rng() % 4) {
         case 0:
         case 1:
-          r.usage(name, sizes[rng() % 7], rng() % 3 != 0);
+        {
+          const uint64_t gpu_mem = sizes[rng() % 7];
+          r.usage(name, sizes[rng() % 7], rng() % 3 != 0, gpu_mem);
+          ASSERT_TRUE(gpu_mem == 0 || r.client(name)->bytes <= gpu_mem) << "a report is charged at most GPU_MEM";
           break;
+        }
         case 2: {
           // What evicting could at best achieve: the holder and the non-UM clients stay.
           uint64_t floor = 0;

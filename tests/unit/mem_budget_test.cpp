@@ -72,7 +72,7 @@ TEST(MemBudgetScenario, AllScriptsPass) {
 }
 
 // Properties over random operation sequences: the total is the sum of the leases, never exceeds
-// the limit through a non-existing reserve, and no operation overflows whatever the sizes.
+// the limit through any reserve (existing or not), and no operation overflows whatever the sizes.
 TEST(MemBudget, RandomOperationsKeepTheInvariants) {
   std::mt19937_64 rng(7);
   const uint64_t sizes[] = {0, 1, 4096, 2ULL << 20, 64ULL << 20, 1ULL << 30, proto::kMaxWireBytes,
@@ -90,9 +90,10 @@ TEST(MemBudget, RandomOperationsKeepTheInvariants) {
           const uint64_t g = b.reserve(s, x, y, existing);
           leases[s] += g;
           const uint64_t need = proto::wire_bytes(x), want = std::max(need, proto::wire_bytes(y));
-          EXPECT_TRUE(g == 0 || g == need || g == want || b.held() == MemBudget::kMaxHeld);
-          if (!existing && g > 0 && b.limit() != 0) {
-            EXPECT_LE(b.held(), std::max(b.limit(), before));
+          EXPECT_TRUE(g == 0 || g == need || g == want || b.held() == MemBudget::kMaxHeld ||
+                      (existing && b.held() == b.limit()));
+          if (g > 0 && b.limit() != 0) {
+            EXPECT_LE(b.held(), std::max(b.limit(), before)) << (existing ? "existing" : "new");
           }
           break;
         }
@@ -121,8 +122,21 @@ TEST(MemBudget, RandomOperationsKeepTheInvariants) {
   }
 }
 
+// Issue 21, item 1: a session declaring 2^64-1 bytes it "holds already" is charged what is left of
+// the client's GPU_MEM, not 2^50; a second one then gets nothing.
+TEST(MemBudget, ExistingNeverTakesTheTotalAboveTheLimit) {
+  constexpr uint64_t kMiB = uint64_t{1} << 20;
+  MemBudget b(256 * kMiB);
+  EXPECT_EQ(b.reserve(1, 100 * kMiB, 100 * kMiB, false), 100 * kMiB);
+  EXPECT_EQ(b.reserve(2, UINT64_MAX, UINT64_MAX, true), 156 * kMiB) << "what is left below the limit";
+  EXPECT_EQ(b.held(), 256 * kMiB);
+  EXPECT_EQ(b.reserve(3, UINT64_MAX, 0, true), 0u) << "nothing left";
+  EXPECT_EQ(b.reserve(3, 1, 1, true), 0u);
+  EXPECT_EQ(b.held(), 256 * kMiB);
+}
+
 TEST(MemBudget, ExistingLeasesSaturateAtTheCeiling) {
-  MemBudget b(1);
+  MemBudget b(0);  // no limit: existing holdings are charged in full, up to 2^62 in all
   uint64_t total = 0;
   for (int i = 0; i < (1 << 13); ++i) total += b.reserve(static_cast<MemBudget::Session>(i % 3), UINT64_MAX, 0, true);
   EXPECT_EQ(total, MemBudget::kMaxHeld) << "2^13 grants of 2^50 reach 2^62 exactly";

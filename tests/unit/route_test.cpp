@@ -221,9 +221,7 @@ class Scenario {
     std::ostringstream o;
     o << "memory known=" << m.known() << " limit=" << m.limit() << " sessions=" << m.count()
       << " hooks=" << route_.hook_count();
-    for (uint64_t d = 0; d < 4; ++d) {
-      if (const MemBudget* b = m.budget(gpu_uuid(d))) o << " gpu" << d << ".held=" << b->held();
-    }
+    o << " held=" << m.budget().held() << " leases=" << m.budget().sessions();
     return o.str();
   }
 

@@ -117,12 +117,16 @@ TEST(Settings, KubernetesQuantitiesReachThePodManagerAsWritten) {
 
 TEST(Settings, LatencyAsTheConfigTakesIt) {
   for (const char* good : {"5", "2.5", "60000", "0.001"}) EXPECT_EQ(annotation_error(kAnnLatency, good), "") << good;
-  for (const char* bad : {"0", "-1", "x", "60001", "5ms", " 5", "inf"}) {
-    EXPECT_NE(annotation_error(kAnnLatency, bad), "") << bad;
+  for (const char* bad : {"0", "-1", "x", "60001", "5ms", " 5", "inf", "0.0001", "", "5.", "1e-9", "0x10"}) {
+    EXPECT_NE(annotation_error(kAnnLatency, bad), "") << "'" << bad << "'";
   }
   EXPECT_EQ(annotation_error(kAnnLatency, "5ms"),
-            "annotation gemini.gpu-sharing.io/latency-ms: '5ms' is not a number of milliseconds in (0, 60000] "
-            "(e.g. \"5\")");
+            "annotation gemini.gpu-sharing.io/latency-ms: '5ms' is not a plain decimal number of milliseconds in "
+            "[0.001, 60000] (digits, optionally '.' and digits) (e.g. \"5\")");
+  EXPECT_EQ(annotation_error(kAnnLatency, ""),
+            "annotation gemini.gpu-sharing.io/latency-ms: '' is not a plain decimal number of milliseconds in "
+            "[0.001, 60000] (digits, optionally '.' and digits) (e.g. \"5\")")
+      << "an empty annotation is a mistake, not 'no latency client'";
 }
 
 TEST(Settings, FromAnnotations) {
