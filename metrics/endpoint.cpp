@@ -29,6 +29,7 @@ namespace gem {
 namespace {
 
 constexpr int kMaxPollMs = 200;  // the serving thread looks at its deadlines at least this often
+constexpr size_t kMetricsReadBudget = 64 * 1024;  // bytes read from one connection per poll round
 
 void wake(int fd) {
   const uint64_t one = 1;
@@ -179,7 +180,8 @@ struct MetricsEndpoint::Impl {
   // Reads what is there; false when the connection is finished with (closed, error, refused).
   bool read_conn(Conn& c, Micros now) {
     char buf[4096];
-    for (;;) {
+    // At most kMetricsReadBudget bytes per round: a client that keeps sending cannot hold this thread.
+    for (size_t budget = kMetricsReadBudget; budget >= sizeof buf; budget -= sizeof buf) {
       const ssize_t n = recv(c.fd, buf, sizeof buf, 0);
       if (n == 0) return false;
       if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
@@ -193,6 +195,7 @@ struct MetricsEndpoint::Impl {
       }
       if (c.state == Conn::kWriting) return true;
     }
+    return true;
   }
 
   // Writes what the socket takes; false when done (all sent) or broken.
