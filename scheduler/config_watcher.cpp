@@ -44,7 +44,7 @@ std::string resolve(const std::string& path) {
 
 }  // namespace
 
-bool read_file(const std::string& path, std::string* out, std::string* err) {
+bool read_file(const std::string& path, std::string* out, std::string* err, size_t max_bytes) {
   // O_NONBLOCK: opening a FIFO must not hang the scheduler; fstat below then rejects it.
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
@@ -63,24 +63,24 @@ bool read_file(const std::string& path, std::string* out, std::string* err) {
     return false;
   }
   auto too_large = [&] {
-    *err = path + " is larger than " + std::to_string(kMaxConfigBytes) + " bytes (" +
-           std::to_string(kMaxConfigBytes >> 20) + " MiB), the most gem-schd reads";
+    *err = path + " is larger than " + std::to_string(max_bytes) + " bytes (" +
+           std::to_string(max_bytes >> 20) + " MiB), the most gem-schd reads";
     close(fd);
     return false;
   };
   // Refused before reading when it says so; the read below still stops at the cap if it grows.
-  if (st.st_size > static_cast<off_t>(kMaxConfigBytes)) return too_large();
+  if (st.st_size > static_cast<off_t>(max_bytes)) return too_large();
   out->clear();
   // One allocation for the whole file (plus one byte to see the end without a second grow).
   out->resize(static_cast<size_t>(st.st_size) + 1);
   size_t have = 0;
   for (;;) {
     if (have == out->size()) {
-      if (out->size() > kMaxConfigBytes) {
+      if (out->size() > max_bytes) {
         out->clear();
         return too_large();
       }
-      out->resize(std::min<size_t>(out->size() * 2 + 4096, kMaxConfigBytes + 1));
+      out->resize(std::min<size_t>(out->size() * 2 + 4096, max_bytes + 1));
     }
     ssize_t n = read(fd, &(*out)[have], out->size() - have);
     if (n < 0 && errno == EINTR) continue;
@@ -92,13 +92,14 @@ bool read_file(const std::string& path, std::string* out, std::string* err) {
     if (n == 0) break;
     have += static_cast<size_t>(n);
   }
-  if (have > kMaxConfigBytes) return too_large();
+  if (have > max_bytes) return too_large();
   out->resize(have);
   close(fd);
   return true;
 }
 
-ConfigWatcher::ConfigWatcher(std::string path) : path_(std::move(path)), dir_(dir_of(path_)) {}
+ConfigWatcher::ConfigWatcher(std::string path, size_t max_bytes)
+    : path_(std::move(path)), max_bytes_(max_bytes), dir_(dir_of(path_)) {}
 
 ConfigWatcher::~ConfigWatcher() {
   if (fd_ >= 0) close(fd_);  // drops the watches too
@@ -169,7 +170,7 @@ bool ConfigWatcher::check(std::string* new_text) {
   }
   std::string text;
   std::string err;
-  if (!read_file(path_, &text, &err)) {
+  if (!read_file(path_, &text, &err, max_bytes_)) {
     last_error_ = std::move(err);
     return false;
   }

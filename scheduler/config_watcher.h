@@ -22,18 +22,20 @@
 namespace gem::sched {
 
 /// Reads a whole regular file into *out (replaced). Follows symlinks. Refuses anything that is
-/// not a regular file (a FIFO would block) and files above gem::kMaxConfigBytes (64 MiB,
-/// include/gem/config.h), with "PATH is larger than 67108864 bytes (64 MiB), the most gem-schd
-/// reads". Returns false and sets *err (e.g. "open resource-config.txt: No such file or
+/// not a regular file (a FIFO would block) and files above `max_bytes` (default
+/// gem::kMaxConfigBytes, 64 MiB, include/gem/config.h), with "PATH is larger than 67108864 bytes
+/// (64 MiB), the most gem-schd reads"; a file whose size says so is refused before any byte is
+/// read. Returns false and sets *err (e.g. "open resource-config.txt: No such file or
 /// directory") on failure, leaving *out unspecified. Thread-safe (touches only its arguments).
-bool read_file(const std::string& path, std::string* out, std::string* err);
+bool read_file(const std::string& path, std::string* out, std::string* err, size_t max_bytes = gem::kMaxConfigBytes);
 
 using gem::kMaxConfigBytes;
 
 /// Not thread-safe: one thread owns it (start, fd, check). Not copyable; closes its inotify fd.
 class ConfigWatcher {
  public:
-  explicit ConfigWatcher(std::string path);
+  /// `max_bytes`: the largest file check() reads (read_file()).
+  explicit ConfigWatcher(std::string path, size_t max_bytes = kMaxConfigBytes);
   ~ConfigWatcher();
   ConfigWatcher(const ConfigWatcher&) = delete;
   ConfigWatcher& operator=(const ConfigWatcher&) = delete;
@@ -71,6 +73,7 @@ class ConfigWatcher {
   void watch_target_dir();
 
   std::string path_;
+  size_t max_bytes_;
   std::string dir_;         // directory holding path_
   std::string target_dir_;  // directory of the file path_ resolves to, when watched separately
   int fd_ = -1;

@@ -36,9 +36,9 @@ void SchedMetrics::holder_is(const std::string& holder, Micros now) {
 
 void SchedMetrics::config_loaded(bool ok) { ++(ok ? reloads_ : reload_errors_); }
 
-void SchedMetrics::keep_only(const std::set<std::string>& names) {
+void SchedMetrics::keep_only(const std::function<bool(const std::string&)>& known) {
   for (auto it = events_.begin(); it != events_.end();) {
-    it = names.count(it->first) != 0 ? std::next(it) : events_.erase(it);
+    it = known(it->first) ? std::next(it) : events_.erase(it);
   }
 }
 

@@ -2,10 +2,12 @@
 // reports (requests, grants, the token coming free, config reloads), turned into counters and
 // latency histograms, and render(), which writes them with a snapshot of the policy's
 // and residency's state (SchedView) in the text format. Pure: no I/O, times are µs on the caller's
-// monotonic clock. Not thread-safe: the poll loop owns it (the HTTP endpoint only gets the text).
+// monotonic clock. Not thread-safe: the poll loop owns it; a snapshot for the HTTP endpoint is a copy
+// (copyable), rendered by the endpoint's thread.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -73,8 +75,9 @@ class SchedMetrics {
   void holder_is(const std::string& holder, Micros now);
   /// A config (re)load: ok, or refused and the last good one kept.
   void config_loaded(bool ok);
-  /// Forgets the events of clients not in `names` (gone from the config).
-  void keep_only(const std::set<std::string>& names);
+  /// Forgets the events of clients for which `known` is false (gone from the config). O(clients
+  /// with events).
+  void keep_only(const std::function<bool(const std::string&)>& known);
 
   /// The whole exposition for `view`, with this object's counters and histograms.
   std::string render(const SchedView& view) const;

@@ -70,6 +70,12 @@ std::vector<std::string> Policy::clients() const {
   return names;
 }
 
+std::vector<std::string> Policy::clients_after(const std::string& after, size_t max) const {
+  std::vector<std::string> names;
+  for (auto it = clients_.upper_bound(after); it != clients_.end() && names.size() < max; ++it) names.push_back(it->first);
+  return names;
+}
+
 void Policy::request(const std::string& name, Micros last_burst, Micros now) {
   auto it = clients_.find(name);
   if (it == clients_.end() || holds(name)) return;

@@ -159,6 +159,9 @@ class Policy {
 
   std::optional<ClientStats> stats(const std::string& name, Micros now) const;
   std::vector<std::string> clients() const;
+  /// The names after `after` in order (all from the first when `after` is ""), at most `max`:
+  /// resumable walks over many clients (metrics snapshots). O(log n + max).
+  std::vector<std::string> clients_after(const std::string& after, size_t max) const;
   /// Name of the token holder, or empty (co-runners are not holders).
   const std::string& holder() const { return holder_; }
   /// Names of the clients holding a co-run token.

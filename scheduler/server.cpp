@@ -34,8 +34,15 @@ Server::~Server() = default;
 
 bool Server::start(int listen_fd, bool is_unix, std::string* err) {
   listener_ = std::make_unique<Listener>(listen_fd, is_unix, opts_.listener);
-  if (!opts_.secrets_path.empty() && !secrets_.load(opts_.secrets_path, err)) return false;
   std::string werr;
+  if (!opts_.secrets_path.empty()) {
+    secrets_loader_ = std::make_unique<SecretsLoader>(opts_.secrets_path);
+    SecretTable table;
+    if (!secrets_loader_->start(&table, &werr, err)) return false;
+    secrets_.set(std::move(table));
+    if (!werr.empty()) LOG_WARN("secrets watch: %s; polling the file instead", werr.c_str());
+    werr.clear();
+  }
   if (!watcher_.start(&config_, &werr, err)) return false;
   if (!werr.empty()) LOG_WARN("config watch: %s; polling the file instead", werr.c_str());
   apply_clients();
@@ -44,6 +51,7 @@ bool Server::start(int listen_fd, bool is_unix, std::string* err) {
 }
 
 Micros Server::next_wakeup(Micros now) const {
+  if (snapshot_ != nullptr) return now;  // a metrics snapshot is under way: its next slice
   Micros next = std::min(policy_.next_event(now), now + kMaxPoll);
   if (!opts_.stats_path.empty()) next = std::min(next, last_stats_ + kStatsPeriod);
   if (!listener_->accepting(now)) next = std::min(next, listener_->resume_at());
@@ -62,6 +70,7 @@ void Server::run(const volatile bool* stop) {
     const bool accepting = listener_->accepting(now);
     if (accepting) fds.push_back({listener_->fd(), POLLIN, 0});
     if (watcher_.fd() >= 0) fds.push_back({watcher_.fd(), POLLIN, 0});
+    if (secrets_loader_ != nullptr) fds.push_back({secrets_loader_->fd(), POLLIN, 0});
     for (auto& [fd, c] : conns_) {
       fds.push_back({fd, static_cast<short>(POLLIN | (c.peer->wants_write() ? POLLOUT : 0)), 0});
     }
@@ -76,7 +85,7 @@ void Server::run(const volatile bool* stop) {
       if (p.revents == 0) continue;
       if (accepting && p.fd == listener_->fd()) {
         accept_all();
-      } else if (p.fd == watcher_.fd()) {
+      } else if (p.fd == watcher_.fd() || (secrets_loader_ != nullptr && p.fd == secrets_loader_->fd())) {
         config_event = true;
       } else if (conns_.count(p.fd) != 0) {
         if (p.revents & POLLOUT) {
@@ -92,15 +101,14 @@ void Server::run(const volatile bool* stop) {
     if (config_event || now - last_check_ >= kConfigPollPeriod) {
       last_check_ = now;
       reload_config();
-      std::string serr;
-      if (!secrets_.reload_if_changed(&serr)) LOG_ERROR("%s; keeping the last good secrets", serr.c_str());
+      reload_secrets();
     }
     close_silent(now);
     expire_lease();
     schedule();
     heartbeat(mono_us());
     if (!opts_.stats_path.empty() && mono_us() - last_stats_ >= kStatsPeriod) write_stats();
-    if (endpoint_ != nullptr && endpoint_->wanted()) publish_metrics();
+    if (endpoint_ != nullptr && (snapshot_ != nullptr || endpoint_->wanted())) publish_metrics();
   }
 }
 
@@ -273,7 +281,7 @@ void Server::reload_config() {
     }
   }
   if (good == nullptr) return;
-  config_ = std::move(good->config);
+  config_ = std::move(good->value);
   for (const auto& cc : config_.clients) dynamic_.erase(cc.name);
   LOG_INFO("reloaded %s: %zu clients", opts_.config_path.c_str(), config_.clients.size());
   apply_clients();
@@ -282,6 +290,20 @@ void Server::reload_config() {
   std::vector<std::pair<int, std::string>> told;
   for (const auto& [name, fd] : fd_of_client_) told.emplace_back(fd, name);
   for (const auto& [fd, name] : told) send_or_drop(fd, {0, settings_of(name)});
+}
+
+// Like reload_config(): the loader's thread read and parsed the file; this only swaps it in.
+void Server::reload_secrets() {
+  std::vector<FileUpdate<SecretTable>> updates;
+  if (secrets_loader_ == nullptr || !secrets_loader_->take(&updates)) return;
+  for (FileUpdate<SecretTable>& u : updates) {
+    if (!u.ok) {
+      LOG_ERROR("%s; keeping the last good secrets", u.error.c_str());
+      continue;
+    }
+    secrets_.set(std::move(u.value));
+    LOG_INFO("reloaded %s", opts_.secrets_path.c_str());
+  }
 }
 
 void Server::apply_clients() {

@@ -22,6 +22,10 @@
 
 namespace gem::sched {
 
+/// Clients copied into a metrics snapshot per loop turn (Server::publish_metrics): bounds what a
+/// scrape costs the loop in one turn (about 2 ms).
+inline constexpr size_t kMetricsSliceClients = 4096;
+
 struct ServerOptions {
   PolicyOptions policy;
   std::string config_path = "resource-config.txt";
@@ -90,6 +94,8 @@ class Server {
   void drop(int fd, const std::string& why);
   /// Swaps in the config the loader thread parsed last, if any was good (bad ones are logged).
   void reload_config();
+  /// Swaps in the secrets the loader thread parsed last, if good (bad ones are logged).
+  void reload_secrets();
   void apply_clients();
   /// Revokes every token kept past its quota + lease grace (Policy::expire_lease).
   void expire_lease();
@@ -100,8 +106,10 @@ class Server {
   void close_silent(Micros now);
   Micros next_wakeup(Micros now) const;
   void write_stats();
-  /// Renders the metrics and hands them to the endpoint (server_metrics.cpp).
+  /// Adds a slice of clients to the metrics snapshot under way (starting one if none is); hands the
+  /// finished snapshot to the endpoint, which renders it on its own thread (server_metrics.cpp).
   void publish_metrics();
+  /// The snapshot's head: everything but the clients.
   SchedView metrics_view(Micros now) const;
   /// The one per-client record (ClientView) of a known client, for both the --stats file and the
   /// metrics (server_metrics.cpp).
@@ -115,6 +123,7 @@ class Server {
   ConfigLoader watcher_;  // watches, reads and parses the config on its own thread (issue 6)
   Config config_;  // last good resource-config.txt
   Secrets secrets_;
+  std::unique_ptr<SecretsLoader> secrets_loader_;  // reads and parses --secrets on its own thread
   std::map<std::string, ClientConfig> dynamic_;  // admitted with --dynamic_clients
   std::unique_ptr<Listener> listener_;
   std::map<int, Conn> conns_;
@@ -128,6 +137,8 @@ class Server {
   Refusals refusals_;  // the clients refused lately, for status and metrics
   MetricsEndpoint* endpoint_ = nullptr;
   const GpuHealth* health_ = nullptr;
+  std::unique_ptr<SchedView> snapshot_;  // the metrics snapshot under way; null when none
+  std::string snapshot_cursor_;          // the last client copied into it
   Micros started_ = mono_us();
 };
 

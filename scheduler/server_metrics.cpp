@@ -1,6 +1,8 @@
-// gem-schd's metrics (metrics.h) from the server's state; rendered on the poll loop's thread when a
-// scrape asks for them (gem::MetricsEndpoint), so the numbers are consistent with one another.
-#include <set>
+// gem-schd's metrics (metrics.h) from the server's state: the poll loop copies them into a snapshot
+// when a scrape asks (gem::MetricsEndpoint), a slice of clients per turn; the endpoint's thread
+// renders it.
+#include <memory>
+#include <utility>
 
 #include "server.h"
 
@@ -45,21 +47,33 @@ SchedView Server::metrics_view(Micros now) const {
   v.mem_budget = residency_.enabled() ? residency_.budget() : 0;
   v.resident_bytes = residency_.resident_bytes();
   if (health_ != nullptr) v.health = health_->view();
-  for (const std::string& name : policy_.clients()) {
-    v.clients.push_back(client_view(name, now));
-    v.busy_window += v.clients.back().used_window;
-  }
-  v.refused = refusals_.recent(now);
+  v.refused = refusals_.recent(now);  // bounded: kMaxRefusedShown
   v.refusal_totals = refusals_.totals();
   return v;
 }
 
+// A snapshot is built kMetricsSliceClients clients per loop turn (the loop comes back at once while
+// one is under way: next_wakeup()), then handed to the endpoint, whose thread renders it. So a
+// scrape costs the loop at most one slice per turn, whatever the number of clients (issue 21).
 void Server::publish_metrics() {
-  const SchedView v = metrics_view(mono_us());
-  std::set<std::string> names;
-  for (const ClientView& c : v.clients) names.insert(c.name);
-  metrics_.keep_only(names);
-  endpoint_->publish(metrics_.render(v));
+  const Micros now = mono_us();
+  if (snapshot_ == nullptr) {
+    snapshot_ = std::make_unique<SchedView>(metrics_view(now));
+    snapshot_cursor_.clear();
+  }
+  const std::vector<std::string> names = policy_.clients_after(snapshot_cursor_, kMetricsSliceClients);
+  for (const std::string& name : names) {
+    snapshot_->clients.push_back(client_view(name, now));
+    snapshot_->busy_window += snapshot_->clients.back().used_window;
+  }
+  if (names.size() == kMetricsSliceClients) {
+    snapshot_cursor_ = names.back();
+    return;
+  }
+  metrics_.keep_only([this](const std::string& name) { return policy_.has_client(name); });
+  auto snap = std::make_shared<const std::pair<SchedMetrics, SchedView>>(metrics_, std::move(*snapshot_));
+  snapshot_.reset();
+  endpoint_->publish(MetricsEndpoint::Renderer([snap] { return snap->first.render(snap->second); }));
 }
 
 }  // namespace gem::sched

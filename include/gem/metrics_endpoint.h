@@ -1,15 +1,25 @@
-// The /metrics HTTP endpoint of gem-schd and gem-pmgr (docs/interfaces.md, "Metrics"), served by
-// cpp-httplib on a thread pool of its own. The daemon's poll loop owns every number; it renders the
-// exposition itself (gem::prom::Writer) and hands the text over with publish(). A scrape that finds
-// the last text older than `max_age` asks the loop for a fresh one (wanted()) and waits for it up to
-// `wait`, then serves what it has: the loop never blocks on HTTP, and nothing is rendered while
-// nobody scrapes.
+// The /metrics HTTP endpoint of gem-schd and gem-pmgr (docs/interfaces.md, "Metrics"), served by two
+// threads of its own: one poll()s the listening socket and every connection (non-blocking, each
+// with a deadline), one renders. The daemon's poll loop owns every number; it hands over a snapshot
+// with publish(): a renderer (a function owning a copy of the numbers) or a ready text. The render
+// thread turns a snapshot into the exposition, so a scrape never holds up the loop however many
+// clients there are. A scrape that finds the last text older than `max_age` asks the loop for a
+// fresh snapshot (wanted()) and waits for it up to `wait`, then serves what it has; nothing is
+// rendered while nobody scrapes.
 //
-// Routes: GET /metrics (text format 0.0.4; 503 until the first publish), GET /healthz ("ok").
+// Bounds (issue 21): requests are parsed by gem::http (http_request.h): GET or HEAD only, no body
+// (405 / 413 before a body byte is read), a head of at most http::kMaxRequestHead bytes within
+// kMetricsRequestTimeout; at most kMaxMetricsConnections at once (a new one displaces the oldest
+// that has not sent a complete request); a response must be taken within kMetricsWriteTimeout;
+// one request per connection (Connection: close).
+//
+// Routes: GET|HEAD /metrics (text format 0.0.4; 503 until the first publish), /healthz ("ok").
 // Thread-safety: publish(), wanted() and port() may be called from any thread; start() and stop()
 // from the owner only.
 #pragma once
 
+#include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -21,6 +31,12 @@ namespace gem {
 /// one, µs; it waits for it up to kScrapeWait, µs (docs/interfaces.md, "Metrics").
 inline constexpr Micros kMaxTextAge = 1000000;
 inline constexpr Micros kScrapeWait = 2000000;
+/// Connections served at once; one more displaces the oldest still sending its request.
+inline constexpr size_t kMaxMetricsConnections = 16;
+/// From accepting a connection to the end of its request head, µs (slow senders are closed).
+inline constexpr Micros kMetricsRequestTimeout = 5000000;
+/// From the start of a response to its last byte taken by the client, µs.
+inline constexpr Micros kMetricsWriteTimeout = 30000000;
 
 struct MetricsEndpointOptions {
   std::string address = "127.0.0.1";  // --metrics_address
@@ -36,16 +52,23 @@ class MetricsEndpoint {
   MetricsEndpoint(const MetricsEndpoint&) = delete;
   MetricsEndpoint& operator=(const MetricsEndpoint&) = delete;
 
-  /// Binds address:port (synchronously: a port in use is an error here) and starts serving on a
-  /// thread. False with *err. Call once.
+  /// Binds address:port (synchronously: a port in use is an error here) and starts serving on its
+  /// threads; returns without waiting for anything else. False with *err. Call once.
   bool start(const MetricsEndpointOptions& opts, std::string* err);
   /// The bound port (after start).
   int port() const;
   /// True when a scrape waits for a fresher text (the loop should render and publish).
   bool wanted() const;
-  /// Replaces the served text (taken by value; the endpoint owns its copy) and wakes waiting scrapes.
+  /// Renders one snapshot into the exposition text. Called on the endpoint's render thread, at
+  /// most once per publish(); must own (or share immutably) everything it reads.
+  using Renderer = std::function<std::string()>;
+  /// Replaces the snapshot (the endpoint owns `render` from then on); the render thread renders
+  /// it and wakes the scrapes waiting for it. Never blocks on HTTP or on rendering.
+  void publish(Renderer render);
+  /// publish() of a ready text (taken by value): for small expositions rendered by the caller.
   void publish(std::string text);
-  /// Stops serving and joins the thread. Idempotent.
+  /// Stops serving, closes every connection and joins the threads (the render thread finishes the
+  /// render in progress first). Idempotent.
   void stop();
 
  private:

@@ -1,7 +1,7 @@
 # libFuzzer targets (docs/fuzzing.md). Included by the top-level Makefile, which defines WARN.
 # Built by clang (libFuzzer ships with it: Debian's libclang-rt-14-dev) with AddressSanitizer and
 # UndefinedBehaviorSanitizer into build-fuzz/, apart from build/ and build-san/.
-#   make fuzz                  build-fuzz/fuzz-{frame,config,admission,policy,memory}
+#   make fuzz                  build-fuzz/fuzz-{frame,config,admission,policy,memory,http}
 #   make fuzz-ci               each target FUZZ_TIME (60) seconds from its seed corpus; fails on a crash
 #   make fuzz-ci-policy        one of them
 #   make fuzz-clean
@@ -9,7 +9,7 @@
 FUZZ_BUILD := build-fuzz
 FUZZ_CXX ?= clang++-14
 FUZZ_TIME ?= 60
-FUZZ_TARGETS := frame config admission policy memory
+FUZZ_TARGETS := frame config admission policy memory http
 # -fno-sanitize-recover: every UBSan finding aborts, so libFuzzer records it as a crash.
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CXXFLAGS := -std=c++17 -O1 -g $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP \
@@ -22,6 +22,8 @@ FUZZ_SRCS_config := tests/fuzz/fuzz_config.cpp common/config.cpp common/config_v
 FUZZ_SRCS_admission := tests/fuzz/fuzz_admission.cpp webhook/admission.cpp webhook/base64.cpp \
   webhook/mutate.cpp webhook/patch.cpp webhook/settings.cpp common/config.cpp common/config_values.cpp common/config_index.cpp \
   common/protocol.cpp
+# The /metrics endpoint's request parser (the daemons parse HTTP requests themselves, issue 21).
+FUZZ_SRCS_http := tests/fuzz/fuzz_http.cpp metrics/http_request.cpp
 FUZZ_SRCS_policy := tests/fuzz/fuzz_policy.cpp scheduler/policy.cpp pod-manager/token_share.cpp common/protocol.cpp
 FUZZ_SRCS_memory := tests/fuzz/fuzz_memory.cpp pod-manager/mem_sessions.cpp pod-manager/mem_budget.cpp \
   scheduler/gpu_residency.cpp common/protocol.cpp

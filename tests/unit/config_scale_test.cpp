@@ -201,8 +201,8 @@ TEST_F(ConfigLoaderTest, StartsSynchronouslyThenReloadsOnItsThread) {
   ups = wait_update(loader, 60);
   ASSERT_EQ(ups.size(), 1u);
   ASSERT_TRUE(ups[0].ok) << ups[0].error;
-  EXPECT_EQ(ups[0].config.clients.size(), n);
-  EXPECT_NE(ups[0].config.find(name_of(n - 1)), nullptr);
+  EXPECT_EQ(ups[0].value.clients.size(), n);
+  EXPECT_NE(ups[0].value.find(name_of(n - 1)), nullptr);
   EXPECT_LT(longest_take_, 1000000) << "take() blocked the loop";  // generous; it is microseconds
 }
 
@@ -234,7 +234,7 @@ TEST_F(ConfigLoaderTest, ReadErrorReportedOnceThenRecovery) {
   ups = wait_update(loader, 5);
   ASSERT_EQ(ups.size(), 1u);
   ASSERT_TRUE(ups[0].ok) << ups[0].error;
-  EXPECT_EQ(ups[0].config.clients[0].name, "b");
+  EXPECT_EQ(ups[0].value.clients[0].name, "b");
 }
 
 }  // namespace

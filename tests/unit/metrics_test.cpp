@@ -81,7 +81,7 @@ TEST(SchedMetrics, HandOffOnlyForClientsWaitingWhenTheTokenCameFree) {
   EXPECT_TRUE(has("gem_config_reload_errors_total{gpu=\"GPU-x\"} 1")) << text;
   EXPECT_TRUE(has("gem_gpu_busy_ratio{gpu=\"GPU-x\"} 0.5")) << text;
   EXPECT_TRUE(has("gem_gpu_healthy{gpu=\"GPU-x\"} 0")) << "unwatched is not healthy: " << text;
-  m.keep_only({"a"});
+  m.keep_only([](const std::string& n) { return n == "a"; });
   const std::string after = m.render(v);
   EXPECT_EQ(after.find("gem_client_handoff_seconds_count{gpu=\"GPU-x\",client=\"b\"}"), std::string::npos) << after;
 }
