@@ -10,6 +10,10 @@ namespace {
 constexpr double kFullShare = 1.0 - 1e-9;
 // next_event() looks for the moment a waiting client drops under its LIMIT to this precision.
 constexpr Micros kEventPrecision = 100;
+// The most GPU time (µs) a client below LIMIT 1 may bank while it waits for others or idles: enough
+// to keep what it earns while another client holds the token, too little to shift a second by
+// more than kLimitSwing.
+constexpr double kLimitBank = static_cast<double>(kLimitSwing);
 }  // namespace
 
 Policy::Policy(PolicyOptions opts) : opts_(opts) {
@@ -44,8 +48,13 @@ std::vector<std::string> Policy::set_clients(const std::vector<ClientShare>& cli
     if (it == clients_.end() || cmp != 0) {
       it = clients_.emplace_hint(it, s.name, Client{});
       it->second.active_since = now;
+      it->second.allowance_at = now;
     }
     it->second.request = s.request;
+    if (s.limit != it->second.limit) {  // a new LIMIT applies from now on, to the allowance as it stands
+      it->second.allowance = allowance(it->second, now);
+      it->second.allowance_at = now;
+    }
     it->second.limit = s.limit;
     it->second.latency = std::max<Micros>(s.latency, 0);
     if (it->second.latency > 0) latency_names_.push_back(s.name);
@@ -165,7 +174,8 @@ std::optional<Grant> Policy::schedule(Micros now) {
     c.waiting = false;
     ++c.grants;
     ++c.coruns;
-    const Lease l{now, fitted(quota_for(c))};
+    start_allowance(c, now);
+    const Lease l{now, grant_quota(c)};
     coruns_[*best] = l;
     return Grant{*best, l.quota, true};
   }
@@ -175,7 +185,8 @@ std::optional<Grant> Policy::schedule(Micros now) {
   c.waiting = false;
   ++c.grants;
   holder_ = *best;
-  lease_ = {now, fitted(quota_for(c))};
+  start_allowance(c, now);
+  lease_ = {now, grant_quota(c)};
   return Grant{holder_, lease_.quota};
 }
 
@@ -278,7 +289,8 @@ std::optional<Micros> Policy::renew(const std::string& name, Micros used, Micros
   }
   c.waiting = false;
   ++c.grants;
-  lease_ = {now, fitted(quota_for(c))};
+  start_allowance(c, now);
+  lease_ = {now, grant_quota(c)};
   return lease_.quota;
 }
 
@@ -301,11 +313,11 @@ Micros Policy::next_event(Micros now) const {
   if (!holder_.empty()) earliest = lease_.start + lease_.quota + opts_.lease_grace;
   for (const auto& [name, l] : coruns_) earliest = std::min(earliest, l.start + l.quota + opts_.lease_grace);
   if (holder_.empty()) {
-    // The token is free: when a waiting client's share drops under its LIMIT.
+    // The token is free: when a waiting client's allowance is back to 0 (under its LIMIT).
     for (const auto& kv : clients_) {
-      const Client& c = kv.second;  // a reference, not a structured binding: lambdas capture it (C++17)
+      const Client& c = kv.second;
       if (!c.waiting) continue;
-      earliest = std::min(earliest, first_time(now, [&](Micros t) { return under_limit(c, t); }));
+      earliest = std::min(earliest, limit_ready_at(c, now));
       if (earliest <= now) return now;
     }
     return earliest;
@@ -314,7 +326,9 @@ Micros Policy::next_event(Micros now) const {
   for (const std::string& name : latency_names_) {
     const Client& c = clients_.at(name);
     if (!c.waiting) continue;
-    earliest = std::min(earliest, first_time(now, [&](Micros t) { return may_corun(c, t); }));
+    const Micros ready = limit_ready_at(c, now);  // LIMIT first, then the share under REQUEST
+    if (ready == kNever) continue;
+    earliest = std::min(earliest, first_time(ready, [&](Micros t) { return may_corun(c, t); }));
     if (earliest <= now) return now;
   }
   return earliest;
@@ -352,6 +366,10 @@ void Policy::charge(Client& c, Micros used, Micros now) {
   if (start >= now) return;
   c.busy.push_back({start, now});
   c.used_total += now - start;
+  // Accrued since the grant (not capped: the hold itself earns LIMIT per µs), less the charge.
+  c.allowance += static_cast<double>(std::max<Micros>(now - c.allowance_at, 0)) * c.limit - static_cast<double>(now - start);
+  c.allowance = std::min(c.allowance, kLimitBank);
+  c.allowance_at = now;
   forget_old(c, now);
 }
 
@@ -375,11 +393,42 @@ double Policy::share(const Client& c, Micros now) const {
 }
 
 bool Policy::under_limit(const Client& c, Micros now) const {
-  return c.limit >= kFullShare || share(c, now) < c.limit;
+  if (c.limit >= kFullShare) return true;
+  return c.limit > 0 && allowance(c, now) >= 0;
+}
+
+double Policy::allowance(const Client& c, Micros now) const {
+  const double grown = c.allowance + static_cast<double>(std::max<Micros>(now - c.allowance_at, 0)) * c.limit;
+  return std::min(grown, kLimitBank);
+}
+
+void Policy::start_allowance(Client& c, Micros now) const {
+  c.allowance = allowance(c, now);  // what accrued while it waited or idled, at most kLimitBank
+  c.allowance_at = now;
+}
+
+Micros Policy::limit_ready_at(const Client& c, Micros now) const {
+  if (under_limit(c, now)) return now;
+  if (c.limit <= 0) return kNever;
+  const double wait = std::ceil(-allowance(c, now) / c.limit);
+  return wait >= static_cast<double>(kNever - now) ? kNever : now + static_cast<Micros>(wait);
+}
+
+Micros Policy::grant_quota(const Client& c) const { return grant_quota(c, demand()); }
+
+Micros Policy::grant_quota(const Client& c, size_t demand) const {
+  const Micros q = fitted(quota_for(c), demand);
+  if (!opts_.fit_quotas) return q;  // Gemini's quotas
+  // The share the client is held to: its LIMIT; while others want the GPU too, its REQUEST when it
+  // has one (a client without a REQUEST keeps the burst-based quota: no hand-offs for evenness).
+  const double held_to = demand > 1 && c.request > 0 ? std::min(c.request, c.limit) : c.limit;
+  if (held_to >= kFullShare) return q;
+  const double cap = static_cast<double>(kLimitSwing) / (1.0 - held_to);
+  return std::min(q, std::max(static_cast<Micros>(cap), opts_.quota_floor));
 }
 
 double Policy::projected_step(const Client& c, Micros now, size_t demand) const {
-  return static_cast<double>(fitted(quota_for(c), demand)) / static_cast<double>(span(c, now));
+  return static_cast<double>(grant_quota(c, demand)) / static_cast<double>(span(c, now));
 }
 
 Micros Policy::span(const Client& c, Micros now) const {

@@ -7,7 +7,12 @@
 //   1. clients whose share of GPU time is under their REQUEST, largest deficit first (measured
 //      relative to REQUEST after one more quota, as weighted fair queueing does);
 //   2. then clients under their LIMIT, least share above their REQUEST first;
-//   3. never a client at or above its LIMIT (a LIMIT 0.25 client alone on the GPU gets 25% of it).
+//   3. never a client over its LIMIT (a LIMIT 0.25 client alone on the GPU gets 25% of it). LIMIT is a
+//      rate, not a share of the window: each client below LIMIT 1 has an allowance of GPU time that
+//      grows by LIMIT µs per µs of wall time, never above kLimitSwing, and each charge is taken from
+//      it; it may have the token while the allowance is not negative (a token bucket:
+//      docs/scheduling.md, "LIMIT as a rate"). With quotas of at most kLimitSwing / (1 - LIMIT) it runs a short quota,
+//      waits, runs again, so LIMIT holds in every second, not only over the window.
 // Latency clients (ClientShare::latency > 0, resource-config.txt's latency=MS) that wait while another
 // client holds the token are granted a co-run token at once when their share is under their REQUEST
 // (and LIMIT): they launch beside the holder and the GPU's own time slicing interleaves the two
@@ -49,6 +54,12 @@ inline constexpr Micros kDefaultMinQuota = 100000;    // --min_quota
 inline constexpr Micros kDefaultWindow = 10000000;    // --window
 inline constexpr Micros kDefaultLeaseGrace = 500000;  // --lease_grace
 inline constexpr Micros kDefaultQuotaFloor = 10000;   // --quota_floor
+/// Evenness, µs (issue 19; docs/scheduling.md, "LIMIT as a rate"). With --fit_quotas on, a client
+/// held to a share w < 1 (its LIMIT; its REQUEST > 0 while others want the GPU) gets quotas of at
+/// most kLimitSwing / (1 - w) (and at least quota_floor): between two quotas it waits about
+/// quota * (1 / w - 1), so any 1 s of its run holds w within about kLimitSwing / 1 s (0.04) instead
+/// of a 250 ms quota then a second's wait. It is also the most GPU time a LIMIT client may bank.
+inline constexpr Micros kLimitSwing = 40000;
 
 struct PolicyOptions {
   Micros base_quota = kDefaultBaseQuota;  // µs; first quota of a client and the largest quota
@@ -190,6 +201,10 @@ class Policy {
     uint64_t coruns = 0;
     uint64_t revocations = 0;
     bool cold = false;  // set_cold: memory moved to the host
+    // LIMIT as a rate: GPU time the client may still use, µs, as of allowance_at (grows by LIMIT
+    // per µs of wall time up to kLimitSwing, each charge is taken from it; >= 0: it may run).
+    double allowance = 0;
+    Micros allowance_at = 0;
   };
 
   /// The waiting client the rules pick now (nullptr: none may have the token). No side effects
@@ -210,6 +225,17 @@ class Policy {
   Micros usage_in_window(const Client& c, Micros now) const;
   double share(const Client& c, Micros now) const;
   bool under_limit(const Client& c, Micros now) const;
+  /// The client's allowance (µs, at most kLimitSwing) at `now` (see Client::allowance).
+  double allowance(const Client& c, Micros now) const;
+  /// At a grant or renewal: the allowance accrued so far, capped at 0, becomes the base that the
+  /// hold earns on (uncapped) until its charge.
+  void start_allowance(Client& c, Micros now) const;
+  /// The first time >= now at which the client is under its LIMIT, were it charged nothing more; kNever for LIMIT 0.
+  Micros limit_ready_at(const Client& c, Micros now) const;
+  /// The quota of a grant to `c` now: its burst-based quota, fitted to the demand, at most
+  /// kLimitSwing / (1 - LIMIT) below LIMIT 1.
+  Micros grant_quota(const Client& c) const;
+  Micros grant_quota(const Client& c, size_t demand) const;
   Micros quota_for(const Client& c) const;
   Micros span(const Client& c, Micros now) const;
   /// The share a grant of its (fitted, for `demand` clients wanting the GPU) quota adds, now.
