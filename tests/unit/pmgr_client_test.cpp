@@ -1,106 +1,30 @@
 // The hook's connection to its pod manager (hook/pmgr_client.h, hook/pmgr_conn.h) against a scripted
-// pod manager on a real Unix socket: Hello and settings, a grant after heartbeats, refusals, silence
-// past GEMINI_PMGR_TIMEOUT_MS, an Evict while a request waits, revocation while holding, and bytes
-// that are not a frame. What the token machine (token_machine_test.cpp) is told comes from here.
+// pod manager on a real Unix socket (scripted_peer.h): Hello and settings, a grant after heartbeats,
+// refusals, silence past GEMINI_PMGR_TIMEOUT_MS, an Evict while a request waits, revocation while
+// holding, and bytes that are not a frame. What the token machine (token_machine_test.cpp) is told comes from here.
 #include "../../hook/pmgr_client.h"
 
 #include <gtest/gtest.h>
-#include <poll.h>
-#include <stdlib.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <functional>
-#include <thread>
 
 #include "gem/clock.h"
 #include "gem/net.h"
 #include "gem/protocol.h"
+#include "scripted_peer.h"
 
 namespace gem::hook {
 namespace {
 
 constexpr int kTimeoutMs = 300;  // the hook's GEMINI_PMGR_TIMEOUT_MS in these tests
 
-// A pod manager that accepts one connection and runs `script` on it, on a thread of its own.
-class FakePmgr {
+using testing::ScriptedPeer;
+
+// The scripted pod manager (scripted_peer.h) of these tests: it waits up to 5 s for each message.
+class FakePmgr : public ScriptedPeer {
  public:
-  explicit FakePmgr(std::function<void(FakePmgr&)> script) {
-    char dir[] = "/tmp/gem-pmgr-client-XXXXXX";
-    EXPECT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
-    std::string err;
-    EXPECT_TRUE(net::parse_endpoint(dir_ + "/pmgr.sock", &ep_, &err)) << err;
-    listen_fd_ = net::listen_on(ep_, &err);
-    EXPECT_GE(listen_fd_, 0) << err;
-    thread_ = std::thread([this, script] {
-      pollfd p{listen_fd_, POLLIN, 0};
-      if (poll(&p, 1, 10000) != 1) return;
-      fd_ = accept(listen_fd_, nullptr, nullptr);
-      if (fd_ < 0) return;
-      script(*this);
-    });
-  }
-  ~FakePmgr() {
-    join();
-    if (fd_ >= 0) ::close(fd_);
-    ::close(listen_fd_);
-    unlink((dir_ + "/pmgr.sock").c_str());
-    rmdir(dir_.c_str());
-  }
-  const net::Endpoint& endpoint() const { return ep_; }
-  /// Waits for the script to end (then what it recorded may be read).
-  void join() {
-    if (thread_.joinable()) thread_.join();
-  }
-
-  void send(proto::Body body, uint64_t id = 0) {
-    std::vector<uint8_t> out;
-    ASSERT_TRUE(proto::encode(proto::Message{id, std::move(body)}, &out));
-    ASSERT_TRUE(net::send_all(fd_, out.data(), out.size(), 1000));
-  }
-  void send_raw(const std::string& bytes) { ASSERT_TRUE(net::send_all(fd_, bytes.data(), bytes.size(), 1000)); }
-  /// The next message from the hook (waits up to 5 s); false when the hook closed or sent garbage.
-  bool receive(proto::Message* m) {
-    for (;;) {
-      std::string err;
-      if (in_.next(m, &err) == proto::DecodeStatus::kOk) return true;
-      pollfd p{fd_, POLLIN, 0};
-      if (poll(&p, 1, 5000) != 1) return false;
-      uint8_t buf[4096];
-      const ssize_t n = ::read(fd_, buf, sizeof(buf));
-      if (n <= 0) return false;
-      in_.append(buf, static_cast<size_t>(n));
-    }
-  }
-  template <typename T>
-  T expect() {
-    proto::Message m;
-    EXPECT_TRUE(receive(&m));
-    EXPECT_TRUE(std::holds_alternative<T>(m.body)) << "got " << proto::type_name(m.body);
-    last_id_ = m.request_id;
-    return std::holds_alternative<T>(m.body) ? std::get<T>(m.body) : T{};
-  }
-  /// Accepts the Hello and answers with `settings`.
-  proto::Hello hello(proto::ClientSettings settings = {}) {
-    const proto::Hello h = expect<proto::Hello>();
-    send(settings, last_id_);
-    return h;
-  }
-  uint64_t last_id() const { return last_id_; }
-  void close_connection() {
-    ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  std::string dir_;
-  net::Endpoint ep_;
-  int listen_fd_ = -1;
-  int fd_ = -1;
-  std::thread thread_;
-  proto::FrameBuffer in_;
-  uint64_t last_id_ = 0;
+  explicit FakePmgr(Script script) : ScriptedPeer(std::move(script), 5000) {}
 };
 
 bool connect(PmgrClient* c, const FakePmgr& p, std::string* why, int timeout_ms = kTimeoutMs) {
@@ -109,7 +33,7 @@ bool connect(PmgrClient* c, const FakePmgr& p, std::string* why, int timeout_ms 
 
 TEST(PmgrClient, HelloNamesTheClientDeviceAndSecretAndTakesTheSettings) {
   proto::Hello seen;
-  FakePmgr p([&](FakePmgr& f) {
+  FakePmgr p([&](ScriptedPeer& f) {
     proto::ClientSettings s;
     s.request_ppm = 300000;
     s.limit_ppm = 500000;
@@ -143,7 +67,7 @@ TEST(PmgrClient, NoPodManagerIsAFailureWithAReason) {
 }
 
 TEST(PmgrClient, ARequestQueuedBehindHeartbeatsIsGrantedLongAfterTheTimeout) {
-  FakePmgr p([](FakePmgr& f) {
+  FakePmgr p([](ScriptedPeer& f) {
     f.hello();
     const proto::TokenRequest r = f.expect<proto::TokenRequest>();
     EXPECT_EQ(r.last_burst_us, 4200u);
@@ -167,7 +91,7 @@ TEST(PmgrClient, ARequestQueuedBehindHeartbeatsIsGrantedLongAfterTheTimeout) {
 }
 
 TEST(PmgrClient, SilencePastTheTimeoutBreaksTheConnectionAndSaysSo) {
-  FakePmgr p([](FakePmgr& f) {
+  FakePmgr p([](ScriptedPeer& f) {
     f.hello();
     f.expect<proto::TokenRequest>();
     proto::Message m;
@@ -183,12 +107,12 @@ TEST(PmgrClient, SilencePastTheTimeoutBreaksTheConnectionAndSaysSo) {
 }
 
 TEST(PmgrClient, AnErrorAnswerIsARefusalWithTheMessage) {
-  FakePmgr p([](FakePmgr& f) {
+  FakePmgr p([](ScriptedPeer& f) {
     f.hello();
     f.expect<proto::TokenRequest>();
     f.send(proto::Error{proto::ErrorCode::kUnknownClient, "client-a is not in resource-config.txt"}, f.last_id());
     f.expect<proto::TokenRequest>();
-    f.close_connection();
+    f.hang_up();
   });
   PmgrClient c;
   std::string why;
@@ -202,7 +126,7 @@ TEST(PmgrClient, AnErrorAnswerIsARefusalWithTheMessage) {
 }
 
 TEST(PmgrClient, AnEvictWhileARequestWaitsIsHandedOverAtOnce) {
-  FakePmgr p([](FakePmgr& f) {
+  FakePmgr p([](ScriptedPeer& f) {
     f.hello();
     f.expect<proto::TokenRequest>();
     const uint64_t id = f.last_id();
@@ -222,7 +146,7 @@ TEST(PmgrClient, AnEvictWhileARequestWaitsIsHandedOverAtOnce) {
 }
 
 TEST(PmgrClient, WhileHoldingARevocationAndAnEvictAreEventsAndSettingsAreTaken) {
-  FakePmgr p([](FakePmgr& f) {
+  FakePmgr p([](ScriptedPeer& f) {
     f.hello();
     proto::ClientSettings s;
     s.latency_us = 5000;
@@ -230,7 +154,7 @@ TEST(PmgrClient, WhileHoldingARevocationAndAnEvictAreEventsAndSettingsAreTaken) 
     f.send(proto::Evict{0});
     f.send(proto::TokenRevoke{123});
     f.expect<proto::TokenRelease>();
-    f.close_connection();
+    f.hang_up();
   });
   PmgrClient c;
   std::string why;
@@ -248,7 +172,7 @@ TEST(PmgrClient, WhileHoldingARevocationAndAnEvictAreEventsAndSettingsAreTaken) 
 }
 
 TEST(PmgrClient, AQuietWaitReturnsNoneWithinItsTime) {
-  FakePmgr p([](FakePmgr& f) {
+  FakePmgr p([](ScriptedPeer& f) {
     f.hello();
     f.expect<proto::TokenRelease>();
   });
@@ -267,7 +191,7 @@ TEST(PmgrClient, AQuietWaitReturnsNoneWithinItsTime) {
 TEST(PmgrClient, RenewalAndReleaseCarryTheFiguresAndAGrantOfZeroIsARefusal) {
   proto::TokenRenew renew;
   proto::TokenRelease rel;
-  FakePmgr p([&](FakePmgr& f) {
+  FakePmgr p([&](ScriptedPeer& f) {
     f.hello();
     renew = f.expect<proto::TokenRenew>();
     f.send(proto::TokenGrant{0}, f.last_id());
@@ -295,7 +219,7 @@ TEST(PmgrClient, RenewalAndReleaseCarryTheFiguresAndAGrantOfZeroIsARefusal) {
 }
 
 TEST(PmgrClient, BytesThatAreNotAFrameCloseTheConnection) {
-  FakePmgr p([](FakePmgr& f) {
+  FakePmgr p([](ScriptedPeer& f) {
     f.hello();
     f.send_raw(std::string(64, '\xff'));
     proto::Message m;
