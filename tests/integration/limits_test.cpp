@@ -133,6 +133,41 @@ TEST_F(HardeningTest, MaxConnectionsFifthGetsBusy) {
   stop_daemons_expect_clean();
 }
 
+// 9b. (issue 21, 6) A real client arriving while gem-schd's connection cap is full is told kBusy: its
+// pod manager holds its processes (issue 19, "Refused clients are held") instead of letting them run
+// unthrottled, and they run under the token as soon as a connection frees.
+TEST_F(HardeningTest, AClientPastTheConnectionCapIsHeldNotUnthrottled) {
+  write_config({{"f1", 0.1, 1.0}, {"f2", 0.1, 1.0}, {"f3", 0.1, 1.0}, {"real", 0.5, 1.0}});
+  SchedulerOptions so;
+  so.stats = false;
+  so.extra = {"--max_connections", "3"};
+  start_scheduler(so);
+  sleep_ms(200);  // start_scheduler's probe connection is gone by now
+  RawClient fill[3];
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(fill[i].connect(path("schd.sock")));
+    ASSERT_TRUE(fill[i].hello("f" + std::to_string(i + 1)));
+    const auto r = fill[i].receive_skipping_heartbeats(2 * slack());
+    ASSERT_TRUE(r.has_value() && std::holds_alternative<proto::ClientSettings>(r->body)) << "filler " << i;
+  }
+  start_pod_manager("real");
+  AppOptions a;
+  a.seconds = 1;
+  a.client = "real";
+  App& app = start_app(a);
+  sleep_ms(2500);  // told kBusy, asked again twice
+  EXPECT_TRUE(kernels_of(kernels(), app.proc->pid()).empty()) << "the client past the cap ran";
+  EXPECT_NE(read_text(path("pmgr-real.log")).find("raise gem-schd's --max_connections"), std::string::npos)
+      << tail(path("pmgr-real.log"));
+  fill[0].close();  // a connection frees: the next retry is admitted
+  wait_apps(1 + 20 * slack());
+  const auto hs = app.hook_stats();
+  EXPECT_EQ(hs.value("unthrottled_launches", -1LL), 0) << "the client past the cap ran unthrottled: " << hs.dump();
+  EXPECT_GT(app.result().value("launches", 0LL), 0) << read_text(app.out_path);
+  EXPECT_FALSE(kernels_of(kernels(), app.proc->pid()).empty());
+  stop_daemons_expect_clean();
+}
+
 // 10. A connection that never says Hello is closed after about a second.
 TEST_F(HardeningTest, SilentConnectionClosedByScheduler) {
   write_config({{"a", 1.0, 1.0}});
