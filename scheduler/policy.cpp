@@ -49,6 +49,7 @@ std::vector<std::string> Policy::set_clients(const std::vector<ClientShare>& cli
       it = clients_.emplace_hint(it, s.name, Client{});
       it->second.active_since = now;
       it->second.allowance_at = now;
+      it->second.decayed_at = now;
     }
     it->second.request = s.request;
     if (s.limit != it->second.limit) {  // a new LIMIT applies from now on, to the allowance as it stands
@@ -90,12 +91,27 @@ void Policy::request(const std::string& name, Micros last_burst, Micros now) {
   if (it == clients_.end() || holds(name)) return;
   Client& c = it->second;
   forget_old(c, now);
-  // A client back after a whole idle window starts a fresh share history.
-  if (c.busy.empty() && !c.waiting && now - c.active_since > opts_.window) c.active_since = now;
   if (last_burst > 0) c.burst = std::min(last_burst, opts_.window);
+  if (!c.waiting && (c.busy.empty() || now - c.busy.back().end >= static_cast<Micros>(tau()))) {
+    // Arriving (it never ran, or not for half a window): it starts a fresh share history (it is not
+    // owed the time it did not want), and the others' time above their REQUEST, time nobody else
+    // wanted, is forgiven rather than paid back by seconds of waiting.
+    c.active_since = now;
+    c.decayed = 0;
+    c.decayed_at = now;
+    forgive_surplus(name, now);
+  }
   if (!c.waiting) {
     c.waiting = true;
     c.waiting_since = now;
+  }
+}
+
+void Policy::forgive_surplus(const std::string& arriving, Micros now) {
+  for (auto& [name, o] : clients_) {
+    if (name == arriving || share(o, now) <= o.request) continue;
+    o.decayed = o.request * static_cast<double>(span(o, now));
+    o.decayed_at = now;
   }
 }
 
@@ -366,6 +382,9 @@ void Policy::charge(Client& c, Micros used, Micros now) {
   if (start >= now) return;
   c.busy.push_back({start, now});
   c.used_total += now - start;
+  // The interval's weight today: the integral of e^(-(now - t) / tau) over [start, now].
+  c.decayed = decayed(c, now) + tau() * -std::expm1(-static_cast<double>(now - start) / tau());
+  c.decayed_at = now;
   // Accrued since the grant (not capped: the hold itself earns LIMIT per µs), less the charge.
   c.allowance += static_cast<double>(std::max<Micros>(now - c.allowance_at, 0)) * c.limit - static_cast<double>(now - start);
   c.allowance = std::min(c.allowance, kLimitBank);
@@ -388,8 +407,12 @@ Micros Policy::usage_in_window(const Client& c, Micros now) const {
   return total;
 }
 
+double Policy::decayed(const Client& c, Micros now) const {
+  return c.decayed * std::exp(-static_cast<double>(std::max<Micros>(now - c.decayed_at, 0)) / tau());
+}
+
 double Policy::share(const Client& c, Micros now) const {
-  return static_cast<double>(usage_in_window(c, now)) / static_cast<double>(span(c, now));
+  return std::min(1.0, decayed(c, now) / static_cast<double>(span(c, now)));
 }
 
 bool Policy::under_limit(const Client& c, Micros now) const {
@@ -432,7 +455,10 @@ double Policy::projected_step(const Client& c, Micros now, size_t demand) const 
 }
 
 Micros Policy::span(const Client& c, Micros now) const {
-  return std::min(opts_.window, std::max<Micros>(now - c.active_since, opts_.min_quota));
+  // What the client's decayed usage would be had it run all the time since it became active (at
+  // least min_quota): the share's denominator. tau (1 - e^(-age / tau)); about the age while young.
+  const double age = static_cast<double>(std::max<Micros>(now - c.active_since, opts_.min_quota));
+  return std::max<Micros>(static_cast<Micros>(tau() * -std::expm1(-age / tau())), 1);
 }
 
 Micros Policy::quota_for(const Client& c) const {

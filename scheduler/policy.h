@@ -23,9 +23,11 @@
 // Ties go to the larger REQUEST, then to a client whose memory is resident (set_cold: its memory
 // was moved to the host, docs/memory.md "Residency"; the preference never outranks a share), then
 // to the client that has waited longest.
-// Share = measured busy time inside the sliding window [now - window, now] divided by the window, or
-// by the time since the client became active when that is shorter (so a new client is not given a
-// whole window's worth of burst before its LIMIT bites).
+// Share = the client's GPU time decayed exponentially with a time constant of half the window
+// (e^(-age / tau): what it used a window ago weighs e^-2 = 0.14), over what it would be had the client
+// run all the time since it became active. Not a sliding window: usage leaving a window at once
+// replayed every transient (a client starting first, an idle spell) a window later, a second of
+// 0.5 then a second of 0.02 for a REQUEST 0.3 client (issue 19, H100); decay lets it fade.
 // The quota of a grant follows the client's measured kernel burst, clamped to [min_quota, base_quota].
 // Charging (docs/design.md, "Trust"): no client is trusted for accounting. A holder is charged at
 // least the time the scheduler observed from its grant (or renewal) to its release; the time it
@@ -64,7 +66,7 @@ inline constexpr Micros kLimitSwing = 40000;
 struct PolicyOptions {
   Micros base_quota = kDefaultBaseQuota;  // µs; first quota of a client and the largest quota
   Micros min_quota = kDefaultMinQuota; // µs; the smallest quota
-  Micros window = kDefaultWindow; // µs; the sliding window over which shares are measured
+  Micros window = kDefaultWindow; // µs; shares decay with a time constant of window / 2
   // µs; a holder that has not given the token back (nor renewed) by quota + lease_grace is charged
   // up to then and loses it (expire_lease); the hook drains and releases on its own, so this only
   // guards the other clients against a stuck, stopped or forging one. gem-schd --lease_grace.
@@ -205,6 +207,9 @@ class Policy {
     // per µs of wall time up to kLimitSwing, each charge is taken from it; >= 0: it may run).
     double allowance = 0;
     Micros allowance_at = 0;
+    // Usage decayed with time constant tau(), µs, as of decayed_at: what the REQUEST rules rank by.
+    double decayed = 0;
+    Micros decayed_at = 0;
   };
 
   /// The waiting client the rules pick now (nullptr: none may have the token). No side effects
@@ -224,6 +229,14 @@ class Policy {
   void forget_old(Client& c, Micros now) const;
   Micros usage_in_window(const Client& c, Micros now) const;
   double share(const Client& c, Micros now) const;
+  /// A client arrives (it never ran, or not for half a window): every other client's share above its
+  /// REQUEST is cut to its REQUEST (time used while nobody else wanted the GPU is not paid back, as a
+  /// waking task's virtual runtime is clamped in CFS). O(clients), like pick().
+  void forgive_surplus(const std::string& arriving, Micros now);
+  /// The client's decayed usage at `now`, µs.
+  double decayed(const Client& c, Micros now) const;
+  /// The decay's time constant, µs: half the window.
+  double tau() const { return static_cast<double>(opts_.window) / 2; }
   bool under_limit(const Client& c, Micros now) const;
   /// The client's allowance (µs, at most kLimitSwing) at `now` (see Client::allowance).
   double allowance(const Client& c, Micros now) const;

@@ -40,12 +40,12 @@ TEST(PolicyResidency, ALargerRequestOutranksResidency) {
 TEST(PolicyResidency, ASmallerShareOutranksResidency) {
   Policy p(Opts());
   p.set_clients({{"a", 0, 1}, {"b", 0, 1}}, 0);
-  // b runs first, so its share is above a's.
+  // Both ask; equal shares, so the resident b runs first and its share is then above a's.
+  p.set_cold("a", true);
+  p.request("a", 0, 0);
   p.request("b", 0, 0);
   ASSERT_EQ(p.schedule(0)->client, "b");
   p.release("b", 100 * kMs, 100 * kMs, 100 * kMs);
-  p.set_cold("a", true);
-  p.request("a", 0, 200 * kMs);
   p.request("b", 0, 200 * kMs);
   EXPECT_EQ(p.schedule(300 * kMs)->client, "a") << "least share first, resident or not";
 }
