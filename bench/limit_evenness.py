@@ -57,22 +57,24 @@ print(json.dumps({"syncs": out}))
 '''
 
 
-def per_second(syncs, rate):
-    """Matmuls completed in each whole second after the first sync, over `rate` (per second)."""
-    t0 = syncs[0][0]
+def per_second(syncs, rate, t0=None, t1=None):
+    """Matmuls completed in each whole second from t0 (default: the first sync) to t1 (default: the
+    last), over `rate` (per second). Give clients run together the same t0 and t1 (the common period),
+    so that their seconds are the same seconds."""
+    t0 = syncs[0][0] if t0 is None else t0
+    t1 = syncs[-1][0] if t1 is None else t1
     bins = {}
     prev_t, prev_n = syncs[0]
     for t, n in syncs[1:]:
         # spread the matmuls between two syncs evenly over that interval
         span = max(t - prev_t, 1e-9)
-        k = int(prev_t - t0)
+        k = int((prev_t - t0) // 1)
         while prev_t < t:
             edge = min(t, t0 + k + 1)
             bins[k] = bins.get(k, 0.0) + (n - prev_n) * (edge - prev_t) / span
             prev_t, k = edge, k + 1
         prev_t, prev_n = t, n
-    whole = int(syncs[-1][0] - t0)
-    return [bins.get(i, 0.0) / rate for i in range(whole)]
+    return [bins.get(i, 0.0) / rate for i in range(int(t1 - t0)) if i >= 0]
 
 
 def longest_pause(syncs):
@@ -145,10 +147,11 @@ def main(argv=None):
     lines += [f"limit 0.25: whole {whole:.3f}; per second (past the first) {min(past):.2f}..{max(past):.2f}; "
               f"longest pause {longest_pause(lim) * 1000:.0f} ms   goal 0.25+-0.05 each s, +-0.02 whole, pause <= 500 ms: "
               f"{'MET' if ok else 'MISSED'}", f"  per second: {fmt(s)}"]
-    result["runs"]["limit"] = {"whole": whole, "per_second": s, "pause_s": longest_pause(lim)}
+    result["runs"]["limit"] = {"whole": whole, "per_second": s, "pause_s": longest_pause(lim), "syncs": lim}
 
     sp = run_clients(args, "split", [("r30", 0.3, 1.0), ("r70", 0.7, 1.0)], {})
-    s30, s70 = per_second(sp["r30"], rate), per_second(sp["r70"], rate)
+    common = (max(sp["r30"][0][0], sp["r70"][0][0]), min(sp["r30"][-1][0], sp["r70"][-1][0]))
+    s30, s70 = per_second(sp["r30"], rate, *common), per_second(sp["r70"], rate, *common)
     n = min(len(s30), len(s70))
     tot = [s30[i] + s70[i] for i in range(n)]
     sh30 = [s30[i] / tot[i] if tot[i] > 0 else 0 for i in range(n)]
@@ -157,10 +160,11 @@ def main(argv=None):
     lines += ["", f"split 0.3/0.7: share of 0.3 per second (past the first) {min(sh30[1:]):.2f}..{max(sh30[1:]):.2f}; "
               f"together {conserved:.3f} of alone   goal 0.3+-0.05 each s, >= 0.97: {'MET' if ok else 'MISSED'}",
               f"  0.3 share per second: {fmt(sh30)}", f"  0.3 per second: {fmt(s30)}", f"  0.7 per second: {fmt(s70)}"]
-    result["runs"]["split"] = {"share_r30": sh30, "r30": s30, "r70": s70, "conserved": conserved}
+    result["runs"]["split"] = {"share_r30": sh30, "r30": s30, "r70": s70, "conserved": conserved, "syncs": sp}
 
     du = run_clients(args, "duty", [("sat", 0.5, 1.0), ("light", 0.5, 1.0)], {"light": 0.05})
-    sat = per_second(du["sat"], rate)
+    common = (max(du["sat"][0][0], du["light"][0][0]), min(du["sat"][-1][0], du["light"][-1][0]))
+    sat = per_second(du["sat"], rate, *common)
     kept = sum(sat[1:]) / max(len(sat) - 1, 1)
     lines += ["", f"beside a 5%-duty client: saturating keeps {kept:.3f} of alone   goal >= 0.93: {'MET' if kept >= 0.93 else 'MISSED'}",
               f"  per second: {fmt(sat)}", f"  light client's longest pause {longest_pause(du['light']) * 1000:.0f} ms"]
