@@ -40,10 +40,12 @@ class SecretsLoader : public FileLoader<SecretTable> {
 /// The secrets in force. Not thread-safe; owned by the server loop.
 class Secrets {
  public:
-  /// Puts `table` in force (taken by value, owned from then on) and turns the check on.
-  void set(SecretTable table) {
+  /// Puts `table` in force (taken by value, owned from then on) and turns the check on; returns
+  /// the table it replaces (for the caller to destroy off the loop: FileLoader::retire).
+  SecretTable set(SecretTable table) {
     enabled_ = true;
-    by_client_ = std::move(table);
+    by_client_.swap(table);
+    return table;
   }
 
   bool enabled() const { return enabled_; }

@@ -301,7 +301,7 @@ void Server::reload_secrets() {
       LOG_ERROR("%s; keeping the last good secrets", u.error.c_str());
       continue;
     }
-    secrets_.set(std::move(u.value));
+    secrets_loader_->retire(secrets_.set(std::move(u.value)));
     LOG_INFO("reloaded %s", opts_.secrets_path.c_str());
   }
 }
