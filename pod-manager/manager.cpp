@@ -142,7 +142,7 @@ void Manager::dispatch(const pollfd& p, const Slot& s) {
       auto it = scheds_.find(s.key);
       if (it == scheds_.end() || !it->second.peer || it->second.peer->fd() != p.fd) return;
       if ((p.revents & POLLOUT) && !it->second.peer->flush()) {
-        lost_sched(s.key, "write failed");
+        sched_write_failed(s.key, "write failed");
         return;
       }
       if (p.revents & (POLLIN | POLLHUP | POLLERR)) on_sched_readable(s.key);

@@ -105,6 +105,9 @@ class Manager {
   void on_sched_readable(const std::string& key);
   void close_sched(Sched& s);
   void lost_sched(const std::string& key, const std::string& why);
+  /// A write to gem-schd failed: reads what it sent before closing (a kBusy refusal) first, then
+  /// treats the connection as lost unless the route already closed it.
+  void sched_write_failed(const std::string& key, const std::string& why);
   void push(const std::string& key, Actions&& acts);
   void run_actions();
   void execute(const std::string& key, Action& a);

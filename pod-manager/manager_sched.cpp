@@ -44,6 +44,22 @@ void Manager::on_sched_readable(const std::string& key) {
   if (!ok) lost_sched(key, why);
 }
 
+void Manager::sched_write_failed(const std::string& key, const std::string& why) {
+  auto it = scheds_.find(key);
+  if (it == scheds_.end()) return;
+  if (it->second.peer) {
+    // gem-schd may have said why before closing (kBusy at its connection cap): a write that fails
+    // on the closed socket must not hide that answer, or a held client would run unthrottled
+    // (issue 21, item 6). Read it first; the route acts on it (a refusal leaves it disconnected,
+    // and sched_lost is then a no-op).
+    const int fd = it->second.peer->fd();
+    on_sched_readable(key);
+    it = scheds_.find(key);
+    if (it == scheds_.end() || !it->second.peer || it->second.peer->fd() != fd) return;
+  }
+  lost_sched(key, why);
+}
+
 void Manager::close_sched(Sched& s) {
   if (s.connecting_fd >= 0) close(s.connecting_fd);
   s.connecting_fd = -1;
@@ -89,7 +105,7 @@ void Manager::execute(const std::string& key, Action& a) {
       return;
     case Action::Kind::kToScheduler:
       if (sit == scheds_.end()) return;
-      if (!sit->second.peer || !sit->second.peer->send(a.msg)) lost_sched(key, "write to the scheduler failed");
+      if (!sit->second.peer || !sit->second.peer->send(a.msg)) sched_write_failed(key, "write to the scheduler failed");
       return;
     case Action::Kind::kConnect: {
       if (sit == scheds_.end()) return;
