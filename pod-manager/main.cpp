@@ -31,6 +31,9 @@ constexpr const char* kOwnUsage = R"(  --name ID            client ID, as in res
                        SIZE as GPU_MEM takes it (8Gi, 512MiB, 4G; 0 = no limit); --um on:
                        unified-memory mode (resource-config.txt's um=on); --latency MS: a latency
                        client with this target (resource-config.txt's latency=MS)
+  --gang_window MS     a client whose processes used several GPUs' tokens within MS ms gets them
+                       together: asked for together, kept while its process is on another GPU,
+                       ending together (default 1000; 0: each GPU on its own)
   --secret_file PATH   the client's shared secret (first line, 1-128 printable bytes): sent to
                        gem-schd, and required in every process's Hello (GEMINI_SECRET_FILE);
                        the file must not be readable by others (chmod o-rwx), as gem-schd --secrets
@@ -42,13 +45,15 @@ int main(int argc, char** argv) {
   gem::log::set_program("gem-pmgr");
   gem::daemon::Daemon d({"gem-pmgr", "gem-pmgr --name ID [flags]", "the client's processes", kOwnUsage, 50052, 256,
                          {"name", "scheduler", "scheduler_dir", "request", "limit", "gpu_mem", "um", "latency",
-                          "scheduler_timeout", "secret_file"},
+                          "scheduler_timeout", "secret_file", "gang_window"},
                          {}});
   if (const int status = d.parse(argc, argv); status >= 0) return status;
   const gem::Flags& flags = d.flags();
   std::string err;
   int64_t sched_timeout_ms = 0;
   if (!flags.get_int("scheduler_timeout", gem::pmgr::kDefaultSchedulerTimeout / 1000, 10, 600000, &sched_timeout_ms, &err)) return d.usage_error(err);
+  int64_t gang_window_ms = 0;
+  if (!flags.get_int("gang_window", gem::pmgr::kDefaultGangWindow / 1000, 0, 600000, &gang_window_ms, &err)) return d.usage_error(err);
   gem::pmgr::ManagerOptions opts;
   const char* env_name = std::getenv("POD_NAME");
   opts.client = flags.get("name", env_name ? env_name : "");
@@ -87,6 +92,7 @@ int main(int argc, char** argv) {
   }
 
   opts.scheduler_timeout = sched_timeout_ms * 1000;
+  opts.gang_window = gang_window_ms * 1000;
   opts.listener = d.listener();
   if (flags.has("secret_file") &&
       !gem::read_secret_file(flags.get("secret_file", ""), &opts.secret, &err, "--secret_file", /*private_file=*/true)) {

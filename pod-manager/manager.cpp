@@ -31,7 +31,7 @@ bool scheduler_for(const ManagerOptions& opts, const std::string& uuid, net::End
   return true;
 }
 
-Manager::Manager(ManagerOptions opts) : opts_(std::move(opts)) {}
+Manager::Manager(ManagerOptions opts) : opts_(std::move(opts)), gang_(opts_.gang_window) {}
 
 Manager::~Manager() {
   for (auto& [key, s] : scheds_) close_sched(s);
@@ -65,6 +65,7 @@ void Manager::tick(Micros now) {
     push(key, std::move(acts));
   }
   run_actions();
+  update_gang(now);
   // Connections that never said Hello hold a slot of the cap: not for long.
   std::vector<HookId> late;
   for (const auto& [id, h] : hooks_) {

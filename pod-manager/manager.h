@@ -17,6 +17,7 @@
 #include "gem/metrics_endpoint.h"
 #include "gem/net.h"
 #include "gem/peer.h"
+#include "gang.h"
 #include "metrics.h"
 #include "route.h"
 
@@ -32,6 +33,7 @@ struct ManagerOptions {
   Micros scheduler_timeout = kDefaultSchedulerTimeout;  // µs: connect, Hello answer, silence while waiting
   Micros hook_hello_timeout = proto::kHelloTimeoutMs * 1000;  // µs: a hook connection must say Hello within this
   ListenerOptions listener;    // --max_connections, --allow_uids
+  Micros gang_window = kDefaultGangWindow;  // µs, --gang_window: gang tokens across GPUs (gang.h); 0 off
 };
 
 /// Where a hook's device UUID is served: with a scheduler_dir, a non-empty UUID goes to
@@ -110,6 +112,8 @@ class Manager {
   void sched_write_failed(const std::string& key, const std::string& why);
   void push(const std::string& key, Actions&& acts);
   void run_actions();
+  /// Gang tokens (gang.h) over the routes, after every batch of events.
+  void update_gang(Micros now);
   void execute(const std::string& key, Action& a);
   // Metrics (manager_metrics.cpp).
   PmgrView metrics_view() const;
@@ -125,6 +129,7 @@ class Manager {
   std::vector<Slot> slots_;  // parallel to fds_
   PmgrMetrics metrics_;
   MetricsEndpoint* endpoint_ = nullptr;
+  Gang gang_;
 };
 
 }  // namespace gem::pmgr

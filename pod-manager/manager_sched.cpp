@@ -76,6 +76,16 @@ void Manager::lost_sched(const std::string& key, const std::string& why) {
   run_actions();
 }
 
+void Manager::update_gang(Micros now) {
+  if (scheds_.empty()) return;
+  std::vector<Gang::Member> routes;
+  for (auto& [key, s] : scheds_) routes.emplace_back(key, &s.route);
+  std::vector<std::pair<std::string, Action>> acts;
+  gang_.update(routes, now, &acts);
+  for (auto& ka : acts) todo_.push_back(std::move(ka));
+  run_actions();
+}
+
 void Manager::push(const std::string& key, Actions&& acts) {
   for (Action& a : acts) todo_.emplace_back(key, std::move(a));
 }

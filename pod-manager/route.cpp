@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "gang.h"
+
 namespace gem::pmgr {
 
 namespace {
@@ -47,6 +49,7 @@ void Route::hook_hello(HookId h, uint64_t rid, Micros now, Actions* out) {
 }
 
 void Route::hook_request(HookId h, uint64_t rid, const proto::TokenRequest& m, Micros now, Actions* out) {
+  note_used(now);
   if (m.last_burst_us > 0) last_burst_ = proto::wire_micros(m.last_burst_us);
   if (token_.valid(now) && !token_.holds(h)) {  // the client holds a valid token: join it
     join_token(h, rid, now, out);
@@ -73,8 +76,9 @@ void Route::hook_release(HookId h, uint64_t rid, const proto::TokenRelease& m, M
   // A non-holder's release (a revoked grant, a second release) charges and returns nothing.
   const bool was_holder = token_.holds(h);
   const bool last = token_.give_back(h, m.used_us, m.end_us, m.burst_us, now, m.unthrottled_us);
+  note_used(now);
   if (!m.again) {
-    if (last) return_token(now, out);
+    if (last && !keep_parked(now)) return_token(now, out);  // a gang keeps it (gang.h, rule 2)
     return;
   }
   if (was_holder && !last && token_.valid(now)) {  // other processes still hold it: rejoin them
@@ -93,7 +97,9 @@ void Route::hook_release(HookId h, uint64_t rid, const proto::TokenRelease& m, M
 void Route::hook_renew(HookId h, uint64_t rid, const proto::TokenRenew& m, Micros now, Actions* out) {
   // Only a sole holder may renew: with several processes on the token the normal release merges
   // their intervals.
-  if (state_ != State::kReady || renewing_ || !token_.holds(h) || token_.holder_count() != 1) {
+  note_used(now);
+  // A split gang ends its tokens together instead (gang.h, rule 3).
+  if (state_ != State::kReady || renewing_ || !token_.holds(h) || token_.holder_count() != 1 || (gang_ && gang_split_)) {
     to_hook(h, {rid, proto::TokenGrant{0}}, out);
     return;
   }
@@ -212,7 +218,8 @@ void Route::on_grant(const proto::Message& m, const proto::TokenGrant& g, Micros
   }
   if (!requested_ || token_.held()) return;  // a grant nobody asked for: ignore it
   requested_ = false;
-  token_.granted(quota, now);
+  token_.granted(gang_cut(quota, now), now);
+  if (gang_ && gang_start_ != kNever && gang_end_ - now >= kGangMinQuota) token_.charge_from(gang_start_);
   serve_waiters(now, out);
 }
 
@@ -244,6 +251,7 @@ void Route::tick(Micros now, Actions* out) {
          now, out);
   }
   if (state_ == State::kDisconnected && !refused_.empty() && hook_waits() && now >= retry_at_) ensure_link(now, out);
+  if (parked() && !token_.valid(now)) return_token(now, out);  // a gang's parked token ran out
   mem_.tick(now, out);
   if (now >= usage_.next_deadline()) report_usage(now, out);
   if (now >= hb_due_) {
@@ -264,6 +272,7 @@ void Route::tick(Micros now, Actions* out) {
 
 Micros Route::next_deadline() const {
   Micros d = std::min(hb_due_, mem_.next_deadline());
+  if (parked()) d = std::min(d, token_end() - TokenShare::kMinRemaining);
   if (state_ == State::kDisconnected && !refused_.empty() && hook_waits()) d = std::min(d, retry_at_);
   if (state_ == State::kConnecting || state_ == State::kHelloSent) d = std::min(d, deadline_);
   if (state_ == State::kReady && outstanding()) d = std::min(d, quiet_since_ + opts_.scheduler_timeout);
@@ -314,8 +323,9 @@ void Route::serve_waiters(Micros now, Actions* out) {
     to_hook(w.hook, {w.rid, proto::TokenGrant{static_cast<uint64_t>(token_.remaining(now))}}, out);
   }
   if (!hook_waits()) hb_due_ = kNever;
-  // Granted but nobody is left to use it (the asker died): give it straight back.
-  if (!token_.has_holders()) return_token(now, out);
+  // Granted but nobody is left to use it (the asker died): give it straight back, unless a gang
+  // keeps it for its process (gang.h, rule 2).
+  if (!token_.has_holders() && !keep_parked(now)) return_token(now, out);
 }
 
 void Route::return_token(Micros now, Actions* out) {

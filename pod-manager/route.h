@@ -97,6 +97,29 @@ class Route {
   /// The earliest time tick() has something to do; kNever when nothing is due.
   Micros next_deadline() const;
 
+  // Gang tokens (route_gang.cpp; gang.h has the rules, docs/scheduling.md "Gang tokens"), set by Gang.
+  /// Gang mode on or off. On: a token no hook holds is kept (parked) until its quota ends; a grant
+  /// is cut to end at `align_end` (µs, the gang's other tokens; kNever: none) when that leaves
+  /// kGangMinQuota, and charged from `first_grant` (µs, their earliest grant) when earlier; with `split` (another member's token is held by no hook) a renewal is answered
+  /// 0 here, so the holder gives the token back and the gang asks again together. Off: a parked
+  /// token goes back at once.
+  void set_gang(bool on, Micros align_end, Micros first_grant, bool split, Micros now, Actions* out);
+  /// Asks the scheduler for the token for the gang (no hook waits yet): only when Ready, in gang
+  /// mode, with no token held or asked for. The grant is parked until a hook takes it.
+  void gang_ask(Micros now, Actions* out);
+  /// Gives a parked token (held by the client, by no hook) back now, charged the time held.
+  void unpark(Micros now, Actions* out);
+  /// A hook holds the token, waits for it or renews it.
+  bool busy() const { return token_.has_holders() || !waiters_.empty() || renewing_; }
+  /// The client holds the token and no hook does.
+  bool parked() const { return token_.held() && !token_.has_holders(); }
+  /// When a hook last asked for, renewed, held or gave back the token (µs); see used_ever().
+  Micros last_used() const { return last_used_; }
+  bool used_ever() const { return used_ever_; }
+  /// When the token held ends (µs): its grant plus its quota; kNever when none is held.
+  Micros token_end() const { return token_.held() ? token_.grant_at() + token_.quota() : kNever; }
+  bool gang() const { return gang_; }
+
   State state() const { return state_; }
   const proto::ClientSettings& settings() const { return settings_; }
   const TokenShare& token() const { return token_; }
@@ -150,6 +173,14 @@ class Route {
   void to_hook(HookId h, proto::Message m, Actions* out) const;
   void to_sched(proto::Message m, Actions* out) const;
   bool hook_waits() const;
+  void note_used(Micros now) {
+    last_used_ = now;
+    used_ever_ = true;
+  }
+  /// Gang mode: a token no hook holds is kept while it is valid.
+  bool keep_parked(Micros now) const { return gang_ && token_.valid(now); }
+  /// A grant's quota, cut to end with the gang's other tokens (set_gang).
+  Micros gang_cut(Micros quota, Micros now) const;
 
   RouteOptions opts_;
   State state_ = State::kDisconnected;
@@ -172,6 +203,12 @@ class Route {
   Waiter renew_for_{0, 0};        // hook 0: the renewing hook is gone
   uint64_t renew_id_ = 0;
   Micros renew_sent_at_ = 0;
+  bool gang_ = false;              // gang mode (set_gang)
+  Micros gang_end_ = kNever;      // gang mode: the other members' earliest token end
+  Micros gang_start_ = kNever;    // gang mode: the other members' earliest grant
+  bool gang_split_ = false;       // gang mode: another member's token is held by no hook
+  Micros last_used_ = 0;          // a hook last asked for, renewed, held or gave back the token
+  bool used_ever_ = false;
   MemSessions mem_;               // memory sessions and their budgets
   UsageReport usage_;             // what the scheduler was told of mem_'s total
 };

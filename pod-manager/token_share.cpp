@@ -9,6 +9,7 @@ namespace gem::pmgr {
 void TokenShare::granted(Micros quota, Micros at) {
   held_ = true;
   grant_at_ = at;
+  charge_from_ = at;
   quota_ = std::clamp<Micros>(quota, 0, proto::kMaxWireMicros);
 }
 
@@ -57,7 +58,7 @@ TokenShare::Report TokenShare::charge_so_far(Micros now) const {
   }
   if (open) r.used += cur_end - cur_start;
   // Never less than what gem-pmgr saw: the token held from the grant until now.
-  if (held_) r.used = std::max(r.used, std::max<Micros>(now - grant_at_, 0));
+  if (held_) r.used = std::max(r.used, std::max<Micros>(now - charge_from_, 0));
   r.used = std::min<Micros>(r.used + unthrottled_, proto::kMaxWireMicros);
   r.burst = burst_;
   return r;

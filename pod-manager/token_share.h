@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <set>
 #include <vector>
@@ -37,8 +38,14 @@ class TokenShare {
   /// µs of quota left; 0 when not held.
   Micros remaining(Micros now) const;
   bool held() const { return held_; }
+  /// The quota of the current grant (µs); meaningful only while held().
+  Micros quota() const { return quota_; }
   /// When the current grant (or renewal) started; meaningful only while held().
   Micros grant_at() const { return grant_at_; }
+
+  /// The charge's floor counts from `t` instead of the grant when t is earlier (µs): a gang's token
+  /// is charged from its gang's first grant (gang.h, rule 3). Only raises the charge.
+  void charge_from(Micros t) { charge_from_ = std::min(charge_from_, t); }
 
   /// Process `who` takes the token.
   void take(Holder who) { holders_.insert(who); }
@@ -82,6 +89,7 @@ class TokenShare {
   bool held_ = false;
   Micros grant_at_ = 0;
   Micros quota_ = 0;
+  Micros charge_from_ = 0;  // the charge's floor counts from here (<= grant_at_)
   std::set<Holder> holders_;
   std::vector<Interval> busy_;
   Micros burst_ = 0;

@@ -462,6 +462,10 @@ App& GemTest::start_app(const AppOptions& a) {
     o.argv.push_back("--device");
     o.argv.push_back(std::to_string(a.device));
   }
+  if (a.alternate > 0) {
+    o.argv.push_back("--alternate");
+    o.argv.push_back(std::to_string(a.alternate));
+  }
   if (a.idle_every > 0) {
     o.argv.push_back("--idle_ms_every");
     o.argv.push_back(std::to_string(a.idle_every) + ":" + std::to_string(a.idle_ms));

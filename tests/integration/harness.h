@@ -140,6 +140,7 @@ struct AppOptions {
   int sync_every = 0;
   int idle_every = 0, idle_ms = 0;  // --idle_ms_every idle_every:idle_ms (0: never pause)
   int device = 0;      // --device
+  int alternate = 0;   // --alternate N: one thread, N launches on device 0 then on device 1, ... (0: off)
   std::string client;  // POD_NAME; empty: unset (the hook passes everything through)
   std::map<std::string, std::string> env;  // extra environment
   std::string pmgr_socket;                 // default: the pod manager of `client`

@@ -18,12 +18,14 @@ std::string uuid_of(int device) {
 
 class MultiGpuTest : public GemTest {
  protected:
-  void start_gpu_scheduler(int device, const std::vector<ClientConfig>& clients) {
+  void start_gpu_scheduler(int device, const std::vector<ClientConfig>& clients,
+                           const std::vector<std::string>& quotas = {"--base_quota", "30", "--min_quota", "10", "--window", "2000"}) {
     const std::string cfg = path("config-" + std::to_string(device) + ".txt");
     std::ofstream(cfg) << config_text(clients);
     SpawnOptions o;
     o.argv = {bin("bin/gem-schd"), "--socket", path("gpus/" + uuid_of(device) + ".sock"), "--config", cfg,
-              "--gpu", uuid_of(device), "--base_quota", "30", "--min_quota", "10", "--window", "2000"};
+              "--gpu", uuid_of(device)};
+    o.argv.insert(o.argv.end(), quotas.begin(), quotas.end());
     o.stderr_path = o.stdout_path = path("schd-" + std::to_string(device) + ".log");
     if (sanitized()) o.env["ASAN_OPTIONS"] = "verify_asan_link_order=0";
     schds_.push_back(std::make_unique<Process>(o));
@@ -31,9 +33,10 @@ class MultiGpuTest : public GemTest {
         << tail(o.stderr_path);
   }
 
-  void start_routing_pod_manager(const std::string& client) {
+  void start_routing_pod_manager(const std::string& client, const std::vector<std::string>& extra = {}) {
     SpawnOptions o;
     o.argv = {bin("bin/gem-pmgr"), "--name", client, "--socket", pmgr_socket(client), "--scheduler_dir", path("gpus")};
+    o.argv.insert(o.argv.end(), extra.begin(), extra.end());
     o.stderr_path = o.stdout_path = path("pmgr-" + client + ".log");
     if (sanitized()) o.env["ASAN_OPTIONS"] = "verify_asan_link_order=0";
     pmgrs_[client] = std::make_unique<Process>(o);
@@ -87,6 +90,107 @@ TEST_F(MultiGpuTest, EachGpuKeepsTheSharesOfItsOwnScheduler) {
     EXPECT_NE(log.find("pod manager for 'b' connected"), std::string::npos) << log;
   }
   for (auto& s : schds_) EXPECT_TRUE(s->alive());
+}
+
+// Quotas of 100 ms (30 ms the least, a 4 s window): long beside a 2 ms step, as the defaults
+// (250 ms) are beside a real pipeline's step.
+const std::vector<std::string> kLongQuotas = {"--base_quota", "100", "--min_quota", "30", "--window", "4000"};
+
+// Issue 19, item 3: one process of client A alternating between two GPUs step by step (a pipeline:
+// 2 ms on one GPU, then 2 ms on the other) beside client B (REQUEST 0.7) spinning on both. With
+// gang tokens (gem-pmgr's default) A's tokens on the two GPUs come together and stay while the
+// process is on the other GPU, so A progresses at its REQUEST: at least 0.9 × 0.3 of its rate alone,
+// measured in the same run. Without them it waits for B's quota at each step (0.009 of each GPU on
+// an H200, docs/gpu-results.md; GEM_GANG_WINDOW=0 runs this test without gangs, to compare).
+TEST_F(MultiGpuTest, AProcessAlternatingTwoGpusGetsItsRequestOnBoth) {
+  ASSERT_EQ(mkdir(path("gpus").c_str(), 0755), 0);
+  const std::vector<ClientConfig> cfg = {{"a", 0.3, 1.0}, {"b", 0.7, 1.0}};
+  start_gpu_scheduler(0, cfg, kLongQuotas);
+  start_gpu_scheduler(1, cfg, kLongQuotas);
+  std::vector<std::string> extra;
+  if (const char* w = std::getenv("GEM_GANG_WINDOW")) extra = {"--gang_window", w};
+  start_routing_pod_manager("a", extra);
+  start_routing_pod_manager("b", extra);
+  AppOptions alt;
+  alt.client = "a";
+  alt.alternate = 2;
+  alt.seconds = 3;
+  alt.env["FAKE_CUDA_DEVICES"] = "2";
+  App& alone = start_app(alt);
+  wait_apps(3 + 20 * slack());
+  const auto rate = [](const App& app) {
+    const auto r = app.result();
+    return r.value("launches", 0LL) / std::max(r.value("seconds", 1.0), 1e-3);
+  };
+  const double alone_rate = rate(alone);
+  ASSERT_GT(alone_rate, 0) << read_text(alone.out_path);
+
+  std::vector<int> b_pids;
+  for (int device : {0, 1}) {
+    AppOptions o;
+    o.client = "b";
+    o.device = device;
+    o.seconds = 9;
+    o.env["FAKE_CUDA_DEVICES"] = "2";
+    b_pids.push_back(start_app(o).proc->pid());
+  }
+  sleep_ms(500);
+  alt.seconds = 8;
+  App& beside = start_app(alt);
+  wait_apps(9 + 20 * slack());
+  const double ratio = rate(beside) / alone_rate;
+  std::printf("    alternating client A (REQUEST 0.3) beside B (0.7): %.3f of its rate alone (%.0f launches/s alone)\n",
+              ratio, alone_rate);
+  // Measured on the stand-in: 0.276..0.295 (issue 19 asks 0.9 × 0.3 = 0.27); without gangs
+  // 0.023. The floor leaves room for a loaded CI machine (docs/scheduling.md, "Gang tokens").
+  EXPECT_GE(ratio, 0.8 * 0.3) << tail(path("pmgr-a.log"));
+  // B keeps the rest: its kernels on each GPU over A's run.
+  const auto all = kernels();
+  for (int device : {0, 1}) {
+    std::vector<Kernel> on_device;
+    for (const Kernel& k : all) {
+      if (k.device == device && k.start >= beside.started_us) on_device.push_back(k);
+    }
+    const ShareReport r = common_period_shares(on_device, {{"a", {beside.proc->pid()}}, {"b", {b_pids[static_cast<size_t>(device)]}}});
+    std::printf("    GPU %d: %s\n", device, r.describe().c_str());
+    EXPECT_GE(r.share.at("b"), 0.7 - share_tolerance()) << "GPU " << device;
+  }
+}
+
+// Gang tokens never take a client past its LIMIT: a parked token is charged as held. Alone at LIMIT
+// 0.3 on both GPUs, the alternating process keeps each GPU busy at most 0.3 of the time (without a
+// LIMIT it keeps each about 0.43 busy: 850 launches of 1 ms a second over two GPUs; measured 0.084 at LIMIT 0.3).
+TEST_F(MultiGpuTest, AnAlternatingProcessStaysWithinItsLimitOnBoth) {
+  ASSERT_EQ(mkdir(path("gpus").c_str(), 0755), 0);
+  const std::vector<ClientConfig> cfg = {{"a", 0.3, 0.3}};
+  start_gpu_scheduler(0, cfg, kLongQuotas);
+  start_gpu_scheduler(1, cfg, kLongQuotas);
+  start_routing_pod_manager("a");
+  AppOptions alt;
+  alt.client = "a";
+  alt.alternate = 2;
+  alt.seconds = 6;
+  alt.env["FAKE_CUDA_DEVICES"] = "2";
+  App& app = start_app(alt);
+  wait_apps(6 + 20 * slack());
+  EXPECT_GT(app.result().value("launches", 0LL), 0) << read_text(app.out_path);
+  const auto mine = kernels_of(kernels(), app.proc->pid());
+  ASSERT_FALSE(mine.empty());
+  Micros t0 = mine.front().start, t1 = 0;
+  for (const Kernel& k : mine) {
+    t0 = std::min(t0, k.start);
+    t1 = std::max(t1, k.end);
+  }
+  for (int device : {0, 1}) {
+    std::vector<Interval> busy;
+    for (const Kernel& k : mine) {
+      if (k.device == device) busy.push_back({k.start, k.end});
+    }
+    const double used = static_cast<double>(union_length(busy, t0, t1)) / static_cast<double>(t1 - t0);
+    std::printf("    GPU %d: busy %.3f of %.1f s at LIMIT 0.3\n", device, used, (t1 - t0) / 1e6);
+    EXPECT_LE(used, 0.3 + 0.03) << "GPU " << device;
+    EXPECT_GT(used, 0.05) << "GPU " << device;
+  }
 }
 
 }  // namespace

@@ -11,7 +11,8 @@ namespace fakeapp {
 const char kUsage[] =
     "usage: fake-cuda-app [--device N] [--kernel_us 2000] [--seconds 5] [--threads 1]\n"
     "                     [--api launch|ex|coop|graph] [--ptsz] [--sync_every N] [--print-uuid]\n"
-    "                     [--idle_ms_every N:MS]\n";
+    "                     [--idle_ms_every N:MS] [--alternate N]\n"
+    "  --alternate N: one thread launches N kernels on device 0, synchronises, then N on device 1, ...\n";
 
 const char* api_name(Api a) {
   switch (a) {
@@ -64,6 +65,8 @@ bool parse_args(int argc, char** argv, Options* o, std::string* error) {
       } else {
         return bad();
       }
+    } else if (flag == "--alternate") {
+      if (!need() || !to_long(value, 1, 1L << 40, &o->alternate)) return bad();
     } else if (flag == "--idle_ms_every") {
       if (!need()) return bad();
       size_t colon = value.find(':');

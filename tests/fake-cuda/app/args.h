@@ -18,6 +18,7 @@ struct Options {
   bool print_uuid = false;
   long idle_every = 0;      // --idle_ms_every N:MS -> N (0: never idle)
   long idle_ms = 0;         //                     -> MS
+  long alternate = 0;       // --alternate N: N launches on device 0, sync, N on device 1, sync, ... (0: off)
 };
 
 const char* api_name(Api a);

@@ -85,6 +85,39 @@ long worker(const Shared& s) {
   return launches;
 }
 
+// --alternate N: one thread, devices 0 and 1 in turn, N launches then a synchronise on each (a
+// pipeline split over two GPUs). Returns the launches made.
+long alternate(const Options& o, const DriverApi& a, Clock::time_point deadline) {
+  CUcontext ctx[2] = {nullptr, nullptr};
+  CUfunction fn[2] = {nullptr, nullptr};
+  CUstream stream[2] = {nullptr, nullptr};
+  static const char kImage[] = "fake-cuda-app module";
+  const std::string kernel = "sleep_" + std::to_string(o.kernel_us);
+  for (int d = 0; d < 2; ++d) {
+    CUdevice dev = 0;
+    fakeapp::check(a, a.DeviceGet(&dev, d), "cuDeviceGet");
+    fakeapp::check(a, a.DevicePrimaryCtxRetain(&ctx[d], dev), "cuDevicePrimaryCtxRetain");
+    fakeapp::check(a, a.CtxSetCurrent(ctx[d]), "cuCtxSetCurrent");
+    CUmodule mod = nullptr;
+    fakeapp::check(a, a.ModuleLoadData(&mod, kImage), "cuModuleLoadData");
+    fakeapp::check(a, a.ModuleGetFunction(&fn[d], mod, kernel.c_str()), "cuModuleGetFunction");
+    fakeapp::check(a, a.StreamCreate(&stream[d], CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+  }
+  long launches = 0;
+  for (int d = 0; Clock::now() < deadline; d = 1 - d) {
+    fakeapp::check(a, a.CtxSetCurrent(ctx[d]), "cuCtxSetCurrent");
+    for (long i = 0; i < o.alternate; ++i, ++launches) {
+      fakeapp::check(a, a.LaunchKernel(fn[d], 1, 1, 1, 1, 1, 1, 0, stream[d], nullptr, nullptr), "cuLaunchKernel");
+    }
+    fakeapp::check(a, a.StreamSynchronize(stream[d]), "cuStreamSynchronize");
+  }
+  for (int d = 0; d < 2; ++d) {
+    fakeapp::check(a, a.CtxSetCurrent(ctx[d]), "cuCtxSetCurrent");
+    fakeapp::check(a, a.StreamDestroy(stream[d]), "cuStreamDestroy");
+  }
+  return launches;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -106,6 +139,15 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  if (opt.alternate > 0) {
+    const Clock::time_point start = Clock::now();
+    const long n = alternate(opt, api, start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt.seconds)));
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    printf("{\"pid\": %d, \"launches\": %ld, \"api\": \"launch\", \"ptsz\": false, \"seconds\": %.3f}\n",
+           static_cast<int>(getpid()), n, elapsed);
+    fflush(stdout);
+    return 0;
+  }
   CUcontext ctx = nullptr;
   fakeapp::check(api, api.DevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain");
   fakeapp::check(api, api.CtxSetCurrent(ctx), "cuCtxSetCurrent");
