@@ -7,7 +7,7 @@
 namespace gem::pmgr {
 
 bool Gang::member(const Route& r, Micros now) const {
-  if (window_ <= 0) return false;
+  if (window_ <= 0 || r.gate_count() == 0) return false;  // no process left to use its token
   return r.busy() || (r.used_ever() && now - r.last_used() <= window_);
 }
 

@@ -13,7 +13,7 @@
 // of one job at the same time.
 //
 // Rules, for the routes used within the last `window` µs (a hook asked for, renewed or held their
-// token; `members`), when there are at least two of them:
+// token) that still have a launch gate (`members`), when there are at least two of them:
 // 1. Ask together: while a member is busy (a hook holds, waits for or renews its token), every member
 //    with no token and no request asks its scheduler (Route::gang_ask).
 // 2. Keep: a member's token that no hook holds is kept (parked) until its quota ends, so the process

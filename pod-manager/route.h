@@ -119,6 +119,8 @@ class Route {
   /// When the token held ends (µs): its grant plus its quota; kNever when none is held.
   Micros token_end() const { return token_.held() ? token_.grant_at() + token_.quota() : kNever; }
   bool gang() const { return gang_; }
+  /// Launch-gate hooks routed here (memory sessions not counted).
+  size_t gate_count() const { return hooks_.size(); }
 
   State state() const { return state_; }
   const proto::ClientSettings& settings() const { return settings_; }
