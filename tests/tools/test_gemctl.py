@@ -280,5 +280,39 @@ class TestGemctlCheck(unittest.TestCase):
         self.assertRegex(r.stdout, r"FAIL\s+-\s+NVML: .*no NVIDIA driver here")
 
 
+class TestGemctlClosedPipe(unittest.TestCase):
+    """Issue 20: a reader that goes away (`gemctl status | head -1`) ends gemctl quietly with the status
+    a shell shows for a tool SIGPIPE ended (141), with nothing on stderr, however stdout is buffered."""
+
+    UNREACHABLE = ("--endpoint", "127.0.0.1:1")  # refused at once: status and top still write a report
+
+    def closed_stdout(self, *args, buffered):
+        env = nvml_env()
+        env.pop("PYTHONUNBUFFERED", None)
+        if not buffered:
+            env["PYTHONUNBUFFERED"] = "1"
+        p = subprocess.Popen([U.PY, str(GEMCTL), *args, *self.UNREACHABLE], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env)
+        p.stdout.close()  # before gemctl writes anything: every write meets a pipe without a reader
+        err = p.stderr.read().decode()
+        p.stderr.close()
+        return p.wait(timeout=60), err
+
+    def test_status_and_top_end_quietly_when_stdout_is_closed(self):
+        for args in (["status", "--json"], ["status"], ["top", "--count", "3", "--interval", "0.05"]):
+            for buffered in (True, False):
+                rc, err = self.closed_stdout(*args, buffered=buffered)
+                self.assertEqual((rc, err), (141, ""), (args, buffered))
+
+    def test_a_shell_pipeline_into_head(self):
+        script = '"$@" | head -1 >/dev/null; echo "gemctl exit status ${PIPESTATUS[0]}" >&2'
+        for args in (["status", "--json"], ["top", "--count", "200", "--interval", "0.01"]):
+            r = subprocess.run(["bash", "-c", script, "_", U.PY, str(GEMCTL), *args, *self.UNREACHABLE],
+                               capture_output=True, text=True, timeout=60, env=nvml_env())
+            self.assertNotIn("Traceback", r.stderr)
+            self.assertNotIn("BrokenPipeError", r.stderr)
+            self.assertRegex(r.stderr, r"gemctl exit status (0|1|141)\n$", args)  # 1: all written before head left
+
+
 if __name__ == "__main__":
     unittest.main()
