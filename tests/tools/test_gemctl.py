@@ -16,9 +16,35 @@ import unittest
 from pathlib import Path
 
 import gemtest_util as U
+import metrics_stub as M
 
 GEMCTL = U.TOOLS / "gemctl"
 GPU = "GPU-fa4e0000-0000-0000-0000-000000000000"
+
+
+# gemctl status --json: which numbers are ints (counts of things, bytes, 0/1 states) and which floats
+# (ratios, seconds), per object; every number in the output is one of these.
+JSON_INTS = {"gpu": {"xid_errors", "last_xid", "reloads", "reload_errors", "mem_budget", "resident_bytes", "refusals"},
+             "client": {"grants", "revocations", "connected", "waiting", "mem_used", "mem_limit", "resident",
+                        "evictions"},
+             "pmgr": {"launch", "memory", "grants"}}
+JSON_FLOATS = {"gpu": {"busy", "window_s"}, "client": {"request", "limit", "share", "gpu_seconds"}, "pmgr": set()}
+
+
+def json_number_types(s):
+    """[(object kind, key, 'int' or 'float', value)] of every number in gemctl status --json that is not
+    of the type JSON_INTS / JSON_FLOATS give it (or that neither names)."""
+    objs = [("gpu", g) for g in s["gpus"]] + [("pmgr", p) for p in s["pod_managers"]]
+    objs += [("client", c) for g in s["gpus"] for c in g["clients"].values()]
+    wrong = []
+    for kind, obj in objs:
+        for key, v in obj.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            want = "int" if key in JSON_INTS[kind] else "float" if key in JSON_FLOATS[kind] else "unknown"
+            if type(v).__name__ != want:
+                wrong.append((kind, key, want, v))
+    return wrong
 
 
 def have_matplotlib():
@@ -104,7 +130,9 @@ class TestGemctlWithDaemons(unittest.TestCase):
     def status_json(self):
         r = gemctl("status", "--json", *self.d.endpoints())
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        return json.loads(r.stdout)
+        s = json.loads(r.stdout)
+        self.assertEqual(json_number_types(s), [], "counts are ints, ratios and seconds floats")
+        return s
 
     def test_status_top_and_plot_during_a_shared_run(self):
         self.d = Daemons(self.tmp, [("client1", 0.3), ("client2", 0.7)])
@@ -278,6 +306,31 @@ class TestGemctlCheck(unittest.TestCase):
         r = gemctl("check", "--nvml", "/nonexistent/libnvidia-ml.so.1", "--endpoint", "127.0.0.1:1")
         self.assertEqual(r.returncode, 1)
         self.assertRegex(r.stdout, r"FAIL\s+-\s+NVML: .*no NVIDIA driver here")
+
+
+class TestGemctlJson(unittest.TestCase):
+    """gemctl status --json against stand-in endpoints that write what gem-schd and gem-pmgr write."""
+
+    def setUp(self):
+        self.servers = [M.metrics(M.SCHD), M.metrics(M.PMGR)]
+
+    def tearDown(self):
+        for srv in self.servers:
+            srv.close()
+
+    def test_counts_are_ints_and_ratios_floats(self):
+        # Issue 20: a count read from the exposition ("gem_client_grants_total ... 34") was 34.0 in the JSON.
+        r = gemctl("status", "--json", *[a for srv in self.servers for a in ("--endpoint", f"127.0.0.1:{srv.port}")])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        s = json.loads(r.stdout)
+        self.assertEqual(json_number_types(s), [])
+        g, c, p = s["gpus"][0], s["gpus"][0]["clients"]["client1"], s["pod_managers"][0]
+        self.assertEqual((g["refusals"], g["reloads"], g["mem_budget"]), (3, 3, 15032385536))
+        self.assertEqual((c["grants"], c["revocations"], c["evictions"], c["mem_limit"]), (34, 5, 2, 1 << 30))
+        self.assertEqual((c["request"], c["limit"], c["gpu_seconds"], g["window_s"]), (0.5, 1.0, 3.0, 2.0))
+        self.assertEqual((p["launch"], p["memory"], p["grants"]), (2, 1, 34))
+        self.assertIn('"grants": 34,', r.stdout)
+        self.assertIn('"limit": 1.0,', r.stdout)
 
 
 class TestGemctlClosedPipe(unittest.TestCase):

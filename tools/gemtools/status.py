@@ -19,6 +19,11 @@ def size(b):
     return str(b)
 
 
+def count(n):
+    """A count for the table: '-' when it is unknown (None)."""
+    return '-' if n is None else str(n)
+
+
 def health_text(g):
     if g['lost']:
         return 'LOST'
@@ -55,7 +60,7 @@ def render(gpus, pmgrs, errors):
             p = procs.get(name)
             state = 'holding' if g['holder'] == name else client_state(c)
             out.append(f"  {name:<20} {c.get('request', 0):>7.2f} {c.get('limit', 1):>6.2f} {c.get('share', 0):>8.3f} "
-                       f"{c.get('gpu_seconds', 0):>9.1f} {int(c.get('grants', 0)):>7} {int(c.get('revocations', 0)):>7} "
+                       f"{c.get('gpu_seconds', 0):>9.1f} {count(c.get('grants', 0)):>7} {count(c.get('revocations', 0)):>7} "
                        f"{(str(p['launch']) if p else '-'):>5}  {size(c.get('mem_used', 0)) + ' / ' + limit:<22} {state}")
         for name in sorted(g.get('refused', {})):
             out.append(f"  {name:<20} REFUSED ({g['refused'][name]}): its processes wait until gem-schd admits it "
