@@ -1,6 +1,7 @@
 """Stand-in metrics endpoints for the gemctl tests that need no build: an HTTP server answering what
 it is told (a gem-schd's or gem-pmgr's exposition, HTML, a 404, another program's Prometheus
-metrics) and a TCP service that answers with something that is not HTTP. Standard library only."""
+metrics) and a TCP service that answers with something that is not HTTP; and which numbers in
+gemctl status --json are ints. Standard library only."""
 
 import http.server
 import socket
@@ -121,3 +122,28 @@ class Banner:
         except OSError:
             pass
         self.sock.close()
+
+
+# gemctl status --json: which numbers are ints (counts of things, bytes, 0/1 states) and which floats
+# (ratios, seconds), per object; every number in the output is one of these.
+JSON_INTS = {"gpu": {"xid_errors", "last_xid", "reloads", "reload_errors", "mem_budget", "resident_bytes", "refusals"},
+             "client": {"grants", "revocations", "connected", "waiting", "mem_used", "mem_limit", "resident",
+                        "evictions"},
+             "pmgr": {"launch", "memory", "grants"}}
+JSON_FLOATS = {"gpu": {"busy", "window_s"}, "client": {"request", "limit", "share", "gpu_seconds"}, "pmgr": set()}
+
+
+def json_number_types(s):
+    """[(object kind, key, 'int' or 'float', value)] of every number in gemctl status --json that is not
+    of the type JSON_INTS / JSON_FLOATS give it (or that neither names)."""
+    objs = [("gpu", g) for g in s["gpus"]] + [("pmgr", p) for p in s["pod_managers"]]
+    objs += [("client", c) for g in s["gpus"] for c in g["clients"].values()]
+    wrong = []
+    for kind, obj in objs:
+        for key, v in obj.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            want = "int" if key in JSON_INTS[kind] else "float" if key in JSON_FLOATS[kind] else "unknown"
+            if type(v).__name__ != want:
+                wrong.append((kind, key, want, v))
+    return wrong

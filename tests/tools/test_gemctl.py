@@ -22,31 +22,6 @@ GEMCTL = U.TOOLS / "gemctl"
 GPU = "GPU-fa4e0000-0000-0000-0000-000000000000"
 
 
-# gemctl status --json: which numbers are ints (counts of things, bytes, 0/1 states) and which floats
-# (ratios, seconds), per object; every number in the output is one of these.
-JSON_INTS = {"gpu": {"xid_errors", "last_xid", "reloads", "reload_errors", "mem_budget", "resident_bytes", "refusals"},
-             "client": {"grants", "revocations", "connected", "waiting", "mem_used", "mem_limit", "resident",
-                        "evictions"},
-             "pmgr": {"launch", "memory", "grants"}}
-JSON_FLOATS = {"gpu": {"busy", "window_s"}, "client": {"request", "limit", "share", "gpu_seconds"}, "pmgr": set()}
-
-
-def json_number_types(s):
-    """[(object kind, key, 'int' or 'float', value)] of every number in gemctl status --json that is not
-    of the type JSON_INTS / JSON_FLOATS give it (or that neither names)."""
-    objs = [("gpu", g) for g in s["gpus"]] + [("pmgr", p) for p in s["pod_managers"]]
-    objs += [("client", c) for g in s["gpus"] for c in g["clients"].values()]
-    wrong = []
-    for kind, obj in objs:
-        for key, v in obj.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                continue
-            want = "int" if key in JSON_INTS[kind] else "float" if key in JSON_FLOATS[kind] else "unknown"
-            if type(v).__name__ != want:
-                wrong.append((kind, key, want, v))
-    return wrong
-
-
 def have_matplotlib():
     return importlib.util.find_spec("matplotlib") is not None
 
@@ -131,7 +106,7 @@ class TestGemctlWithDaemons(unittest.TestCase):
         r = gemctl("status", "--json", *self.d.endpoints())
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         s = json.loads(r.stdout)
-        self.assertEqual(json_number_types(s), [], "counts are ints, ratios and seconds floats")
+        self.assertEqual(M.json_number_types(s), [], "counts are ints, ratios and seconds floats")
         return s
 
     def test_status_top_and_plot_during_a_shared_run(self):
@@ -323,7 +298,7 @@ class TestGemctlJson(unittest.TestCase):
         r = gemctl("status", "--json", *[a for srv in self.servers for a in ("--endpoint", f"127.0.0.1:{srv.port}")])
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         s = json.loads(r.stdout)
-        self.assertEqual(json_number_types(s), [])
+        self.assertEqual(M.json_number_types(s), [])
         g, c, p = s["gpus"][0], s["gpus"][0]["clients"]["client1"], s["pod_managers"][0]
         self.assertEqual((g["refusals"], g["reloads"], g["mem_budget"]), (3, 3, 15032385536))
         self.assertEqual((c["grants"], c["revocations"], c["evictions"], c["mem_limit"]), (34, 5, 2, 1 << 30))
@@ -331,6 +306,67 @@ class TestGemctlJson(unittest.TestCase):
         self.assertEqual((p["launch"], p["memory"], p["grants"]), (2, 1, 34))
         self.assertIn('"grants": 34,', r.stdout)
         self.assertIn('"limit": 1.0,', r.stdout)
+
+
+def gemctl_probing(ports, *args):
+    """gemctl with neither --endpoint nor $GEMINI_METRICS, probing `ports` instead of 9400-9415 (which
+    something else on the machine may use)."""
+    code = ("import os, runpy, sys; gemctl = sys.argv[1]; sys.path.insert(0, os.path.dirname(gemctl)); "
+            "from gemtools import prom; prom.DEFAULT_PORTS = [int(p) for p in sys.argv[2].split(',')]; "
+            "sys.argv = [gemctl] + sys.argv[3:]; runpy.run_path(gemctl, run_name='__main__')")
+    return subprocess.run([U.PY, "-c", code, str(GEMCTL), ",".join(map(str, ports)), *args], capture_output=True,
+                          text=True, timeout=60, env=nvml_env())
+
+
+class TestGemctlForeignEndpoints(unittest.TestCase):
+    """Issue 20: on a probed port, something that answers but is not a gem daemon is skipped with one
+    line on stderr; on a port the operator names it is an error (docs/operations.md)."""
+
+    def setUp(self):
+        self.schd = M.metrics(M.SCHD)
+        self.foreign = {"HTML": M.metrics(M.HTML, ctype="text/html"), "other metrics": M.metrics(M.OTHER_PROMETHEUS),
+                        "404": M.Server({}), "not HTTP": M.Banner()}
+        self.addCleanup(lambda: [srv.close() for srv in [self.schd, *self.foreign.values()]])
+
+    def assert_noted(self, stderr):
+        lines = stderr.splitlines()
+        self.assertEqual(len(lines), len(self.foreign), stderr)
+        for what, srv in self.foreign.items():
+            note = [line for line in lines if f"http://127.0.0.1:{srv.port}/metrics" in line]
+            self.assertEqual(len(note), 1, (what, stderr))
+            self.assertRegex(note[0], r"^gemctl: skipped .*, a probed port where something other than a gem "
+                                      r"daemon answers: (HTTP 404|not HTTP|not Prometheus|Prometheus metrics without)")
+
+    def test_skipped_beside_a_gem_daemon(self):
+        ports = [self.schd.port] + [srv.port for srv in self.foreign.values()]
+        r = gemctl_probing(ports, "status")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn(f"GPU {M.GPU}: healthy", r.stdout)
+        self.assertNotIn("cannot read", r.stdout)
+        self.assert_noted(r.stderr)
+        r = gemctl_probing(ports, "status", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        s = json.loads(r.stdout)
+        self.assertEqual((len(s["gpus"]), s["errors"]), (1, []))
+        self.assertEqual({x["url"] for x in s["skipped"]},
+                         {f"http://127.0.0.1:{srv.port}/metrics" for srv in self.foreign.values()})
+        top = gemctl_probing(ports, "top", "--count", "3", "--interval", "0.05")
+        self.assertEqual(top.returncode, 0, top.stderr)
+        self.assert_noted(top.stderr)  # once each, not at every refresh
+
+    def test_no_gem_daemon_among_them(self):
+        r = gemctl_probing([srv.port for srv in self.foreign.values()], "status")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("no gem-schd or gem-pmgr metrics found", r.stdout)
+        self.assert_noted(r.stderr)
+
+    def test_a_named_foreign_endpoint_is_an_error(self):
+        for what, srv in self.foreign.items():
+            r = gemctl("status", "--endpoint", f"127.0.0.1:{self.schd.port}", "--endpoint", f"127.0.0.1:{srv.port}")
+            self.assertEqual(r.returncode, 1, (what, r.stdout, r.stderr))
+            self.assertIn(f"cannot read http://127.0.0.1:{srv.port}/metrics: not a gem-schd or gem-pmgr metrics "
+                          "endpoint: ", r.stdout, what)
+            self.assertEqual(r.stderr, "", what)
 
 
 class TestGemctlClosedPipe(unittest.TestCase):

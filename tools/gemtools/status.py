@@ -79,15 +79,21 @@ def render(gpus, pmgrs, errors):
     return '\n'.join(out).rstrip() + '\n'
 
 
-def snapshot(args):
-    return model.views(prom.scrape_all(prom.endpoints(args.endpoint), timeout=args.timeout))
+def snapshot(args, skipped=None):
+    """(gpus, pmgrs, errors) of the endpoints now; probed ones where something else answers are left
+    out (prom.scrape_all) and added to `skipped` as (url, why)."""
+    urls, probed = prom.discover(args.endpoint)
+    return model.views(prom.scrape_all(urls, timeout=args.timeout, probed=probed, skipped=skipped))
 
 
 def cmd_status(args):
-    gpus, pmgrs, errors = snapshot(args)
+    """gemctl status: exit 0 when a gem daemon answered and every other endpoint named or found was
+    read; 1 when none answered or one could not be read (a foreign one on a probed port is skipped)."""
+    skipped = []
+    gpus, pmgrs, errors = snapshot(args, skipped)
     if args.json:
-        json.dump({'gpus': gpus, 'pod_managers': pmgrs, 'errors': [{'url': u, 'error': e} for u, e in errors]},
-                  sys.stdout, indent=1)
+        json.dump({'gpus': gpus, 'pod_managers': pmgrs, 'errors': [{'url': u, 'error': e} for u, e in errors],
+                   'skipped': [{'url': u, 'why': w} for u, w in skipped]}, sys.stdout, indent=1)
         sys.stdout.write('\n')
     else:
         sys.stdout.write(render(gpus, pmgrs, errors))
