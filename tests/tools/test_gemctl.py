@@ -16,6 +16,7 @@ import unittest
 from pathlib import Path
 
 import gemtest_util as U
+import metrics_stub as M
 
 GEMCTL = U.TOOLS / "gemctl"
 GPU = "GPU-fa4e0000-0000-0000-0000-000000000000"
@@ -104,7 +105,9 @@ class TestGemctlWithDaemons(unittest.TestCase):
     def status_json(self):
         r = gemctl("status", "--json", *self.d.endpoints())
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        return json.loads(r.stdout)
+        s = json.loads(r.stdout)
+        self.assertEqual(M.json_number_types(s), [], "counts are ints, ratios and seconds floats")
+        return s
 
     def test_status_top_and_plot_during_a_shared_run(self):
         self.d = Daemons(self.tmp, [("client1", 0.3), ("client2", 0.7)])
@@ -278,6 +281,126 @@ class TestGemctlCheck(unittest.TestCase):
         r = gemctl("check", "--nvml", "/nonexistent/libnvidia-ml.so.1", "--endpoint", "127.0.0.1:1")
         self.assertEqual(r.returncode, 1)
         self.assertRegex(r.stdout, r"FAIL\s+-\s+NVML: .*no NVIDIA driver here")
+
+
+class TestGemctlJson(unittest.TestCase):
+    """gemctl status --json against stand-in endpoints that write what gem-schd and gem-pmgr write."""
+
+    def setUp(self):
+        self.servers = [M.metrics(M.SCHD), M.metrics(M.PMGR)]
+
+    def tearDown(self):
+        for srv in self.servers:
+            srv.close()
+
+    def test_counts_are_ints_and_ratios_floats(self):
+        # Issue 20: a count read from the exposition ("gem_client_grants_total ... 34") was 34.0 in the JSON.
+        r = gemctl("status", "--json", *[a for srv in self.servers for a in ("--endpoint", f"127.0.0.1:{srv.port}")])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        s = json.loads(r.stdout)
+        self.assertEqual(M.json_number_types(s), [])
+        g, c, p = s["gpus"][0], s["gpus"][0]["clients"]["client1"], s["pod_managers"][0]
+        self.assertEqual((g["refusals"], g["reloads"], g["mem_budget"]), (3, 3, 15032385536))
+        self.assertEqual((c["grants"], c["revocations"], c["evictions"], c["mem_limit"]), (34, 5, 2, 1 << 30))
+        self.assertEqual((c["request"], c["limit"], c["gpu_seconds"], g["window_s"]), (0.5, 1.0, 3.0, 2.0))
+        self.assertEqual((p["launch"], p["memory"], p["grants"]), (2, 1, 34))
+        self.assertIn('"grants": 34,', r.stdout)
+        self.assertIn('"limit": 1.0,', r.stdout)
+
+
+def gemctl_probing(ports, *args):
+    """gemctl with neither --endpoint nor $GEMINI_METRICS, probing `ports` instead of 9400-9415 (which
+    something else on the machine may use)."""
+    code = ("import os, runpy, sys; gemctl = sys.argv[1]; sys.path.insert(0, os.path.dirname(gemctl)); "
+            "from gemtools import prom; prom.DEFAULT_PORTS = [int(p) for p in sys.argv[2].split(',')]; "
+            "sys.argv = [gemctl] + sys.argv[3:]; runpy.run_path(gemctl, run_name='__main__')")
+    return subprocess.run([U.PY, "-c", code, str(GEMCTL), ",".join(map(str, ports)), *args], capture_output=True,
+                          text=True, timeout=60, env=nvml_env())
+
+
+class TestGemctlForeignEndpoints(unittest.TestCase):
+    """Issue 20: on a probed port, something that answers but is not a gem daemon is skipped with one
+    line on stderr; on a port the operator names it is an error (docs/operations.md)."""
+
+    def setUp(self):
+        self.schd = M.metrics(M.SCHD)
+        self.foreign = {"HTML": M.metrics(M.HTML, ctype="text/html"), "other metrics": M.metrics(M.OTHER_PROMETHEUS),
+                        "404": M.Server({}), "not HTTP": M.Banner()}
+        self.addCleanup(lambda: [srv.close() for srv in [self.schd, *self.foreign.values()]])
+
+    def assert_noted(self, stderr):
+        lines = stderr.splitlines()
+        self.assertEqual(len(lines), len(self.foreign), stderr)
+        for what, srv in self.foreign.items():
+            note = [line for line in lines if f"http://127.0.0.1:{srv.port}/metrics" in line]
+            self.assertEqual(len(note), 1, (what, stderr))
+            self.assertRegex(note[0], r"^gemctl: skipped .*, a probed port where something other than a gem "
+                                      r"daemon answers: (HTTP 404|not HTTP|not Prometheus|Prometheus metrics without)")
+
+    def test_skipped_beside_a_gem_daemon(self):
+        ports = [self.schd.port] + [srv.port for srv in self.foreign.values()]
+        r = gemctl_probing(ports, "status")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn(f"GPU {M.GPU}: healthy", r.stdout)
+        self.assertNotIn("cannot read", r.stdout)
+        self.assert_noted(r.stderr)
+        r = gemctl_probing(ports, "status", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        s = json.loads(r.stdout)
+        self.assertEqual((len(s["gpus"]), s["errors"]), (1, []))
+        self.assertEqual({x["url"] for x in s["skipped"]},
+                         {f"http://127.0.0.1:{srv.port}/metrics" for srv in self.foreign.values()})
+        top = gemctl_probing(ports, "top", "--count", "3", "--interval", "0.05")
+        self.assertEqual(top.returncode, 0, top.stderr)
+        self.assert_noted(top.stderr)  # once each, not at every refresh
+
+    def test_no_gem_daemon_among_them(self):
+        r = gemctl_probing([srv.port for srv in self.foreign.values()], "status")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("no gem-schd or gem-pmgr metrics found", r.stdout)
+        self.assert_noted(r.stderr)
+
+    def test_a_named_foreign_endpoint_is_an_error(self):
+        for what, srv in self.foreign.items():
+            r = gemctl("status", "--endpoint", f"127.0.0.1:{self.schd.port}", "--endpoint", f"127.0.0.1:{srv.port}")
+            self.assertEqual(r.returncode, 1, (what, r.stdout, r.stderr))
+            self.assertIn(f"cannot read http://127.0.0.1:{srv.port}/metrics: not a gem-schd or gem-pmgr metrics "
+                          "endpoint: ", r.stdout, what)
+            self.assertEqual(r.stderr, "", what)
+
+
+class TestGemctlClosedPipe(unittest.TestCase):
+    """Issue 20: a reader that goes away (`gemctl status | head -1`) ends gemctl quietly with the status
+    a shell shows for a tool SIGPIPE ended (141), with nothing on stderr, however stdout is buffered."""
+
+    UNREACHABLE = ("--endpoint", "127.0.0.1:1")  # refused at once: status and top still write a report
+
+    def closed_stdout(self, *args, buffered):
+        env = nvml_env()
+        env.pop("PYTHONUNBUFFERED", None)
+        if not buffered:
+            env["PYTHONUNBUFFERED"] = "1"
+        p = subprocess.Popen([U.PY, str(GEMCTL), *args, *self.UNREACHABLE], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env)
+        p.stdout.close()  # before gemctl writes anything: every write meets a pipe without a reader
+        err = p.stderr.read().decode()
+        p.stderr.close()
+        return p.wait(timeout=60), err
+
+    def test_status_and_top_end_quietly_when_stdout_is_closed(self):
+        for args in (["status", "--json"], ["status"], ["top", "--count", "3", "--interval", "0.05"]):
+            for buffered in (True, False):
+                rc, err = self.closed_stdout(*args, buffered=buffered)
+                self.assertEqual((rc, err), (141, ""), (args, buffered))
+
+    def test_a_shell_pipeline_into_head(self):
+        script = '"$@" | head -1 >/dev/null; echo "gemctl exit status ${PIPESTATUS[0]}" >&2'
+        for args in (["status", "--json"], ["top", "--count", "200", "--interval", "0.01"]):
+            r = subprocess.run(["bash", "-c", script, "_", U.PY, str(GEMCTL), *args, *self.UNREACHABLE],
+                               capture_output=True, text=True, timeout=60, env=nvml_env())
+            self.assertNotIn("Traceback", r.stderr)
+            self.assertNotIn("BrokenPipeError", r.stderr)
+            self.assertRegex(r.stderr, r"gemctl exit status (0|1|141)\n$", args)  # 1: all written before head left
 
 
 if __name__ == "__main__":

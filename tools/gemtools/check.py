@@ -143,7 +143,8 @@ def run_check(args):
     report = Report()
     schd_health = {}
     try:
-        gpus, _, _ = model.views(prom.scrape_all(prom.endpoints(args.endpoint), timeout=args.timeout))
+        urls, probed = prom.discover(args.endpoint)
+        gpus, _, _ = model.views(prom.scrape_all(urls, timeout=args.timeout, probed=probed))
         schd_health = {g['gpu']: g for g in gpus}
     except Exception:
         pass

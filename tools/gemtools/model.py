@@ -1,5 +1,8 @@
 """What gemctl shows, built from scraped samples: one view per GPU (a gem-schd) with its clients,
-and the pod managers' process counts per client."""
+and the pod managers' process counts per client. Counts (of launches, grants, refusals, events...),
+byte sizes and 0/1 states are ints; ratios (shares, REQUEST, LIMIT, busy) and seconds are floats."""
+
+import math
 
 
 def _by_name(samples):
@@ -14,19 +17,30 @@ def _one(d, name, default=None):
     return v[0][1] if v else default
 
 
+def _int(v):
+    """A count, byte size or 0/1 state as an int; None for NaN or an infinity (no gem daemon writes one)."""
+    return int(v) if math.isfinite(v) else None
+
+
+def _count(d, name):
+    """The first sample of series `name` as an int (_int); 0 when there is none."""
+    return _int(_one(d, name, 0))
+
+
+# Per-client series: the key in the view and its type.
 CLIENT_SERIES = {
-    'gem_client_request_ratio': 'request',
-    'gem_client_limit_ratio': 'limit',
-    'gem_client_share_ratio': 'share',
-    'gem_client_gpu_seconds_total': 'gpu_seconds',
-    'gem_client_grants_total': 'grants',
-    'gem_client_revocations_total': 'revocations',
-    'gem_client_connected': 'connected',
-    'gem_client_waiting': 'waiting',
-    'gem_client_memory_used_bytes': 'mem_used',
-    'gem_client_memory_limit_bytes': 'mem_limit',
-    'gem_client_memory_resident': 'resident',
-    'gem_client_evictions_total': 'evictions',
+    'gem_client_request_ratio': ('request', float),
+    'gem_client_limit_ratio': ('limit', float),
+    'gem_client_share_ratio': ('share', float),
+    'gem_client_gpu_seconds_total': ('gpu_seconds', float),
+    'gem_client_grants_total': ('grants', _int),
+    'gem_client_revocations_total': ('revocations', _int),
+    'gem_client_connected': ('connected', _int),
+    'gem_client_waiting': ('waiting', _int),
+    'gem_client_memory_used_bytes': ('mem_used', _int),
+    'gem_client_memory_limit_bytes': ('mem_limit', _int),
+    'gem_client_memory_resident': ('resident', _int),
+    'gem_client_evictions_total': ('evictions', _int),
 }
 
 
@@ -40,22 +54,22 @@ def gpu_view(url, samples):
     holder = [labels.get('client') for labels, v in d.get('gem_gpu_token_holder', []) if v == 1]
     view = {
         'url': url, 'gpu': gpu or '(no --gpu)', 'holder': holder[0] if holder else None,
-        'busy': _one(d, 'gem_gpu_busy_ratio', 0.0), 'window_s': _one(d, 'gem_gpu_window_seconds', 0.0),
+        'busy': float(_one(d, 'gem_gpu_busy_ratio', 0.0)), 'window_s': float(_one(d, 'gem_gpu_window_seconds', 0.0)),
         'watched': _one(d, 'gem_gpu_health_watched', 0) == 1, 'healthy': _one(d, 'gem_gpu_healthy', 0) == 1,
-        'lost': _one(d, 'gem_gpu_lost', 0) == 1, 'xid_errors': int(_one(d, 'gem_gpu_xid_errors_total', 0)),
-        'last_xid': int(_one(d, 'gem_gpu_last_xid', 0)),
-        'reloads': int(_one(d, 'gem_config_reloads_total', 0)),
-        'reload_errors': int(_one(d, 'gem_config_reload_errors_total', 0)),
-        'mem_budget': _one(d, 'gem_memory_budget_bytes', 0), 'resident_bytes': _one(d, 'gem_memory_resident_bytes', 0),
+        'lost': _one(d, 'gem_gpu_lost', 0) == 1, 'xid_errors': _count(d, 'gem_gpu_xid_errors_total'),
+        'last_xid': _count(d, 'gem_gpu_last_xid'),
+        'reloads': _count(d, 'gem_config_reloads_total'),
+        'reload_errors': _count(d, 'gem_config_reload_errors_total'),
+        'mem_budget': _count(d, 'gem_memory_budget_bytes'), 'resident_bytes': _count(d, 'gem_memory_resident_bytes'),
         'clients': {},
         # Clients refused lately (gem_client_refused): their processes wait until admitted.
         'refused': {labels.get('client', '?'): labels.get('reason', '?')
                     for labels, v in d.get('gem_client_refused', []) if v == 1},
-        'refusals': int(sum(v for _, v in d.get('gem_client_refusals_total', []))),
+        'refusals': _int(sum(v for _, v in d.get('gem_client_refusals_total', []))),
     }
-    for series, key in CLIENT_SERIES.items():
+    for series, (key, kind) in CLIENT_SERIES.items():
         for labels, value in d.get(series, []):
-            view['clients'].setdefault(labels.get('client', '?'), {})[key] = value
+            view['clients'].setdefault(labels.get('client', '?'), {})[key] = kind(value)
     return view
 
 
@@ -66,9 +80,9 @@ def pmgr_view(url, samples):
         return None
     kinds = {labels.get('kind'): v for labels, v in d['gem_pmgr_processes']}
     client = d['gem_pmgr_processes'][0][0].get('client', '?')
-    return {'url': url, 'client': client, 'launch': int(kinds.get('launch', 0)), 'memory': int(kinds.get('memory', 0)),
+    return {'url': url, 'client': client, 'launch': _int(kinds.get('launch', 0)), 'memory': _int(kinds.get('memory', 0)),
             'scheduler_up': all(v == 1 for _, v in d.get('gem_pmgr_scheduler_up', [])),
-            'grants': int(_one(d, 'gem_pmgr_grants_total', 0))}
+            'grants': _count(d, 'gem_pmgr_grants_total')}
 
 
 def views(scraped):

@@ -17,14 +17,14 @@ NO_MATPLOTLIB = 3
 
 def sample(args):
     """Rows (dicts of FIELDS) sampled from the endpoints."""
-    urls = prom.endpoints(args.endpoint)
+    urls, probed = prom.discover(args.endpoint)
     if not urls:
         raise SystemExit('gemctl plot: no gem-schd metrics found (--endpoint HOST:PORT, or start it with --metrics_port)')
     rows = []
     t0 = time.monotonic()
     while True:
         now = time.monotonic() - t0
-        gpus, _, _ = model.views(prom.scrape_all(urls, timeout=args.timeout))
+        gpus, _, _ = model.views(prom.scrape_all(urls, timeout=args.timeout, probed=probed))
         for g in gpus:
             for name, c in g['clients'].items():
                 rows.append({'time_s': round(now, 3), 'gpu': g['gpu'], 'client': name, 'request': c.get('request', 0),

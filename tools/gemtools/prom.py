@@ -2,17 +2,31 @@
 
 Endpoints: --endpoint HOST:PORT or URL (repeatable), else $GEMINI_METRICS (comma-separated), else
 the loopback ports launch-backend.py --metrics_port uses by default (9400-9415), probed quickly.
+Something else may listen on a probed port (node_exporter, Grafana, sshd): what answers there but not
+with gem_ metrics (NotGem) is skipped with a note on stderr. On a port the operator named it is an error.
 """
 
+import http.client
 import os
 import re
 import socket
+import sys
 import urllib.error
 import urllib.request
 
 DEFAULT_PORTS = range(9400, 9416)
 _LINE = re.compile(r'^([A-Za-z_:][A-Za-z0-9_:]*)(\{(.*)\})?\s+(\S+)$')
 _LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+class NotGem(Exception):
+    """The endpoint answered, but not with a gem daemon's metrics: another program on the port."""
+
+
+def _short(text, n=60):
+    """text on one line, at most n characters (for a one-line note)."""
+    text = ' '.join(str(text).split())
+    return text if len(text) <= n else text[:n - 3] + '...'
 
 
 def _unescape(v):
@@ -47,11 +61,43 @@ def url_of(endpoint):
 
 
 def fetch(url, timeout=3.0):
-    """The text at url; raises OSError (urllib.error.URLError is one) when it cannot be had."""
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        if r.status != 200:
-            raise OSError(f"{url}: HTTP {r.status}")
-        return r.read().decode('utf-8', 'replace')
+    """The text at url. Raises NotGem when what answers is not a metrics endpoint (an HTTP status
+    other than 200, not HTTP at all), OSError (urllib.error.URLError is one) when it cannot be had."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            status, body = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        raise NotGem(f"HTTP {e.code} {_short(e.reason)}") from None
+    except OSError:
+        raise  # refused, timed out, closed without an answer (RemoteDisconnected): nothing answered
+    except (http.client.BadStatusLine, http.client.UnknownProtocol, http.client.LineTooLong) as e:
+        raise NotGem(f"not HTTP ({type(e).__name__}: {_short(e)})") from None
+    except http.client.HTTPException as e:  # HTTP, cut short (IncompleteRead, ...)
+        raise OSError(f"{type(e).__name__}: {_short(e)}") from None
+    if status != 200:
+        raise NotGem(f"HTTP {status}")
+    return body.decode('utf-8', 'replace')
+
+
+def _gem_lines(text):
+    return any(line.startswith(('gem_', '# HELP gem_', '# TYPE gem_')) for line in text.splitlines())
+
+
+def read(url, timeout=3.0):
+    """The samples of a gem daemon's metrics at url. Raises NotGem when what answers is something
+    else (not metrics, or metrics without a gem_ series), OSError or ValueError (a gem daemon's
+    malformed exposition) when they cannot be had."""
+    text = fetch(url, timeout)
+    try:
+        samples = parse(text)
+    except ValueError:
+        if _gem_lines(text):
+            raise
+        first = next((line for line in text.splitlines() if line.strip()), '')
+        raise NotGem(f"not Prometheus metrics (starts {_short(first, 40)!r})") from None
+    if not any(name.startswith('gem_') for name, _, _ in samples):
+        raise NotGem(f"Prometheus metrics without a gem_ series ({len(samples)} samples)")
+    return samples
 
 
 def _listening(port, host='127.0.0.1'):
@@ -62,22 +108,44 @@ def _listening(port, host='127.0.0.1'):
         return False
 
 
-def endpoints(given):
-    """The metrics URLs to read: given ones, else $GEMINI_METRICS, else the default ports that listen."""
+def discover(given):
+    """(URLs, probed): the given endpoints, else $GEMINI_METRICS's, else the default ports that
+    listen; probed is True in the last case (the operator named none of them)."""
     if given:
-        return [url_of(e) for e in given]
+        return [url_of(e) for e in given], False
     env = os.environ.get('GEMINI_METRICS', '')
     if env.strip():
-        return [url_of(e) for e in env.split(',') if e.strip()]
-    return [url_of(str(p)) for p in DEFAULT_PORTS if _listening(p)]
+        return [url_of(e) for e in env.split(',') if e.strip()], False
+    return [url_of(str(p)) for p in DEFAULT_PORTS if _listening(p)], True
 
 
-def scrape_all(urls, timeout=3.0):
-    """[(url, samples or None, error or None)] for every URL."""
+_noted = set()
+
+
+def note_skipped(url, why):
+    """One line on stderr, once per URL and process (top and plot scrape again and again)."""
+    if url not in _noted:
+        _noted.add(url)
+        print(f"gemctl: skipped {url}, a probed port where something other than a gem daemon answers: {why}",
+              file=sys.stderr)
+
+
+def scrape_all(urls, timeout=3.0, probed=False, skipped=None):
+    """[(url, samples or None, error or None)] for every URL. With probed (the URLs came from probing
+    the default ports), an endpoint where something else answers (NotGem) is left out instead, noted on
+    stderr (note_skipped) and added to `skipped` as (url, why) when a list is given; on an endpoint the
+    operator named it is an error like any other."""
     out = []
     for u in urls:
         try:
-            out.append((u, parse(fetch(u, timeout)), None))
-        except (OSError, ValueError, urllib.error.URLError) as e:
+            out.append((u, read(u, timeout), None))
+        except NotGem as e:
+            if probed:
+                note_skipped(u, str(e))
+                if skipped is not None:
+                    skipped.append((u, str(e)))
+            else:
+                out.append((u, None, f"not a gem-schd or gem-pmgr metrics endpoint: {e}"))
+        except (OSError, ValueError) as e:
             out.append((u, None, str(getattr(e, 'reason', e))))
     return out

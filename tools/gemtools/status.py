@@ -19,6 +19,11 @@ def size(b):
     return str(b)
 
 
+def count(n):
+    """A count for the table: '-' when it is unknown (None)."""
+    return '-' if n is None else str(n)
+
+
 def health_text(g):
     if g['lost']:
         return 'LOST'
@@ -55,7 +60,7 @@ def render(gpus, pmgrs, errors):
             p = procs.get(name)
             state = 'holding' if g['holder'] == name else client_state(c)
             out.append(f"  {name:<20} {c.get('request', 0):>7.2f} {c.get('limit', 1):>6.2f} {c.get('share', 0):>8.3f} "
-                       f"{c.get('gpu_seconds', 0):>9.1f} {int(c.get('grants', 0)):>7} {int(c.get('revocations', 0)):>7} "
+                       f"{c.get('gpu_seconds', 0):>9.1f} {count(c.get('grants', 0)):>7} {count(c.get('revocations', 0)):>7} "
                        f"{(str(p['launch']) if p else '-'):>5}  {size(c.get('mem_used', 0)) + ' / ' + limit:<22} {state}")
         for name in sorted(g.get('refused', {})):
             out.append(f"  {name:<20} REFUSED ({g['refused'][name]}): its processes wait until gem-schd admits it "
@@ -74,15 +79,21 @@ def render(gpus, pmgrs, errors):
     return '\n'.join(out).rstrip() + '\n'
 
 
-def snapshot(args):
-    return model.views(prom.scrape_all(prom.endpoints(args.endpoint), timeout=args.timeout))
+def snapshot(args, skipped=None):
+    """(gpus, pmgrs, errors) of the endpoints now; probed ones where something else answers are left
+    out (prom.scrape_all) and added to `skipped` as (url, why)."""
+    urls, probed = prom.discover(args.endpoint)
+    return model.views(prom.scrape_all(urls, timeout=args.timeout, probed=probed, skipped=skipped))
 
 
 def cmd_status(args):
-    gpus, pmgrs, errors = snapshot(args)
+    """gemctl status: exit 0 when a gem daemon answered and every other endpoint named or found was
+    read; 1 when none answered or one could not be read (a foreign one on a probed port is skipped)."""
+    skipped = []
+    gpus, pmgrs, errors = snapshot(args, skipped)
     if args.json:
-        json.dump({'gpus': gpus, 'pod_managers': pmgrs, 'errors': [{'url': u, 'error': e} for u, e in errors]},
-                  sys.stdout, indent=1)
+        json.dump({'gpus': gpus, 'pod_managers': pmgrs, 'errors': [{'url': u, 'error': e} for u, e in errors],
+                   'skipped': [{'url': u, 'why': w} for u, w in skipped]}, sys.stdout, indent=1)
         sys.stdout.write('\n')
     else:
         sys.stdout.write(render(gpus, pmgrs, errors))
