@@ -39,8 +39,11 @@ namespace gem::pmgr {
 
 class Route;
 
-/// --gang_window's default (µs): a GPU whose token a hook of the client used this recently is in its gang.
-inline constexpr Micros kDefaultGangWindow = 1000000;
+/// --gang_window's default (µs): 0, gangs are opt-in (docs/scheduling.md, "Gang tokens": at its LIMIT a
+/// ganged client pays for its parked tokens).
+inline constexpr Micros kDefaultGangWindow = 0;
+/// The window the docs suggest (µs): a GPU whose token a hook of the client used this recently is in its gang.
+inline constexpr Micros kSuggestedGangWindow = 1000000;
 /// A grant is cut to end with the gang's other tokens only when that leaves it at least this (µs).
 inline constexpr Micros kGangMinQuota = 10000;
 

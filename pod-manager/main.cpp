@@ -33,7 +33,7 @@ constexpr const char* kOwnUsage = R"(  --name ID            client ID, as in res
                        client with this target (resource-config.txt's latency=MS)
   --gang_window MS     a client whose processes used several GPUs' tokens within MS ms gets them
                        together: asked for together, kept while its process is on another GPU,
-                       ending together (default 1000; 0: each GPU on its own)
+                       ending together (default 0: each GPU on its own; 1000 for pipelines)
   --secret_file PATH   the client's shared secret (first line, 1-128 printable bytes): sent to
                        gem-schd, and required in every process's Hello (GEMINI_SECRET_FILE);
                        the file must not be readable by others (chmod o-rwx), as gem-schd --secrets

@@ -102,13 +102,14 @@ const std::vector<std::string> kLongQuotas = {"--base_quota", "100", "--min_quot
 // process is on the other GPU, so A progresses at its REQUEST: at least 0.9 × 0.3 of its rate alone,
 // measured in the same run. Without them it waits for B's quota at each step (0.009 of each GPU on
 // an H200, docs/gpu-results.md; GEM_GANG_WINDOW=0 runs this test without gangs, to compare).
+// Gangs are opt-in (gem-pmgr --gang_window 1000 here).
 TEST_F(MultiGpuTest, AProcessAlternatingTwoGpusGetsItsRequestOnBoth) {
   ASSERT_EQ(mkdir(path("gpus").c_str(), 0755), 0);
   const std::vector<ClientConfig> cfg = {{"a", 0.3, 1.0}, {"b", 0.7, 1.0}};
   start_gpu_scheduler(0, cfg, kLongQuotas);
   start_gpu_scheduler(1, cfg, kLongQuotas);
-  std::vector<std::string> extra;
-  if (const char* w = std::getenv("GEM_GANG_WINDOW")) extra = {"--gang_window", w};
+  const char* w = std::getenv("GEM_GANG_WINDOW");
+  const std::vector<std::string> extra = {"--gang_window", w ? w : "1000"};
   start_routing_pod_manager("a", extra);
   start_routing_pod_manager("b", extra);
   AppOptions alt;
@@ -159,13 +160,17 @@ TEST_F(MultiGpuTest, AProcessAlternatingTwoGpusGetsItsRequestOnBoth) {
 
 // Gang tokens never take a client past its LIMIT: a parked token is charged as held. Alone at LIMIT
 // 0.3 on both GPUs, the alternating process keeps each GPU busy at most 0.3 of the time (without a
-// LIMIT it keeps each about 0.43 busy: 850 launches of 1 ms a second over two GPUs; measured 0.084 at LIMIT 0.3).
+// LIMIT it keeps each about 0.43 busy: 850 launches of 1 ms a second over two GPUs). Measured: 0.03 to
+// 0.08 with gangs, the parked halves being charged; 0.150 without (docs/scheduling.md, "Gang
+// tokens": why gangs are opt-in).
 TEST_F(MultiGpuTest, AnAlternatingProcessStaysWithinItsLimitOnBoth) {
   ASSERT_EQ(mkdir(path("gpus").c_str(), 0755), 0);
   const std::vector<ClientConfig> cfg = {{"a", 0.3, 0.3}};
   start_gpu_scheduler(0, cfg, kLongQuotas);
   start_gpu_scheduler(1, cfg, kLongQuotas);
-  start_routing_pod_manager("a");
+  const char* w = std::getenv("GEM_GANG_WINDOW");
+  const std::vector<std::string> extra = {"--gang_window", w ? w : "1000"};
+  start_routing_pod_manager("a", extra);
   AppOptions alt;
   alt.client = "a";
   alt.alternate = 2;
@@ -189,7 +194,7 @@ TEST_F(MultiGpuTest, AnAlternatingProcessStaysWithinItsLimitOnBoth) {
     const double used = static_cast<double>(union_length(busy, t0, t1)) / static_cast<double>(t1 - t0);
     std::printf("    GPU %d: busy %.3f of %.1f s at LIMIT 0.3\n", device, used, (t1 - t0) / 1e6);
     EXPECT_LE(used, 0.3 + 0.03) << "GPU " << device;
-    EXPECT_GT(used, 0.05) << "GPU " << device;
+    EXPECT_GT(used, 0.0) << "GPU " << device;
   }
 }
 
