@@ -236,6 +236,9 @@ def build_parser():
     ap.add_argument("--metrics_port", type=int, default=0,
                     help="Prometheus metrics of the gem-schd of GPU i on port METRICS_PORT + i (0: off, the "
                          "default; gemctl looks at 9400-9415)")
+    ap.add_argument("--gang_window", type=int, default=None, metavar="MS",
+                    help="passed to every gem-pmgr: a client whose processes used several GPUs within MS ms gets "
+                         "their tokens together (gang tokens, for pipelines over GPUs; default: gem-pmgr's, 0 = off)")
     ap.add_argument("--pmgr_metrics_port", type=int, default=0,
                     help="metrics of client i's pod manager on port PMGR_METRICS_PORT + i (0: off, the default)")
     ap.add_argument("--metrics_address", default="127.0.0.1",
@@ -340,6 +343,8 @@ def main(argv=None):
                 cmd += ["--metrics_port", str(args.pmgr_metrics_port + i), "--metrics_address", args.metrics_address]
             if args.log_level:
                 cmd += ["--log_level", args.log_level]
+            if args.gang_window is not None:
+                cmd += ["--gang_window", str(args.gang_window)]
             backend.start(f"gem-pmgr[{cid}]", cmd, env=env)
 
         # Report each pod manager once it listens.

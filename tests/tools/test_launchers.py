@@ -280,7 +280,8 @@ class TestLaunchBackendStub(BackendTests, unittest.TestCase):
 
     def test_command_lines(self):
         p = self.start_backend("--base_quota", "30", "--min_quota", "10", "--window", "2000",
-                               "--log_level", "debug", "--stats", str(self.tmp / "s.json"), env=self.env())
+                               "--log_level", "debug", "--stats", str(self.tmp / "s.json"), "--gang_window", "1000",
+                               env=self.env())
         self.assertTrue(U.wait_listening(self.ports(), 15, p))
         p.send_signal(signal.SIGINT)
         p.communicate(timeout=10)
@@ -296,7 +297,8 @@ class TestLaunchBackendStub(BackendTests, unittest.TestCase):
         for i, c in enumerate(self.clients):
             r = by_name[c[0]]
             self.assertEqual(r["argv"], ["--name", c[0], "--ip", "127.0.0.1", "--port", str(self.base + 1 + i),
-                                         "--scheduler", f"127.0.0.1:{self.base}", "--log_level", "debug"])
+                                         "--scheduler", f"127.0.0.1:{self.base}", "--log_level", "debug",
+                                         "--gang_window", "1000"])
             self.assertEqual(r["env"], {"SCHEDULER_IP": "127.0.0.1", "SCHEDULER_PORT": str(self.base),
                                         "POD_NAME": c[0], "POD_MANAGER_PORT": str(self.base + 1 + i)})
 
