@@ -98,6 +98,17 @@ $(BUILD)/obj/hook/%.o: hook/%.cpp
 # has one.
 $(call obj,hook/cache_emptier.cpp hook/torch_cache.cpp): ALL_CXXFLAGS += -fno-exceptions
 
+# gem_build_info's revision (include/gem/build_info.h): only common/build_info.cpp sees it, and a
+# stamp rewritten only when the revision changes rebuilds that one file.
+GEM_REVISION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+$(BUILD)/gen/revision: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(GEM_REVISION)' | cmp -s - $@ || echo '$(GEM_REVISION)' > $@
+$(call obj,common/build_info.cpp): ALL_CXXFLAGS += -DGEM_REVISION='"$(GEM_REVISION)"'
+$(call obj,common/build_info.cpp): $(BUILD)/gen/revision
+.PHONY: FORCE
+FORCE:
+
 $(COMMON_A): $(call obj,$(COMMON_SRCS))
 	@mkdir -p $(dir $@)
 	ar rcs $@ $^

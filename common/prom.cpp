@@ -98,4 +98,27 @@ void Writer::histogram(const std::string& name, const Labels& labels, const Hist
   sample(name + "_count", labels, static_cast<double>(h.count()));
 }
 
+Labels gpu_labels(int index, const std::string& uuid) {
+  Labels l;
+  if (index >= 0) l.emplace_back("gpu", std::to_string(index));
+  if (!uuid.empty()) l.emplace_back("UUID", uuid);
+  return l;
+}
+
+Labels client_labels(const std::string& client) {
+  Labels l{{"client", client}};
+  const size_t slash = client.find('/');
+  if (slash != std::string::npos && slash > 0 && slash + 1 < client.size() && client.find('/', slash + 1) == std::string::npos) {
+    l.emplace_back("namespace", client.substr(0, slash));
+    l.emplace_back("pod", client.substr(slash + 1));
+  }
+  return l;
+}
+
+Labels join(Labels a, const Labels& b, const Labels& c) {
+  a.insert(a.end(), b.begin(), b.end());
+  a.insert(a.end(), c.begin(), c.end());
+  return a;
+}
+
 }  // namespace gem::prom

@@ -1,5 +1,8 @@
-// gem-pmgr's metrics (metrics.h). Every series has client="ID"; per-route ones scheduler="...".
+// gem-pmgr's metrics (metrics.h). Every series has client="ID" (with namespace and pod for a pod's
+// "namespace/name"); per-route ones scheduler="...".
 #include "metrics.h"
+
+#include "gem/build_info.h"
 
 namespace gem::pmgr {
 
@@ -28,14 +31,15 @@ void PmgrMetrics::gone(HookId h) { asked_at_.erase(h); }
 
 std::string PmgrMetrics::render(const PmgrView& v) const {
   prom::Writer w;
-  const prom::Labels client{{"client", v.client}};
+  write_build_info(&w);
+  const prom::Labels client = prom::client_labels(v.client);
   auto g = [&](const char* name, const char* type, const char* help, double value) {
     w.family(name, type, help);
     w.sample(name, client, value);
   };
   w.family("gem_pmgr_processes", "gauge", "Processes of the client connected, by connection kind.");
-  w.sample("gem_pmgr_processes", {{"client", v.client}, {"kind", "launch"}}, static_cast<double>(v.launch_processes));
-  w.sample("gem_pmgr_processes", {{"client", v.client}, {"kind", "memory"}}, static_cast<double>(v.memory_sessions));
+  w.sample("gem_pmgr_processes", prom::join(client, {{"kind", "launch"}}), static_cast<double>(v.launch_processes));
+  w.sample("gem_pmgr_processes", prom::join(client, {{"kind", "memory"}}), static_cast<double>(v.memory_sessions));
   g("gem_pmgr_connections", "gauge", "Connections open from processes (with those that have not said Hello yet).",
     static_cast<double>(v.connections));
   g("gem_pmgr_grants_total", "counter", "Token grants passed to processes (one per process a grant reaches).",
@@ -68,7 +72,7 @@ std::string PmgrMetrics::render(const PmgrView& v) const {
   };
   for (const Series& s : kSeries) {
     w.family(s.name, "gauge", s.help);
-    for (const RouteView& r : v.routes) w.sample(s.name, {{"client", v.client}, {"scheduler", r.scheduler}}, s.value(r));
+    for (const RouteView& r : v.routes) w.sample(s.name, prom::join(client, {{"scheduler", r.scheduler}}), s.value(r));
   }
   return w.text();
 }

@@ -41,13 +41,22 @@ void GpuHealth::run() {
   nvmlDevice_t dev = nullptr;
   if (!nvml.open(opts_.library, &why) || !nvml.device(opts_.uuid, &dev, &why)) {
     LOG_INFO("GPU health not watched: %s", why.c_str());
-    set({false, false, 0, 0, "not watched: " + why});
+    set({false, false, 0, 0, "not watched: " + why, -1});
     return;
   }
   std::string xid_why;
   const bool events = nvml.watch_xid(dev, &xid_why);
   if (!events) LOG_WARN("GPU health: XID events not watched (%s); lost GPUs still are", xid_why.c_str());
-  set({true, false, 0, 0, events ? "" : "XID events not watched: " + xid_why});
+  // The NVML index, as dcgm-exporter's `gpu` label has it: the UUID's place in NVML's order.
+  int index = opts_.uuid.empty() ? 0 : -1;
+  std::vector<std::string> all;
+  std::string list_why;
+  if (index < 0 && nvml.uuids(&all, &list_why)) {
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (all[i] == opts_.uuid) index = static_cast<int>(i);
+    }
+  }
+  set({true, false, 0, 0, events ? "" : "XID events not watched: " + xid_why, index});
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);

@@ -1,9 +1,12 @@
 // gem-schd's metrics (metrics.h). The names follow Prometheus' conventions: base units (seconds,
-// bytes, ratios in [0, 1]), `_total` for counters; every series has gpu="UUID" and the per-client
-// ones client="ID". The list is in docs/interfaces.md ("Metrics").
+// bytes, ratios in [0, 1]), `_total` for counters; every series names its GPU as dcgm-exporter does
+// (gpu="NVML index", UUID="GPU-...") and the per-client ones client="ID" (with namespace and pod for a
+// pod's "namespace/name"). The list is in docs/interfaces.md ("Metrics").
 #include "metrics.h"
 
 #include <algorithm>
+
+#include "gem/build_info.h"
 
 namespace gem::sched {
 
@@ -44,7 +47,8 @@ void SchedMetrics::keep_only(const std::function<bool(const std::string&)>& know
 
 std::string SchedMetrics::render(const SchedView& v) const {
   prom::Writer w;
-  const prom::Labels gpu{{"gpu", v.gpu}};
+  write_build_info(&w);
+  const prom::Labels gpu = prom::gpu_labels(v.health.index, v.gpu);
   auto g = [&](const char* name, const char* type, const char* help, double value) {
     w.family(name, type, help);
     w.sample(name, gpu, value);
@@ -56,7 +60,7 @@ std::string SchedMetrics::render(const SchedView& v) const {
     secs(v.window));
   g("gem_gpu_token_held", "gauge", "1 while a client holds the GPU's token.", v.holder.empty() ? 0 : 1);
   w.family("gem_gpu_token_holder", "gauge", "1 for the client holding the token (no sample while it is free).");
-  if (!v.holder.empty()) w.sample("gem_gpu_token_holder", {{"gpu", v.gpu}, {"client", v.holder}}, 1);
+  if (!v.holder.empty()) w.sample("gem_gpu_token_holder", prom::join(gpu, prom::client_labels(v.holder)), 1);
   g("gem_config_reloads_total", "counter", "Changes of resource-config.txt applied since gem-schd started.",
     static_cast<double>(reloads_));
   g("gem_config_reload_errors_total", "counter", "Changes of resource-config.txt refused since start (the last good config kept).",
@@ -80,12 +84,12 @@ std::string SchedMetrics::render(const SchedView& v) const {
            "Pod managers refused at their Hello or removed, per reason; their processes are held, not run unthrottled.");
   for (const char* reason : {"unknown_client", "removed", "denied", "busy", "protocol"}) {
     const auto it = v.refusal_totals.find(reason);
-    w.sample("gem_client_refusals_total", {{"gpu", v.gpu}, {"reason", reason}},
+    w.sample("gem_client_refusals_total", prom::join(gpu, {{"reason", reason}}),
              it == v.refusal_totals.end() ? 0.0 : static_cast<double>(it->second));
   }
   w.family("gem_client_refused", "gauge",
            "1 for a client refused within the last minute (at most 64 shown); its processes wait until it is admitted.");
-  for (const Refused& r : v.refused) w.sample("gem_client_refused", {{"gpu", v.gpu}, {"client", r.client}, {"reason", r.kind}}, 1);
+  for (const Refused& r : v.refused) w.sample("gem_client_refused", prom::join(gpu, prom::client_labels(r.client), {{"reason", r.kind}}), 1);
 
   struct Series {
     const char* name;
@@ -125,20 +129,20 @@ std::string SchedMetrics::render(const SchedView& v) const {
   };
   for (const Series& s : kSeries) {
     w.family(s.name, s.type, s.help);
-    for (const ClientView& c : v.clients) w.sample(s.name, {{"gpu", v.gpu}, {"client", c.name}}, s.value(c));
+    for (const ClientView& c : v.clients) w.sample(s.name, prom::join(gpu, prom::client_labels(c.name)), s.value(c));
   }
   // Histograms only for clients that asked for the token at least once (a config of 10^6 idle
   // clients would otherwise write 30 lines each).
   w.family("gem_client_token_wait_seconds", "histogram", "From asking for the token to its grant.");
   for (const ClientView& c : v.clients) {
     const auto it = events_.find(c.name);
-    if (it != events_.end()) w.histogram("gem_client_token_wait_seconds", {{"gpu", v.gpu}, {"client", c.name}}, it->second.wait);
+    if (it != events_.end()) w.histogram("gem_client_token_wait_seconds", prom::join(gpu, prom::client_labels(c.name)), it->second.wait);
   }
   w.family("gem_client_handoff_seconds", "histogram",
            "From the token coming free to its grant to this client, which was already waiting then.");
   for (const ClientView& c : v.clients) {
     const auto it = events_.find(c.name);
-    if (it != events_.end()) w.histogram("gem_client_handoff_seconds", {{"gpu", v.gpu}, {"client", c.name}}, it->second.handoff);
+    if (it != events_.end()) w.histogram("gem_client_handoff_seconds", prom::join(gpu, prom::client_labels(c.name)), it->second.handoff);
   }
   return w.text();
 }

@@ -26,6 +26,7 @@ struct GpuHealthView {
   uint64_t xid_errors = 0;  // XID events seen since start (critical ones)
   uint64_t last_xid = 0;    // the latest XID number, 0 if none
   std::string reason;       // why unhealthy or unwatched, for status; "" when healthy
+  int index = -1;           // the GPU's NVML index (dcgm-exporter's `gpu` label); -1: unknown
 };
 
 /// One client's state at one moment (from Policy::stats, the config and GpuResidency): the one record

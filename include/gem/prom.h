@@ -61,6 +61,16 @@ class Writer {
   std::vector<std::string> families_;
 };
 
+/// The labels naming a GPU, as dcgm-exporter names it (its default counters CSV: `gpu` the NVML index,
+/// `UUID` the GPU's UUID), so gem-schd's series join dcgm-exporter's: `gpu` omitted when the index
+/// is unknown (< 0, no NVML), `UUID` when empty (gem-schd without --gpu).
+Labels gpu_labels(int index, const std::string& uuid);
+/// The labels naming a client: `client`, and `namespace` and `pod` when the ID is a Kubernetes pod's
+/// "namespace/name" (the webhook's POD_NAME), so series join kube-state-metrics' (namespace, pod).
+Labels client_labels(const std::string& client);
+/// `a` followed by `b`, then `c`.
+Labels join(Labels a, const Labels& b, const Labels& c = {});
+
 /// The Content-Type of the text format.
 constexpr const char* kContentType = "text/plain; version=0.0.4; charset=utf-8";
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fstream>
 
+#include "gem/protocol.h"
 #include "harness.h"
 #include "prom_scrape.h"
 
@@ -65,8 +66,8 @@ TEST_F(MetricsTest, SchedulerAndPodManagersReportTheSharedRun) {
   start_app(a);
 
   // While they run: both connected, one launch process each, the token held by someone.
-  const std::map<std::string, std::string> c1{{"gpu", kGpu}, {"client", "client1"}};
-  const std::map<std::string, std::string> c2{{"gpu", kGpu}, {"client", "client2"}};
+  const std::map<std::string, std::string> c1{{"UUID", kGpu}, {"client", "client1"}};
+  const std::map<std::string, std::string> c2{{"UUID", kGpu}, {"client", "client2"}};
   PromScrape s = scrape_until(schd, 5, [&](const PromScrape& x) {
     return x.value("gem_client_connected", c1) == 1.0 && x.value("gem_client_connected", c2) == 1.0 &&
            x.value("gem_client_grants_total", c1) > 0.0 && x.value("gem_client_grants_total", c2) > 0.0;
@@ -79,9 +80,18 @@ TEST_F(MetricsTest, SchedulerAndPodManagersReportTheSharedRun) {
   EXPECT_EQ(s.value("gem_client_request_ratio", c2), 0.7);
   EXPECT_EQ(s.value("gem_client_limit_ratio", c2), 1.0);
   EXPECT_EQ(s.value("gem_client_memory_limit_bytes", c1), 1073741824.0);
-  EXPECT_EQ(s.value("gem_clients_connected", {{"gpu", kGpu}}), 2.0);
+  EXPECT_EQ(s.value("gem_clients_connected", {{"UUID", kGpu}}), 2.0);
   EXPECT_EQ(s.types["gem_client_gpu_seconds_total"], "counter");
   EXPECT_EQ(s.types["gem_client_token_wait_seconds"], "histogram");
+  // Which build answers (issue 20): gem_build_info, as the Prometheus convention has it.
+  for (const int port : {schd, pm1}) {
+    const PromScrape b = port == schd ? s : scrape(port);
+    const auto info = b.all("gem_build_info");
+    ASSERT_EQ(info.size(), 1u) << b.text;
+    EXPECT_EQ(info[0].value, 1.0);
+    EXPECT_FALSE(info[0].labels.at("version").empty());
+    EXPECT_EQ(info[0].labels.at("protocol"), std::to_string(gem::proto::kVersion));
+  }
   for (const int pm : {pm1, pm2}) {
     const PromScrape p = scrape_until(pm, 5, [](const PromScrape& x) {
       return x.value("gem_pmgr_processes", {{"kind", "launch"}}) == 1.0;
@@ -121,7 +131,7 @@ TEST_F(MetricsTest, SchedulerAndPodManagersReportTheSharedRun) {
   EXPECT_NEAR(*s.value("gem_client_gpu_seconds_total", c1) / total, 0.3, 0.05 + share_tolerance());
   const double handoffs = *s.value("gem_client_handoff_seconds_count", c1) + *s.value("gem_client_handoff_seconds_count", c2);
   EXPECT_GT(handoffs, 0.0) << "two busy clients never handed the token over";
-  const double busy = s.value("gem_gpu_busy_ratio", {{"gpu", kGpu}}).value_or(-1);
+  const double busy = s.value("gem_gpu_busy_ratio", {{"UUID", kGpu}}).value_or(-1);
   EXPECT_GE(busy, 0.0);
   EXPECT_LE(busy, 1.0);
 
@@ -140,7 +150,7 @@ TEST_F(MetricsTest, SchedulerAndPodManagersReportTheSharedRun) {
 TEST_F(MetricsTest, ConfigReloadsAndRefusalsAreCounted) {
   write_config({{"client1", 0.3, 1.0}});
   const int schd = start_scheduler_with_metrics();
-  const std::map<std::string, std::string> gpu{{"gpu", kGpu}};
+  const std::map<std::string, std::string> gpu{{"UUID", kGpu}};
   PromScrape s = scrape(schd);
   ASSERT_TRUE(s.errors.empty()) << errors_of(s);
   EXPECT_EQ(s.value("gem_config_reloads_total", gpu), 0.0);
@@ -168,10 +178,10 @@ TEST_F(MetricsTest, ARefusedClientIsHeldAndShownUntilAdmitted) {
   a.seconds = 1;
   a.client = "stranger";
   App& app = start_app(a);
-  const std::map<std::string, std::string> refused{{"gpu", kGpu}, {"client", "stranger"}, {"reason", "unknown_client"}};
+  const std::map<std::string, std::string> refused{{"UUID", kGpu}, {"client", "stranger"}, {"reason", "unknown_client"}};
   PromScrape s = scrape_until(schd, 5, [&](const PromScrape& x) { return x.value("gem_client_refused", refused) == 1.0; });
   EXPECT_EQ(s.value("gem_client_refused", refused), 1.0) << errors_of(s);
-  EXPECT_GE(s.value("gem_client_refusals_total", {{"gpu", kGpu}, {"reason", "unknown_client"}}).value_or(0), 1.0);
+  EXPECT_GE(s.value("gem_client_refusals_total", {{"UUID", kGpu}, {"reason", "unknown_client"}}).value_or(0), 1.0);
   // Held for 2.5 s (two more refusals at the 1 s retries): nothing ran, the fix was logged once.
   sleep_ms(2500);
   EXPECT_TRUE(kernels_of(kernels(), app.proc->pid()).empty()) << "the refused client's app ran";
@@ -183,9 +193,9 @@ TEST_F(MetricsTest, ARefusedClientIsHeldAndShownUntilAdmitted) {
   }
   EXPECT_EQ(fixes, 1) << "the refusal and its fix are logged once, not at every retry:\n" << tail(path("pmgr-stranger.log"));
   s = scrape_until(schd, 5, [&](const PromScrape& x) {
-    return x.value("gem_client_refusals_total", {{"gpu", kGpu}, {"reason", "unknown_client"}}).value_or(0) >= 2;
+    return x.value("gem_client_refusals_total", {{"UUID", kGpu}, {"reason", "unknown_client"}}).value_or(0) >= 2;
   });
-  EXPECT_GE(s.value("gem_client_refusals_total", {{"gpu", kGpu}, {"reason", "unknown_client"}}).value_or(0), 2.0)
+  EXPECT_GE(s.value("gem_client_refusals_total", {{"UUID", kGpu}, {"reason", "unknown_client"}}).value_or(0), 2.0)
       << "the held pod manager asks again";
 
   write_text_rename(path("resource-config.txt"), config_text({{"client1", 0.3, 1.0}, {"stranger", 0.3, 1.0}}));
@@ -204,11 +214,13 @@ TEST_F(MetricsTest, GpuHealthFollowsNvmlXidEventsAndALostGpu) {
   const std::string events = path("nvml-events.txt");
   write_text(events, "");
   const int schd = start_scheduler_with_metrics({{"FAKE_NVML_EVENTS", events}});
-  const std::map<std::string, std::string> gpu{{"gpu", kGpu}};
+  const std::map<std::string, std::string> gpu{{"UUID", kGpu}};
   PromScrape s = scrape_until(schd, 5, [&](const PromScrape& x) { return x.value("gem_gpu_health_watched", gpu) == 1.0; });
   EXPECT_EQ(s.value("gem_gpu_health_watched", gpu), 1.0) << tail(path("schd.log"));
   EXPECT_EQ(s.value("gem_gpu_healthy", gpu), 1.0);
   EXPECT_EQ(s.value("gem_gpu_xid_errors_total", gpu), 0.0);
+  // With NVML the GPU is also named by its index, as dcgm-exporter's gpu label (device 0 here).
+  EXPECT_EQ(s.value("gem_gpu_healthy", {{"UUID", kGpu}, {"gpu", "0"}}), 1.0) << s.text.substr(0, 2000);
 
   std::ofstream(events, std::ios::app) << "xid 0 79\n";
   s = scrape_until(schd, 5, [&](const PromScrape& x) { return x.value("gem_gpu_xid_errors_total", gpu) == 1.0; });

@@ -11,34 +11,37 @@ GPU = "GPU-fa4e0000-0000-0000-0000-000000000000"
 
 # What gem-schd and gem-pmgr write (trimmed from a real scrape; HELP lines and histograms left out).
 SCHD = f"""# TYPE gem_gpu_busy_ratio gauge
-gem_gpu_busy_ratio{{gpu="{GPU}"}} 0.497277
-gem_gpu_window_seconds{{gpu="{GPU}"}} 2
-gem_gpu_token_holder{{gpu="{GPU}",client="client1"}} 1
-gem_config_reloads_total{{gpu="{GPU}"}} 3
-gem_config_reload_errors_total{{gpu="{GPU}"}} 1
-gem_gpu_health_watched{{gpu="{GPU}"}} 1
-gem_gpu_healthy{{gpu="{GPU}"}} 1
-gem_gpu_lost{{gpu="{GPU}"}} 0
-gem_gpu_xid_errors_total{{gpu="{GPU}"}} 0
-gem_gpu_last_xid{{gpu="{GPU}"}} 0
-gem_memory_budget_bytes{{gpu="{GPU}"}} 15032385536
-gem_memory_resident_bytes{{gpu="{GPU}"}} 1048576
-gem_client_refusals_total{{gpu="{GPU}",reason="unknown_client"}} 2
-gem_client_refusals_total{{gpu="{GPU}",reason="busy"}} 1
-gem_client_refused{{gpu="{GPU}",client="stranger",reason="unknown_client"}} 1
-gem_client_request_ratio{{gpu="{GPU}",client="client1"}} 0.5
-gem_client_limit_ratio{{gpu="{GPU}",client="client1"}} 1
-gem_client_share_ratio{{gpu="{GPU}",client="client1"}} 0.267144698
-gem_client_gpu_seconds_total{{gpu="{GPU}",client="client1"}} 3
-gem_client_grants_total{{gpu="{GPU}",client="client1"}} 34
-gem_client_connected{{gpu="{GPU}",client="client1"}} 1
-gem_client_waiting{{gpu="{GPU}",client="client1"}} 0
-gem_client_memory_limit_bytes{{gpu="{GPU}",client="client1"}} 1073741824
-gem_client_memory_used_bytes{{gpu="{GPU}",client="client1"}} 1048576
-gem_client_memory_resident{{gpu="{GPU}",client="client1"}} 1
-gem_client_evictions_total{{gpu="{GPU}",client="client1"}} 2
-gem_client_revocations_total{{gpu="{GPU}",client="client1"}} 5
+gem_gpu_busy_ratio{{gpu="0",UUID="{GPU}"}} 0.497277
+gem_gpu_window_seconds{{gpu="0",UUID="{GPU}"}} 2
+gem_gpu_token_holder{{gpu="0",UUID="{GPU}",client="client1"}} 1
+gem_config_reloads_total{{gpu="0",UUID="{GPU}"}} 3
+gem_config_reload_errors_total{{gpu="0",UUID="{GPU}"}} 1
+gem_gpu_health_watched{{gpu="0",UUID="{GPU}"}} 1
+gem_gpu_healthy{{gpu="0",UUID="{GPU}"}} 1
+gem_gpu_lost{{gpu="0",UUID="{GPU}"}} 0
+gem_gpu_xid_errors_total{{gpu="0",UUID="{GPU}"}} 0
+gem_gpu_last_xid{{gpu="0",UUID="{GPU}"}} 0
+gem_memory_budget_bytes{{gpu="0",UUID="{GPU}"}} 15032385536
+gem_memory_resident_bytes{{gpu="0",UUID="{GPU}"}} 1048576
+gem_client_refusals_total{{gpu="0",UUID="{GPU}",reason="unknown_client"}} 2
+gem_client_refusals_total{{gpu="0",UUID="{GPU}",reason="busy"}} 1
+gem_client_refused{{gpu="0",UUID="{GPU}",client="stranger",reason="unknown_client"}} 1
+gem_client_request_ratio{{gpu="0",UUID="{GPU}",client="client1"}} 0.5
+gem_client_limit_ratio{{gpu="0",UUID="{GPU}",client="client1"}} 1
+gem_client_share_ratio{{gpu="0",UUID="{GPU}",client="client1"}} 0.267144698
+gem_client_gpu_seconds_total{{gpu="0",UUID="{GPU}",client="client1"}} 3
+gem_client_grants_total{{gpu="0",UUID="{GPU}",client="client1"}} 34
+gem_client_connected{{gpu="0",UUID="{GPU}",client="client1"}} 1
+gem_client_waiting{{gpu="0",UUID="{GPU}",client="client1"}} 0
+gem_client_memory_limit_bytes{{gpu="0",UUID="{GPU}",client="client1"}} 1073741824
+gem_client_memory_used_bytes{{gpu="0",UUID="{GPU}",client="client1"}} 1048576
+gem_client_memory_resident{{gpu="0",UUID="{GPU}",client="client1"}} 1
+gem_client_evictions_total{{gpu="0",UUID="{GPU}",client="client1"}} 2
+gem_client_revocations_total{{gpu="0",UUID="{GPU}",client="client1"}} 5
 """
+
+# What gem-schd wrote before issue 20 (its UUID as `gpu`, no index): gemctl still reads it.
+SCHD_BEFORE_ISSUE_20 = SCHD.replace('gpu="0",UUID=', 'gpu=')
 
 PMGR = """# TYPE gem_pmgr_processes gauge
 gem_pmgr_processes{client="client1",kind="launch"} 2
@@ -126,7 +129,7 @@ class Banner:
 
 # gemctl status --json: which numbers are ints (counts of things, bytes, 0/1 states) and which floats
 # (ratios, seconds), per object; every number in the output is one of these.
-JSON_INTS = {"gpu": {"xid_errors", "last_xid", "reloads", "reload_errors", "mem_budget", "resident_bytes", "refusals"},
+JSON_INTS = {"gpu": {"index", "xid_errors", "last_xid", "reloads", "reload_errors", "mem_budget", "resident_bytes", "refusals"},
              "client": {"grants", "revocations", "connected", "waiting", "mem_used", "mem_limit", "resident",
                         "evictions"},
              "pmgr": {"launch", "memory", "grants"}}

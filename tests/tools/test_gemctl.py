@@ -306,6 +306,18 @@ class TestGemctlJson(unittest.TestCase):
         self.assertEqual((p["launch"], p["memory"], p["grants"]), (2, 1, 34))
         self.assertIn('"grants": 34,', r.stdout)
         self.assertIn('"limit": 1.0,', r.stdout)
+        # The GPU as dcgm-exporter names it: UUID shown, NVML index kept.
+        self.assertEqual((g["gpu"], g["index"]), (M.GPU, 0))
+
+    def test_reads_a_gem_schd_from_before_the_uuid_label(self):
+        old = M.metrics(M.SCHD_BEFORE_ISSUE_20)
+        try:
+            r = gemctl("status", "--json", "--endpoint", f"127.0.0.1:{old.port}")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            g = json.loads(r.stdout)["gpus"][0]
+            self.assertEqual((g["gpu"], g["index"]), (M.GPU, None))
+        finally:
+            old.close()
 
 
 def gemctl_probing(ports, *args):

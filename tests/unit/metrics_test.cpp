@@ -31,6 +31,36 @@ TEST(PromWriter, FamiliesOnceLabelsEscapedNumbersPlain) {
   EXPECT_EQ(Writer::number(1.0 / 0.0), "+Inf");
 }
 
+// Series join other exporters' (issue 20): a pod's client ID "namespace/name" also gets the
+// kube-state-metrics labels, and a GPU is named as dcgm-exporter names it (NVML index and UUID).
+TEST(PromLabels, PodClientsGetNamespaceAndPodGpusIndexAndUuid) {
+  using gem::prom::Labels;
+  EXPECT_EQ(gem::prom::client_labels("team-a/train-0"),
+            (Labels{{"client", "team-a/train-0"}, {"namespace", "team-a"}, {"pod", "train-0"}}));
+  for (const char* plain : {"client1", "a/b/c", "/x", "x/", ""}) {
+    EXPECT_EQ(gem::prom::client_labels(plain), (Labels{{"client", plain}})) << plain;
+  }
+  EXPECT_EQ(gem::prom::gpu_labels(2, "GPU-1"), (Labels{{"gpu", "2"}, {"UUID", "GPU-1"}}));
+  EXPECT_EQ(gem::prom::gpu_labels(-1, "GPU-1"), (Labels{{"UUID", "GPU-1"}})) << "no NVML: the index is unknown";
+  EXPECT_EQ(gem::prom::gpu_labels(0, ""), (Labels{{"gpu", "0"}})) << "gem-schd without --gpu serves device 0";
+  EXPECT_EQ(gem::prom::join({{"a", "1"}}, {{"b", "2"}}, {{"c", "3"}}), (Labels{{"a", "1"}, {"b", "2"}, {"c", "3"}}));
+}
+
+TEST(SchedMetrics, SeriesCarryTheGpuIndexUuidAndThePodsLabels) {
+  gem::sched::SchedMetrics m;
+  gem::sched::SchedView v;
+  v.gpu = "GPU-x";
+  v.health.index = 3;
+  v.window = 10000000;
+  v.clients.push_back({});
+  v.clients.back().name = "ns1/pod-a";
+  const std::string text = m.render(v);
+  EXPECT_NE(text.find("gem_gpu_busy_ratio{gpu=\"3\",UUID=\"GPU-x\"} 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("gem_client_share_ratio{gpu=\"3\",UUID=\"GPU-x\",client=\"ns1/pod-a\",namespace=\"ns1\",pod=\"pod-a\"} 0\n"),
+            std::string::npos)
+      << text;
+}
+
 TEST(PromHistogram, BucketsAreCumulativeAndEndWithInf) {
   Histogram h({0.1, 1});
   h.observe(0.05);
@@ -72,18 +102,18 @@ TEST(SchedMetrics, HandOffOnlyForClientsWaitingWhenTheTokenCameFree) {
   v.clients[1].revocations = 1;  // Policy's count, through the client's record
   const std::string text = m.render(v);
   auto has = [&](const std::string& line) { return text.find(line + "\n") != std::string::npos; };
-  EXPECT_TRUE(has("gem_client_handoff_seconds_count{gpu=\"GPU-x\",client=\"a\"} 0")) << text;
-  EXPECT_TRUE(has("gem_client_handoff_seconds_count{gpu=\"GPU-x\",client=\"b\"} 1")) << text;
-  EXPECT_TRUE(has("gem_client_handoff_seconds_sum{gpu=\"GPU-x\",client=\"b\"} 0.0005")) << text;
-  EXPECT_TRUE(has("gem_client_token_wait_seconds_count{gpu=\"GPU-x\",client=\"a\"} 2")) << text;
-  EXPECT_TRUE(has("gem_client_token_wait_seconds_sum{gpu=\"GPU-x\",client=\"b\"} 0.0035")) << text;
-  EXPECT_TRUE(has("gem_client_revocations_total{gpu=\"GPU-x\",client=\"b\"} 1")) << text;
-  EXPECT_TRUE(has("gem_config_reload_errors_total{gpu=\"GPU-x\"} 1")) << text;
-  EXPECT_TRUE(has("gem_gpu_busy_ratio{gpu=\"GPU-x\"} 0.5")) << text;
-  EXPECT_TRUE(has("gem_gpu_healthy{gpu=\"GPU-x\"} 0")) << "unwatched is not healthy: " << text;
+  EXPECT_TRUE(has("gem_client_handoff_seconds_count{UUID=\"GPU-x\",client=\"a\"} 0")) << text;
+  EXPECT_TRUE(has("gem_client_handoff_seconds_count{UUID=\"GPU-x\",client=\"b\"} 1")) << text;
+  EXPECT_TRUE(has("gem_client_handoff_seconds_sum{UUID=\"GPU-x\",client=\"b\"} 0.0005")) << text;
+  EXPECT_TRUE(has("gem_client_token_wait_seconds_count{UUID=\"GPU-x\",client=\"a\"} 2")) << text;
+  EXPECT_TRUE(has("gem_client_token_wait_seconds_sum{UUID=\"GPU-x\",client=\"b\"} 0.0035")) << text;
+  EXPECT_TRUE(has("gem_client_revocations_total{UUID=\"GPU-x\",client=\"b\"} 1")) << text;
+  EXPECT_TRUE(has("gem_config_reload_errors_total{UUID=\"GPU-x\"} 1")) << text;
+  EXPECT_TRUE(has("gem_gpu_busy_ratio{UUID=\"GPU-x\"} 0.5")) << text;
+  EXPECT_TRUE(has("gem_gpu_healthy{UUID=\"GPU-x\"} 0")) << "unwatched is not healthy: " << text;
   m.keep_only([](const std::string& n) { return n == "a"; });
   const std::string after = m.render(v);
-  EXPECT_EQ(after.find("gem_client_handoff_seconds_count{gpu=\"GPU-x\",client=\"b\"}"), std::string::npos) << after;
+  EXPECT_EQ(after.find("gem_client_handoff_seconds_count{UUID=\"GPU-x\",client=\"b\"}"), std::string::npos) << after;
 }
 
 // One record per client (ClientView, built by Server::client_view): the --stats file and the metrics
@@ -112,7 +142,7 @@ TEST(ClientRecord, StatsFileAndMetricsShowTheSameRecord) {
   const nlohmann::json st = gem::sched::stats_record(c);
 
   auto sample = [&](const std::string& name) {
-    const std::string head = name + "{gpu=\"GPU-x\",client=\"team-a/pod-1\"} ";
+    const std::string head = name + "{UUID=\"GPU-x\",client=\"team-a/pod-1\",namespace=\"team-a\",pod=\"pod-1\"} ";
     const size_t at = text.find(head);
     EXPECT_NE(at, std::string::npos) << name << " missing:\n" << text;
     return at == std::string::npos ? -1.0 : std::strtod(text.c_str() + at + head.size(), nullptr);

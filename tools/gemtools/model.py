@@ -50,10 +50,16 @@ def gpu_view(url, samples):
     d = _by_name(samples)
     if 'gem_gpu_busy_ratio' not in d:
         return None
-    gpu = d['gem_gpu_busy_ratio'][0][0].get('gpu', '')
+    # Named as dcgm-exporter names a GPU: UUID="GPU-...", gpu="NVML index" (an older gem-schd wrote
+    # its UUID as gpu).
+    labels0 = d['gem_gpu_busy_ratio'][0][0]
+    label = labels0.get('gpu', '')
+    gpu = labels0.get('UUID') or (label if label.startswith('GPU-') else '')
+    index = label if label.isdigit() else None
     holder = [labels.get('client') for labels, v in d.get('gem_gpu_token_holder', []) if v == 1]
     view = {
-        'url': url, 'gpu': gpu or '(no --gpu)', 'holder': holder[0] if holder else None,
+        'url': url, 'gpu': gpu or '(no --gpu)', 'index': int(index) if index and index.isdigit() else None,
+        'holder': holder[0] if holder else None,
         'busy': float(_one(d, 'gem_gpu_busy_ratio', 0.0)), 'window_s': float(_one(d, 'gem_gpu_window_seconds', 0.0)),
         'watched': _one(d, 'gem_gpu_health_watched', 0) == 1, 'healthy': _one(d, 'gem_gpu_healthy', 0) == 1,
         'lost': _one(d, 'gem_gpu_lost', 0) == 1, 'xid_errors': _count(d, 'gem_gpu_xid_errors_total'),
