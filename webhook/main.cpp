@@ -31,6 +31,10 @@ const char kUsage[] =
     "                              with restartPolicy Always; Kubernetes 1.29+); container: an\n"
     "                              ordinary container appended to spec.containers, for clusters\n"
     "                              without native sidecars (docs/kubernetes.md)\n"
+    "  --gpu_resource nvidia.com/gpu\n"
+    "                              the extended resource whose containers get the hook (a container\n"
+    "                              uses a GPU when its limits or requests name it, not 0); default\n"
+    "                              from $GEM_WEBHOOK_GPU_RESOURCE when set, else nvidia.com/gpu\n"
     "  --default_request 0 --default_limit 1 --default_gpu_memory 0\n"
     "                              settings for pods without the annotations (sizes as\n"
     "                              GPU_MEM takes them: 8Gi, 512MiB, 4G)\n"
@@ -59,7 +63,7 @@ long parse_long(const std::string& flag, const std::string& v, long lo, long hi)
 int main(int argc, char** argv) {
   gem::Flags flags({"port", "bind", "cert", "key", "max_body_bytes", "threads", "cert_check_ms",
                     "shutdown_delay_ms", "failure_policy", "pmgr_image", "image_pull_policy", "sidecar_mode",
-                    "default_request", "default_limit", "default_gpu_memory", "access_log"},
+                    "default_request", "default_limit", "default_gpu_memory", "access_log", "gpu_resource"},
                    {"help"});
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "-h") == 0) {
@@ -104,6 +108,16 @@ int main(int argc, char** argv) {
   }
   if (flags.has("sidecar_mode") && !gemwh::parse_sidecar_mode(value("sidecar_mode", ""), &m.sidecar_mode)) {
     usage_error("--sidecar_mode is native or container");
+  }
+  {
+    const char* env = std::getenv("GEM_WEBHOOK_GPU_RESOURCE");
+    const bool from_flag = flags.has("gpu_resource");
+    if (from_flag || (env && *env)) {
+      m.gpu_resource = from_flag ? value("gpu_resource", "") : std::string(env);
+      if (!gemwh::valid_resource_name(m.gpu_resource, &err)) {
+        usage_error(std::string(from_flag ? "--gpu_resource" : "GEM_WEBHOOK_GPU_RESOURCE") + ": " + err);
+      }
+    }
   }
   m.defaults.request = value("default_request", m.defaults.request);
   m.defaults.limit = value("default_limit", m.defaults.limit);

@@ -61,12 +61,12 @@ bool quantity_nonzero(const json& q) {
   return false;
 }
 
-bool uses_gpu(const json& container) {
+bool uses_gpu(const json& container, const std::string& resource) {
   const json* res = member(container, "resources");
   if (!res) return false;
   for (const char* kind : {"limits", "requests"}) {
     const json* m = member(*res, kind);
-    const json* q = m ? member(*m, kGpuResource) : nullptr;
+    const json* q = m ? member(*m, resource.c_str()) : nullptr;
     if (q && quantity_nonzero(*q)) return true;
   }
   return false;
@@ -255,6 +255,46 @@ bool parse_sidecar_mode(const std::string& text, SidecarMode* out) {
   return true;
 }
 
+bool valid_resource_name(const std::string& name, std::string* why) {
+  auto fail = [&](const std::string& w) {
+    if (why) *why = "\"" + name + "\" is not an extended resource name (prefix/name, e.g. nvidia.com/gpu): " + w;
+    return false;
+  };
+  const size_t slash = name.find('/');
+  if (slash == std::string::npos || name.find('/', slash + 1) != std::string::npos) {
+    return fail("it needs exactly one '/'");
+  }
+  const std::string prefix = name.substr(0, slash), base = name.substr(slash + 1);
+  auto alnum = [](char c, bool upper) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (upper && c >= 'A' && c <= 'Z');
+  };
+  // The prefix: a DNS subdomain (RFC 1123 labels of [a-z0-9-], joined by dots).
+  if (prefix.empty() || prefix.size() > 253) return fail("the prefix must have 1 to 253 characters");
+  size_t start = 0;
+  while (start <= prefix.size()) {
+    size_t dot = prefix.find('.', start);
+    if (dot == std::string::npos) dot = prefix.size();
+    const std::string label = prefix.substr(start, dot - start);
+    if (label.empty() || label.size() > 63 || !alnum(label.front(), false) || !alnum(label.back(), false)) {
+      return fail("the prefix must be a lower-case DNS subdomain");
+    }
+    for (char c : label) {
+      if (!alnum(c, false) && c != '-') return fail("the prefix must be a lower-case DNS subdomain");
+    }
+    start = dot + 1;
+  }
+  if (base.empty() || base.size() > 63) return fail("the name after '/' must have 1 to 63 characters");
+  if (!alnum(base.front(), true) || !alnum(base.back(), true)) {
+    return fail("the name after '/' must begin and end with a letter or digit");
+  }
+  for (char c : base) {
+    if (!alnum(c, true) && c != '-' && c != '_' && c != '.') {
+      return fail("the name after '/' may only hold letters, digits, '-', '_' and '.'");
+    }
+  }
+  return true;
+}
+
 json pod_manager_sidecar(const SharingSettings& s, const MutateOptions& opts) {
   json env = json::array({field_env("GEMINI_POD_NAMESPACE", "metadata.namespace"),
                           field_env("GEMINI_POD_NAME_ONLY", "metadata.name"),
@@ -345,13 +385,13 @@ MutateResult mutate_pod(const json& pod, const MutateOptions& opts) {
     if (inits) {
       for (size_t i = 0; i < inits->size(); ++i) {
         const json& c = (*inits)[i];
-        if (str_member(c, "name") != kSidecarName && uses_gpu(c)) {
+        if (str_member(c, "name") != kSidecarName && uses_gpu(c, opts.gpu_resource)) {
           targets.push_back({&c, "/spec/initContainers/" + std::to_string(i)});
         }
       }
     }
     for (size_t i = 0; i < containers->size(); ++i) {
-      if (uses_gpu((*containers)[i])) {
+      if (uses_gpu((*containers)[i], opts.gpu_resource)) {
         targets.push_back({&(*containers)[i], "/spec/containers/" + std::to_string(i)});
       }
     }
@@ -359,7 +399,7 @@ MutateResult mutate_pod(const json& pod, const MutateOptions& opts) {
       r.outcome = have_sidecar ? Outcome::kUnchanged : Outcome::kNoGpu;
       if (!have_sidecar) {
         r.warnings.push_back(std::string("gemini: pod has label ") + kLabelEnabled +
-                             "=true but no container requests " + kGpuResource +
+                             "=true but no container requests " + opts.gpu_resource +
                              "; it is not put under GPU sharing");
       }
       return r;

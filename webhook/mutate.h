@@ -33,6 +33,7 @@ inline constexpr const char* kSchedHostPath = "/run/gemini";
 inline constexpr const char* kSidecarName = "gemini-pod-manager";
 inline constexpr const char* kPodManagerIp = "127.0.0.1";
 inline constexpr const char* kPodManagerPort = "50052";
+// The default of MutateOptions::gpu_resource (gem-webhook --gpu_resource).
 inline constexpr const char* kGpuResource = "nvidia.com/gpu";
 
 /// Where the pod manager goes (gem-webhook --sidecar_mode).
@@ -44,11 +45,19 @@ enum class SidecarMode {
 /// Parses "native" or "container"; false otherwise.
 bool parse_sidecar_mode(const std::string& text, SidecarMode* out);
 
+/// True when `name` can be an extended resource name as a container's resources.limits holds it:
+/// "prefix/name", prefix a DNS subdomain (lower case, at most 253), name at most 63 of [A-Za-z0-9._-]
+/// beginning and ending alphanumeric (https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/#extended-resources).
+/// `why` (if given) says what is wrong.
+bool valid_resource_name(const std::string& name, std::string* why = nullptr);
+
 struct MutateOptions {
   std::string pmgr_image = "ghcr.io/gemini-gpu-sharing/gemini-node:0.1.0";
   std::string image_pull_policy = "IfNotPresent";
   SharingSettings defaults;  // for annotations a pod leaves out
   SidecarMode sidecar_mode = SidecarMode::kNative;
+  // A container uses a GPU when its limits or requests name this resource with a non-zero quantity.
+  std::string gpu_resource = kGpuResource;
 };
 
 enum class Outcome {

@@ -171,7 +171,8 @@ int run_server(const ServerConfig& cfg) {
     std::this_thread::sleep_for(cfg.shutdown_delay);
     server.stop();
   });
-  log_msg("info", "gem-webhook listening on https://" + cfg.bind + ":" + std::to_string(cfg.port));
+  log_msg("info", "gem-webhook listening on https://" + cfg.bind + ":" + std::to_string(cfg.port) +
+                      " (GPU resource " + cfg.admission.mutate.gpu_resource + ")");
   bool ok = server.listen_after_bind();
   stopped = true;
   if (signals.joinable()) {

@@ -360,6 +360,47 @@ class ContainerSidecarMode(unittest.TestCase):
         self.assertIn("--sidecar_mode is native or container", p.stderr)
 
 
+class GpuResource(unittest.TestCase):
+    """--gpu_resource (or $GEM_WEBHOOK_GPU_RESOURCE): the resource that marks a GPU container."""
+
+    RESOURCE = "gemini.gpu-sharing.io/gpu-share"
+
+    def review_with(self, server, resource):
+        rv = load_fixture("pod-generate-name.json")
+        for c in rv["request"]["object"]["spec"]["containers"]:
+            limits = c.get("resources", {}).get("limits", {})
+            if "nvidia.com/gpu" in limits:
+                limits[resource] = limits.pop("nvidia.com/gpu")
+        return rv, server.review(rv)["response"]
+
+    def check(self, server):
+        rv, resp = self.review_with(server, self.RESOURCE)
+        pod = apply_response(rv["request"]["object"], resp)
+        self.assertEqual(pod["spec"]["initContainers"][0]["name"], SIDECAR)
+        # nvidia.com/gpu no longer marks a GPU container: the warning names the configured resource.
+        _, resp = self.review_with(server, "nvidia.com/gpu")
+        self.assertNotIn("patch", resp)
+        self.assertIn(f"no container requests {self.RESOURCE};", resp["warnings"][0])
+
+    def test_flag(self):
+        with WebhookServer("--gpu_resource", self.RESOURCE) as server:
+            self.check(server)
+
+    def test_environment(self):
+        os.environ["GEM_WEBHOOK_GPU_RESOURCE"] = self.RESOURCE
+        try:
+            with WebhookServer() as server:
+                self.check(server)
+        finally:
+            del os.environ["GEM_WEBHOOK_GPU_RESOURCE"]
+
+    def test_bad_name_is_a_usage_error(self):
+        p = subprocess.run([webhook_bin(), "--cert", "c", "--key", "k", "--gpu_resource", "gpu"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn('--gpu_resource: "gpu" is not an extended resource name', p.stderr)
+
+
 class CertificateRotation(unittest.TestCase):
     def served_serial(self, server):
         ctx = server.ssl_context()

@@ -1,5 +1,6 @@
 """End to end: gem-webhook behind a real kube-apiserver (v1.20.2, built from Debian's source package)
-with the project's MutatingWebhookConfiguration, and every manifest of webhook/deploy/ sent to it.
+with the project's MutatingWebhookConfiguration, and every kustomize overlay of webhook/deploy/
+rendered by the built kubectl and sent to it.
 
 Needs GEM_K8S_BIN (kube-apiserver and kubectl), GEM_WEBHOOK_BIN and NODE_PATH with kubernetes-models;
 tests/webhook/e2e/run.sh (`make k8s-e2e`) sets them. docs/kubernetes.md, "End-to-end test".
@@ -10,7 +11,6 @@ shown to be refused by v1.20. Tests run in name order and share one cluster."""
 
 import base64
 import copy
-import glob
 import json
 import os
 import shutil
@@ -26,6 +26,7 @@ import yaml
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 from cluster import Cluster, wait_for  # noqa: E402
+from kustomize_render import OVERLAYS, Rendered  # noqa: E402
 from webhook_server import WebhookServer, apply_response, kubelet_env, to_v1pod  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
@@ -117,10 +118,23 @@ class WebhookBehindApiServer(unittest.TestCase):
         return wh
 
     @classmethod
+    def rendered(cls, overlay, namespace=None, images=None):
+        """`kubectl kustomize` of the overlay in a copy of webhook/deploy set to namespace/images
+        (no-cert-manager: after its make-certs.sh); the objects."""
+        r = Rendered(os.path.join(os.environ["GEM_K8S_BIN"], "kubectl"), overlay, namespace, images)
+        try:
+            if overlay == "no-cert-manager":
+                r.make_certs()
+            return r.render()
+        finally:
+            r.close()
+
+    @classmethod
     def webhook_configuration(cls, wh, port=None):
-        """The project's MutatingWebhookConfiguration with a url client config for `wh` and its CA
-        (what cert-manager's cainjector would put in caBundle)."""
-        (cfg,) = load_docs(os.path.join(DEPLOY, "40-mutating-webhook.yaml"))
+        """The project's MutatingWebhookConfiguration (cert-manager overlay as shipped) with a url
+        client config for `wh` and its CA (what cert-manager's cainjector would put in caBundle)."""
+        (cfg,) = [d for d in cls.rendered("cert-manager") if d["kind"] == "MutatingWebhookConfiguration"]
+        del cfg["metadata"]["annotations"]
         with open(wh.pki.ca_cert, "rb") as f:
             ca = base64.b64encode(f.read()).decode()
         for w in cfg["webhooks"]:
@@ -303,36 +317,46 @@ class WebhookBehindApiServer(unittest.TestCase):
 
     # -- manifests ---------------------------------------------------------------------------------
 
-    def test_70_every_manifest_passes_server_dry_run_or_schema(self):
-        files = sorted(glob.glob(os.path.join(DEPLOY, "*.yaml")))
-        self.assertGreaterEqual(len(files), 7)
-        # Namespaced objects need their namespace to exist for a server-side dry run.
-        self.cluster.kubectl("apply", "-f", os.path.join(DEPLOY, "00-namespace.yaml"))
+    def test_70_every_overlay_passes_server_dry_run_and_schema(self):
+        # Each overlay set to its own namespace and images, as docs/kubernetes.md tells an admin.
         crds = self.cluster.kubectl("get", "crd", "-o", "name").stdout
         have_cert_manager = "certificates.cert-manager.io" in crds
-        checked, schema_only = [], []
-        for path in files:
-            docs = load_docs(path)
-            core = [d for d in docs if not d["apiVersion"].startswith("cert-manager.io/")]
-            cm = [d for d in docs if d["apiVersion"].startswith("cert-manager.io/")]
-            if cm and not have_cert_manager:
-                schema_only += cm
-            else:
-                core += cm
-            if core:
+        for overlay in OVERLAYS:
+            with self.subTest(overlay=overlay):
+                ns = f"gem-{overlay}"
+                objects = self.rendered(overlay, ns, {"gem-webhook": f"registry.example/gem-webhook:{ns}",
+                                                      "gemini-node": f"registry.example/gemini-node:{ns}"})
+                # Namespaced objects need their namespace for a server-side dry run: apply it for real.
+                (namespace,) = [d for d in objects if d["kind"] == "Namespace"]
+                self.assertEqual(namespace["metadata"]["name"], ns)
+                self.cluster.kubectl("apply", "-f", "-", stdin=json.dumps(namespace))
+                checked, schema_only = [], []
+                for d in objects:
+                    if d["kind"] == "Namespace":
+                        continue
+                    if d["apiVersion"].startswith("cert-manager.io/") and not have_cert_manager:
+                        schema_only.append(d)
+                        continue
+                    if d["apiVersion"] == "policy/v1":
+                        # policy/v1 PodDisruptionBudget: 1.21+. v1.20 serves the same spec as v1beta1.
+                        d = dict(d, apiVersion="policy/v1beta1")
+                    checked.append(d)
                 p = self.cluster.kubectl("apply", "--dry-run=server", "-f", "-",
-                                         stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": core}),
+                                         stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": checked}),
                                          check=False)
-                self.assertEqual(p.returncode, 0, f"{os.path.basename(path)}: {p.stderr}")
-                checked += [f"{d['kind']}/{d['metadata']['name']}" for d in core]
-        self.assertGreaterEqual(len(checked), 9, checked)
-        self.assertTrue(schema_only or have_cert_manager)
-        # Every manifest, cert-manager's included, against the 1.29+ and cert-manager schemas.
-        objects = [d for path in files for d in load_docs(path)]
-        for entry in validate_schemas(objects):
-            self.assertTrue(entry["ok"], entry)
-        print(f"\ne2e: server dry run: {len(checked)} objects; schemas: {len(objects)} objects "
-              f"({len(schema_only)} cert-manager objects without their CRDs)", file=sys.stderr)
+                self.assertEqual(p.returncode, 0, f"{overlay}: {p.stderr}")
+                kinds = {d["kind"] for d in checked}
+                for kind in ("Deployment", "DaemonSet", "PodDisruptionBudget", "NetworkPolicy",
+                             "MutatingWebhookConfiguration", "Service", "ConfigMap", "Role"):
+                    self.assertIn(kind, kinds)
+                self.assertEqual("Secret" in kinds, overlay == "no-cert-manager")
+                self.assertTrue(schema_only or have_cert_manager or overlay == "no-cert-manager")
+                # Every object, cert-manager's and policy/v1 included, against the 1.29+ schemas.
+                for entry in validate_schemas(objects):
+                    self.assertTrue(entry["ok"], entry)
+                print(f"\ne2e: {overlay} in namespace {ns}: server dry run {len(checked)} objects + the "
+                      f"Namespace applied; schemas: {len(objects)} objects ({len(schema_only)} cert-manager "
+                      f"objects without their CRDs)", file=sys.stderr)
 
     # -- last: the webhook goes away ---------------------------------------------------------------
 

@@ -16,6 +16,8 @@ const groups = {
   "apps/v1": () => require("kubernetes-models/apps/v1"),
   "rbac.authorization.k8s.io/v1": () => require("kubernetes-models/rbac.authorization.k8s.io/v1"),
   "admissionregistration.k8s.io/v1": () => require("kubernetes-models/admissionregistration.k8s.io/v1"),
+  "policy/v1": () => require("kubernetes-models/policy/v1"),
+  "networking.k8s.io/v1": () => require("kubernetes-models/networking.k8s.io/v1"),
   "cert-manager.io/v1": () => require("@kubernetes-models/cert-manager/cert-manager.io/v1"),
 };
 

@@ -360,3 +360,49 @@ TEST(Mutate, ContainerModePutsThePodManagerAmongTheContainers) {
   plain["spec"]["containers"].push_back({{"name", kSidecarName}, {"image", "x"}, {"command", {"sh"}}});
   EXPECT_EQ(mutate_pod(plain, opts).outcome, Outcome::kInvalid);
 }
+
+// --gpu_resource: the resource that marks a GPU container is configurable (default nvidia.com/gpu).
+TEST(Mutate, GpuResourceIsConfigurable) {
+  MutateOptions opts;
+  EXPECT_EQ(opts.gpu_resource, "nvidia.com/gpu");
+  json pod = shared_pod();
+  pod["spec"]["containers"].push_back(
+      {{"name", "shared"}, {"image", "cuda:13"}, {"resources", {{"requests", {{"gemini.gpu-sharing.io/gpu-share", "30"}}}}}});
+  // Default: only "main" (nvidia.com/gpu) gets the hook.
+  MutateResult r = mutate_pod(pod, opts);
+  ASSERT_EQ(r.outcome, Outcome::kPatched) << r.message;
+  json out = apply_patch(pod, r);
+  EXPECT_NE(find_env(out["spec"]["containers"][0], "LD_PRELOAD"), nullptr);
+  EXPECT_EQ(find_env(out["spec"]["containers"][1], "LD_PRELOAD"), nullptr);
+  // Another resource: only "shared" does.
+  opts.gpu_resource = "gemini.gpu-sharing.io/gpu-share";
+  r = mutate_pod(pod, opts);
+  ASSERT_EQ(r.outcome, Outcome::kPatched) << r.message;
+  out = apply_patch(pod, r);
+  EXPECT_EQ(find_env(out["spec"]["containers"][0], "LD_PRELOAD"), nullptr);
+  EXPECT_NE(find_env(out["spec"]["containers"][1], "LD_PRELOAD"), nullptr);
+  // A pod with neither: the warning names the configured resource.
+  opts.gpu_resource = "example.com/accelerator";
+  r = mutate_pod(pod, opts);
+  ASSERT_EQ(r.outcome, Outcome::kNoGpu);
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_NE(r.warnings[0].find("no container requests example.com/accelerator;"), std::string::npos) << r.warnings[0];
+  // A zero quantity of the configured resource is no GPU.
+  pod["spec"]["containers"][1]["resources"]["requests"] = {{"example.com/accelerator", "0"}};
+  EXPECT_EQ(mutate_pod(pod, opts).outcome, Outcome::kNoGpu);
+}
+
+TEST(Mutate, ResourceNamesAreChecked) {
+  for (const char* ok : {"nvidia.com/gpu", "gemini.gpu-sharing.io/gpu-share", "amd.com/gpu", "a/B_1.x"}) {
+    std::string why;
+    EXPECT_TRUE(valid_resource_name(ok, &why)) << ok << ": " << why;
+  }
+  for (const char* bad : {"", "gpu", "/gpu", "nvidia.com/", "nvidia.com/gpu/x", "Nvidia.com/gpu", "nvidia..com/gpu",
+                          "-nvidia.com/gpu", "nvidia.com/-gpu", "nvidia.com/gpu!", "nvidia.com/g pu"}) {
+    std::string why;
+    EXPECT_FALSE(valid_resource_name(bad, &why)) << bad;
+    EXPECT_NE(why.find("is not an extended resource name"), std::string::npos) << why;
+  }
+  EXPECT_FALSE(valid_resource_name("x.io/" + std::string(64, 'a')));
+  EXPECT_TRUE(valid_resource_name("x.io/" + std::string(63, 'a')));
+}
