@@ -11,6 +11,15 @@ PmgrView Manager::metrics_view() const {
   for (const auto& [id, h] : hooks_) {
     if (!h.hello) continue;
     ++(h.memory ? v.memory_sessions : v.launch_processes);
+    ProcessView p;
+    p.pid = h.pid;
+    p.scheduler = h.route;
+    p.memory = h.memory;
+    if (const auto s = scheds_.find(h.route); s != scheds_.end()) {
+      p.holding = !h.memory && s->second.route.token().holds(id);
+      if (h.memory) p.mem_bytes = s->second.route.memory().budget().held_by(id);
+    }
+    v.processes.push_back(std::move(p));
   }
   for (const auto& [key, s] : scheds_) {
     RouteView r;

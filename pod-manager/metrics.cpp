@@ -74,6 +74,21 @@ std::string PmgrMetrics::render(const PmgrView& v) const {
     w.family(s.name, "gauge", s.help);
     for (const RouteView& r : v.routes) w.sample(s.name, prom::join(client, {{"scheduler", r.scheduler}}), s.value(r));
   }
+  // Per process (gemctl ps), at most the connection cap of them.
+  w.family("gem_pmgr_process_token_held", "gauge", "Per launch gate (one per process and GPU): 1 while it holds the token.");
+  for (const ProcessView& p : v.processes) {
+    if (!p.memory) {
+      w.sample("gem_pmgr_process_token_held", prom::join(client, {{"pid", std::to_string(p.pid)}, {"scheduler", p.scheduler}}),
+               p.holding ? 1 : 0);
+    }
+  }
+  w.family("gem_pmgr_process_memory_bytes", "gauge", "Per memory session (one per process and GPU): device memory leased, bytes.");
+  for (const ProcessView& p : v.processes) {
+    if (p.memory) {
+      w.sample("gem_pmgr_process_memory_bytes", prom::join(client, {{"pid", std::to_string(p.pid)}, {"scheduler", p.scheduler}}),
+               static_cast<double>(p.mem_bytes));
+    }
+  }
   return w.text();
 }
 

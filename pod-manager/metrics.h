@@ -28,8 +28,18 @@ struct RouteView {
   uint64_t mem_held = 0;   // leases of its memory sessions, bytes
 };
 
+/// One process's connection at render time (gemctl ps: nvidia-smi's process table, per client).
+struct ProcessView {
+  uint32_t pid = 0;        // as the process said in its Hello (its own pid namespace's)
+  std::string scheduler;   // the route it is served by (RouteView::scheduler)
+  bool memory = false;     // a memory session (else a launch gate)
+  bool holding = false;    // a launch gate holding the token now
+  uint64_t mem_bytes = 0;  // a memory session's lease, bytes
+};
+
 struct PmgrView {
   std::string client;
+  std::vector<ProcessView> processes;  // Hello'd connections, at most the connection cap
   size_t launch_processes = 0;  // launch gates (Hello role 1) connected
   size_t memory_sessions = 0;   // memory sessions (Hello role 3) connected
   size_t connections = 0;       // every connection, Hello'd or not

@@ -135,6 +135,20 @@ class TestGemctlWithDaemons(unittest.TestCase):
         self.assertRegex(text.stdout, r"client1\s+0\.30\s+1\.00\s+\d\.\d{3}")
         self.assertIn("1.0 GiB", text.stdout)
 
+        # gemctl ps (issue 20): one row per process, as nvidia-smi lists them, with the client's share.
+        ps = gemctl("ps", "--json", *self.d.endpoints())
+        self.assertEqual(ps.returncode, 0, ps.stdout + ps.stderr)
+        rows = {r["pid"]: r for r in json.loads(ps.stdout)["processes"]}
+        self.assertEqual(set(rows), {a.pid for a in apps}, ps.stdout)
+        self.assertEqual({rows[a.pid]["client"] for a in apps}, {"client1", "client2"})
+        for r in rows.values():
+            self.assertEqual(r["gpu"], GPU)
+            self.assertIsInstance(r["share"], float)
+            self.assertIn(r["token"], (0, 1))
+        table = gemctl("ps", *self.d.endpoints())
+        self.assertRegex(table.stdout, r"PID\s+CLIENT\s+GPU\s+MEMORY\s+SHARE\s+TOKEN")
+        self.assertRegex(table.stdout, rf"{apps[0].pid}\s+client1\s+{GPU}")
+
         top = gemctl("top", "--count", "2", "--interval", "0.2", *self.d.endpoints())
         self.assertEqual(top.returncode, 0, top.stderr)
         self.assertEqual(top.stdout.count("gemctl top"), 2, top.stdout)

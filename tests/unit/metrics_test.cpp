@@ -211,4 +211,18 @@ TEST(PmgrMetrics, GrantsRevocationsAndWaitsAsProcessesSeeThem) {
   EXPECT_TRUE(has("gem_pmgr_scheduler_up{client=\"c\",scheduler=\"unix:/s.sock\"} 1")) << text;
 }
 
+// gemctl ps's source (issue 20): per process, which holds the token and how much memory it leases.
+TEST(PmgrMetrics, PerProcessTokenAndMemory) {
+  gem::pmgr::PmgrView v;
+  v.client = "ns/p";
+  v.processes = {{41, "unix:/g0.sock", false, true, 0}, {41, "unix:/g0.sock", true, false, 1 << 20}, {42, "unix:/g1.sock", false, false, 0}};
+  const std::string text = gem::pmgr::PmgrMetrics().render(v);
+  auto has = [&](const std::string& line) { return text.find(line + "\n") != std::string::npos; };
+  const std::string c = "client=\"ns/p\",namespace=\"ns\",pod=\"p\",";
+  EXPECT_TRUE(has("gem_pmgr_process_token_held{" + c + "pid=\"41\",scheduler=\"unix:/g0.sock\"} 1")) << text;
+  EXPECT_TRUE(has("gem_pmgr_process_token_held{" + c + "pid=\"42\",scheduler=\"unix:/g1.sock\"} 0")) << text;
+  EXPECT_TRUE(has("gem_pmgr_process_memory_bytes{" + c + "pid=\"41\",scheduler=\"unix:/g0.sock\"} 1048576")) << text;
+  EXPECT_EQ(text.find("gem_pmgr_process_memory_bytes{" + c + "pid=\"42\""), std::string::npos) << "a launch gate leases no memory";
+}
+
 }  // namespace

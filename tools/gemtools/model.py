@@ -86,9 +86,18 @@ def pmgr_view(url, samples):
         return None
     kinds = {labels.get('kind'): v for labels, v in d['gem_pmgr_processes']}
     client = d['gem_pmgr_processes'][0][0].get('client', '?')
+    # Per process and GPU (gem_pmgr_process_*): a launch gate's token, a memory session's lease.
+    procs = {}
+    for series, key in (('gem_pmgr_process_token_held', 'token'), ('gem_pmgr_process_memory_bytes', 'mem_bytes')):
+        for labels, v in d.get(series, []):
+            p = procs.setdefault((labels.get('pid', '?'), labels.get('scheduler', '')),
+                                 {'pid': int(labels['pid']) if labels.get('pid', '').isdigit() else None,
+                                  'scheduler': labels.get('scheduler', ''), 'token': None, 'mem_bytes': None})
+            p[key] = _int(v)
     return {'url': url, 'client': client, 'launch': _int(kinds.get('launch', 0)), 'memory': _int(kinds.get('memory', 0)),
             'scheduler_up': all(v == 1 for _, v in d.get('gem_pmgr_scheduler_up', [])),
-            'grants': _count(d, 'gem_pmgr_grants_total')}
+            'grants': _count(d, 'gem_pmgr_grants_total'),
+            'processes': [procs[k] for k in sorted(procs, key=lambda k: (str(k[0]), k[1]))]}
 
 
 def views(scraped):
