@@ -30,7 +30,7 @@ SERVED = {
     ("cert-manager.io/v1", "Certificate"), ("cert-manager.io/v1", "Issuer"),
     ("cert-manager.io/v1", "ClusterIssuer"),
     # webhook/deploy/monitoring/ only (applied separately where the Prometheus Operator runs).
-    ("monitoring.coreos.com/v1", "PodMonitor"),
+    ("monitoring.coreos.com/v1", "PodMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule"),
 }
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration",
                   "ClusterIssuer"}
