@@ -8,6 +8,7 @@
 #   make soak            bounded soak of the real daemons (SOAK_SECONDS, default 600; docs/hardening.md)
 #   make demo            two clients at shares 0.3 / 0.7 (real GPU if present, else the stand-in)
 #   make install PREFIX=/opt/gemini   (bin/: daemons, launchers, gemctl and their gemtools/; lib/: the hook)
+#   make device-plugin   build/bin/gem-device-plugin, the kubelet device plugin (device-plugin/device-plugin.mk)
 #   make fuzz / fuzz-ci    libFuzzer targets / a minute of each from the seeds (tests/fuzz/fuzz.mk)
 #   make clean
 
@@ -195,6 +196,7 @@ tools-test: all $(FAKE_ALL)
 # measure shares of time and must not compete with other suites for the CPU or for ports.
 TEST_SUITES := unit-test integration-test tools-test
 -include webhook/webhook.mk
+include device-plugin/device-plugin.mk
 include tests/fuzz/fuzz.mk
 
 test: all $(UNIT_BIN) $(INTEG_BIN) $(FAKE_ALL) $(TEST_BUILD_EXTRA)
@@ -219,7 +221,7 @@ bench-config: $(SCHD_A) $(COMMON_A)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib
-	install -m 0755 $(SCHD_BIN) $(PMGR_BIN) tools/launch-backend.py tools/launch-command.py tools/gemctl \
+	install -m 0755 $(SCHD_BIN) $(PMGR_BIN) $(DP_BIN) tools/launch-backend.py tools/launch-command.py tools/gemctl \
 	  $(DESTDIR)$(PREFIX)/bin/
 	install -d $(DESTDIR)$(PREFIX)/bin/gemtools
 	install -m 0644 tools/gemtools/*.py $(DESTDIR)$(PREFIX)/bin/gemtools/

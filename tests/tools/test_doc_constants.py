@@ -11,7 +11,7 @@ Numbers: 500, 0.5, 1,000,000, 10^6, 10⁶, 2^50. Units: µs/us, ms, s (time); B/
 (size); any other word (launches, clients, beats) or none is a plain count.
 
 The constant is found by NAME (never by file: constants move between files) in the C++ sources under
-hook/ common/ scheduler/ pod-manager/ metrics/ webhook/ tools/ include/, as a definition
+hook/ common/ scheduler/ pod-manager/ metrics/ webhook/ tools/ include/ device-plugin/, as a definition
 `[static|inline] constexpr TYPE kName = EXPR;`. It must be defined exactly once there. EXPR may be
 simple arithmetic on literals and other such constants (`2 * kMiB`, `uint64_t{1} << 50`,
 `proto::kHeartbeatPeriodMs * 1000`). The constant's unit comes from its type or name: type `Micros`
@@ -34,7 +34,8 @@ import unittest
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCE_DIRS = ["hook", "common", "scheduler", "pod-manager", "metrics", "webhook", "tools", "include"]
+SOURCE_DIRS = ["hook", "common", "scheduler", "pod-manager", "metrics", "webhook", "tools", "include",
+               "device-plugin"]
 SOURCE_EXTS = {".h", ".hpp", ".cpp", ".cc", ".def", ".in"}
 
 # µs per time unit; bytes per size unit.
