@@ -223,7 +223,8 @@ class WebhookBehindApiServer(unittest.TestCase):
         pod = gpu_pod("no-gpu", gpu=False)
         p = self.create(pod)
         self.assertIn("Warning: gemini: pod has label gemini.gpu-sharing.io/enabled=true but no container "
-                      "requests nvidia.com/gpu; it is not put under GPU sharing", p.stderr)
+                      "requests nvidia.com/gpu or gemini.gpu-sharing.io/gpu-share; it is not put under GPU sharing",
+                      p.stderr)
         stored = self.get("no-gpu")
         self.assertNotIn("annotations", stored["metadata"])
         self.assertEqual([c["name"] for c in stored["spec"]["containers"]], ["main"])
