@@ -66,8 +66,10 @@ bool uses_gpu(const json& container, const std::string& resource) {
   if (!res) return false;
   for (const char* kind : {"limits", "requests"}) {
     const json* m = member(*res, kind);
-    const json* q = m ? member(*m, resource.c_str()) : nullptr;
-    if (q && quantity_nonzero(*q)) return true;
+    for (const std::string& name : {resource, std::string(kResShare), std::string(kResMemory)}) {
+      const json* q = m ? member(*m, name.c_str()) : nullptr;
+      if (q && quantity_nonzero(*q)) return true;
+    }
   }
   return false;
 }
@@ -343,13 +345,15 @@ MutateResult mutate_pod(const json& pod, const MutateOptions& opts) {
     };
     const json* annotations = meta ? member(*meta, "annotations") : nullptr;
     if (annotations && !annotations->is_object()) return invalid("metadata.annotations is not a map");
-    SharingSettings settings;
-    if (!settings_from_annotations(annotations ? *annotations : json(), opts.defaults, &settings, &err)) {
-      return invalid(err);
-    }
-
     const json* spec = member(pod, "spec");
     if (!spec || !spec->is_object()) return invalid("spec is missing");
+    // The device plugin's resources first (what kube-scheduler counted), then the annotations.
+    ResourceAsk ask;
+    if (!resource_ask(*spec, &ask, &err)) return invalid(err);
+    SharingSettings settings;
+    if (!settings_for_pod(annotations ? *annotations : json(), ask, opts.defaults, &settings, &err, &r.warnings)) {
+      return invalid(err);
+    }
     const json *containers = nullptr, *inits = nullptr, *volumes = nullptr;
     if (!object_list(*spec, "containers", &containers, &err, "spec")) return invalid(err);
     if (!containers || containers->empty()) return invalid("spec.containers is missing or empty");
@@ -400,6 +404,7 @@ MutateResult mutate_pod(const json& pod, const MutateOptions& opts) {
       if (!have_sidecar) {
         r.warnings.push_back(std::string("gemini: pod has label ") + kLabelEnabled +
                              "=true but no container requests " + opts.gpu_resource +
+                             (opts.gpu_resource == kResShare ? std::string() : std::string(" or ") + kResShare) +
                              "; it is not put under GPU sharing");
       }
       return r;

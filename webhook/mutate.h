@@ -1,14 +1,16 @@
 // What a pod that opted into GPU sharing gets, as an RFC 6902 patch. Pure: pod JSON in, patch out.
 // The rules (docs/kubernetes.md has the user's view):
 //  - Opt-in: label gemini.gpu-sharing.io/enabled="true". Anything else is left alone.
-//  - A container "uses a GPU" when resources.limits or resources.requests names nvidia.com/gpu with
-//    a quantity other than 0. Such containers (regular and init) get LD_PRELOAD, the hook's
+//  - A container "uses a GPU" when resources.limits or resources.requests names nvidia.com/gpu, or
+//    the device plugin's gemini.gpu-sharing.io/gpu-share or /gpu-memory, with a quantity other than 0. Such containers (regular and init) get LD_PRELOAD, the hook's
 //    environment and the read-only hook volume. An opted-in pod with no such container is allowed
 //    unchanged, with a warning.
 //  - The pod manager is the only container that mounts the schedulers' socket directory. By default
 //    (SidecarMode::kNative) it is a native sidecar: initContainers[0] with restartPolicy Always
 //    (Kubernetes 1.29+). SidecarMode::kContainer, for older clusters, appends it to spec.containers
 //    as an ordinary container instead (docs/kubernetes.md, "Clusters without native sidecars").
+//  - REQUEST and GPU_MEM come from the pod's gpu-share and gpu-memory resources when it has them
+//    (settings_for_pod), the annotations staying overrides.
 //  - Only missing pieces are added, so a pod that already has them (reinvocation) gets no patch.
 #pragma once
 

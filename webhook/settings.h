@@ -5,8 +5,10 @@
 // accept. Pure, thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -20,6 +22,18 @@ inline constexpr const char* kAnnUnifiedMemory = "gemini.gpu-sharing.io/unified-
 /// A latency target in ms, e.g. "5" (resource-config.txt's latency=MS; docs/scheduling.md): the pod
 /// is a latency client. Absent (default): not one; present and empty: refused.
 inline constexpr const char* kAnnLatency = "gemini.gpu-sharing.io/latency-ms";
+
+/// The device plugin's extended resources (gem-device-plugin; docs/kubernetes.md, "Placement by
+/// share and memory"): a container asks for a GPU time share in hundredths of a GPU and for GPU
+/// memory in kMemoryUnit units, in resources.limits (extended resources are not overcommitted, so a
+/// request, when given, equals the limit). kube-scheduler counts them against the node's capacity.
+inline constexpr const char* kResShare = "gemini.gpu-sharing.io/gpu-share";
+inline constexpr const char* kResMemory = "gemini.gpu-sharing.io/gpu-memory";
+/// kResShare units in one GPU: 30 is REQUEST 0.3.
+inline constexpr int64_t kShareUnitsPerGpu = 100;
+/// One kResMemory unit, written as the size suffix gem::parse_size takes (GPU_MEM, gem-pmgr
+/// --gpu_mem): the one place the plugin's memory unit is named here.
+inline constexpr const char* kMemoryUnit = "MiB";
 
 /// Validated settings, as the strings passed to gem-pmgr --request/--limit/--gpu_mem.
 struct SharingSettings {
@@ -37,5 +51,30 @@ struct SharingSettings {
 /// written (gem-pmgr parses them again with the same functions).
 bool settings_from_annotations(const nlohmann::json& annotations, const SharingSettings& defaults,
                                SharingSettings* out, std::string* err);
+
+/// What a pod asks of the plugin's resources, as kube-scheduler counts a pod against a node: the
+/// larger of the sum over spec.containers and the largest init container. -1: not asked (absent
+/// or 0 in every container).
+struct ResourceAsk {
+  int64_t share = -1;   // kResShare units (hundredths of a GPU)
+  int64_t memory = -1;  // kResMemory units (kMemoryUnit)
+};
+
+/// Reads kResShare and kResMemory from the containers' and init containers' resources.limits (or
+/// resources.requests when a container has no limit for one) in pod `spec`. Quantities are
+/// Kubernetes quantities that must be whole numbers ("30", "1k", "80Ki", "1e3"). False with *err
+/// (naming the container and resource) for a value that is not one, or a share above one GPU.
+bool resource_ask(const nlohmann::json& spec, ResourceAsk* out, std::string* err);
+
+/// The settings of a pod: `defaults`, replaced by what `ask` says (share/kShareUnitsPerGpu as the
+/// request, raising the default limit to it when below; memory in kMemoryUnit as gpu_memory), then
+/// by the annotations (settings_from_annotations: they stay overrides). An annotation that overrides
+/// an asked value with a different one adds a warning to *warnings; an annotated limit below the
+/// asked share is an error.
+bool settings_for_pod(const nlohmann::json& annotations, const ResourceAsk& ask, const SharingSettings& defaults,
+                      SharingSettings* out, std::string* err, std::vector<std::string>* warnings);
+
+/// A share in kShareUnitsPerGpu units as a REQUEST: 30 -> "0.3", 5 -> "0.05", 100 -> "1", 0 -> "0".
+std::string share_text(int64_t units);
 
 }  // namespace gemwh

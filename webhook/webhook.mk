@@ -3,7 +3,8 @@
 #   make webhook          $(BUILD)/bin/gem-webhook
 #   make webhook-test     unit tests (GoogleTest) + server tests over TLS + manifest checks (Python)
 #   make webhook-bench    admissions/s and p99 over loopback TLS (not part of `make test`)
-#   make k8s-e2e          the webhook and the manifests against a real kube-apiserver v1.20.2, built
+#   make k8s-e2e          the webhook and the manifests against a real kube-apiserver v1.20.2, and
+#                         kube-scheduler placing pods by the device plugin's resources; both built
 #                         once into ~/.cache/gem-k8s (not part of `make test`; a step of .ci/run)
 
 # HTTPLIB_CFLAGS and HTTPLIB_LIBS (Debian's split cpp-httplib) come from the top-level Makefile.

@@ -363,7 +363,7 @@ class ContainerSidecarMode(unittest.TestCase):
 class GpuResource(unittest.TestCase):
     """--gpu_resource (or $GEM_WEBHOOK_GPU_RESOURCE): the resource that marks a GPU container."""
 
-    RESOURCE = "gemini.gpu-sharing.io/gpu-share"
+    RESOURCE = "example.com/accel"
 
     def review_with(self, server, resource):
         rv = load_fixture("pod-generate-name.json")
@@ -380,7 +380,7 @@ class GpuResource(unittest.TestCase):
         # nvidia.com/gpu no longer marks a GPU container: the warning names the configured resource.
         _, resp = self.review_with(server, "nvidia.com/gpu")
         self.assertNotIn("patch", resp)
-        self.assertIn(f"no container requests {self.RESOURCE};", resp["warnings"][0])
+        self.assertIn(f"no container requests {self.RESOURCE} or gemini.gpu-sharing.io/gpu-share;", resp["warnings"][0])
 
     def test_flag(self):
         with WebhookServer("--gpu_resource", self.RESOURCE) as server:

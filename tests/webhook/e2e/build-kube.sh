@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and kubectl v1.20.2 from Debian 12's `kubernetes` source package, once, into
-# a cache that survives between runs: ${GEM_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gem-k8s/v1.20.2}/bin.
-# Prints that bin directory on stdout when it is ready (reused without building when both binaries
-# are there). Needs golang-go, dpkg-dev and golang-github-modern-go-reflect2-dev (.ci/install-deps).
+# Builds kube-apiserver, kube-scheduler and kubectl v1.20.2 from Debian 12's `kubernetes` source
+# package, once, into a cache that survives between runs:
+# ${GEM_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gem-k8s/v1.20.2}/bin.
+# Prints that bin directory on stdout when it is ready (reused without building when all three
+# binaries are there; when only some are, only the missing ones are built and the others kept).
+# Needs golang-go, dpkg-dev and golang-github-modern-go-reflect2-dev (.ci/install-deps).
 # The machine's apt sources are left alone: the source package is fetched with a private
 # Dir::Etc::SourceList that holds only deb-src lines (docs/kubernetes.md, "End-to-end test").
 set -euo pipefail
@@ -11,9 +13,14 @@ CACHE="${GEM_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gem-k8s/$VERSION}"
 BIN="$CACHE/bin"
 MIRROR="${GEM_K8S_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SECURITY="${GEM_K8S_DEBIAN_SECURITY:-http://deb.debian.org/debian-security}"
+COMMANDS=(kube-apiserver kube-scheduler kubectl)
 log() { echo "build-kube: $*" >&2; }
+missing() {
+  local c
+  for c in "${COMMANDS[@]}"; do [ -x "$BIN/$c" ] || echo "$c"; done
+}
 
-if [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kubectl" ]; then
+if [ -z "$(missing)" ]; then
   log "reusing $BIN"
   echo "$BIN"
   exit 0
@@ -28,13 +35,14 @@ REFLECT2=/usr/share/gocode/src/github.com/modern-go/reflect2
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock"
 flock -w "${GEM_K8S_BUILD_TIMEOUT_S:-3600}" 9 || { log "timed out waiting for another build ($CACHE/.lock)"; exit 1; }
-if [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kubectl" ]; then
+MISSING=($(missing))
+if [ ${#MISSING[@]} -eq 0 ]; then
   log "reusing $BIN (built meanwhile)"
   echo "$BIN"
   exit 0
 fi
-# The unpacked source, Go's build cache and the outputs take about 2.2 GB; all but the two
-# binaries (about 150 MB) are removed afterwards.
+# The unpacked source, Go's build cache and the outputs take about 2.2 GB; all but the three
+# binaries (about 200 MB) are removed afterwards.
 avail_kb=$(df -Pk "$CACHE" | awk 'NR==2 {print $4}')
 if [ "${avail_kb:-0}" -lt $((3 * 1024 * 1024)) ]; then
   log "need about 3 GB free under $CACHE to build (have $((avail_kb / 1024)) MB); set GEM_K8S_CACHE elsewhere"
@@ -66,14 +74,24 @@ cp -r "$REFLECT2" "$SRCDIR/vendor/github.com/modern-go/reflect2"
 # Kubernetes 1.20's make builds in GOPATH mode (hack/lib/init.sh: GO111MODULE=off) straight from
 # vendor/, so go.mod and vendor/modules.txt are left as they are.
 
-log "building kube-apiserver and kubectl $VERSION with $(go version) (several minutes)"
+WHAT=""
+for c in "${MISSING[@]}"; do WHAT="$WHAT cmd/$c"; done
+log "building ${MISSING[*]} $VERSION with $(go version) (several minutes)"
 (cd "$SRCDIR" && CGO_ENABLED=0 KUBE_GIT_VERSION=$VERSION KUBE_GIT_TREE_STATE=clean \
-  GOCACHE="$WORK/gocache" timeout "${GEM_K8S_BUILD_TIMEOUT_S:-3600}" make WHAT="cmd/kube-apiserver cmd/kubectl" >&2) || {
+  GOCACHE="$WORK/gocache" timeout "${GEM_K8S_BUILD_TIMEOUT_S:-3600}" make WHAT="${WHAT# }" >&2) || {
   log "the build failed or ran past ${GEM_K8S_BUILD_TIMEOUT_S:-3600} s (GEM_K8S_BUILD_TIMEOUT_S); $WORK kept"
   exit 1
 }
-mkdir -p "$BIN.new"
-cp "$SRCDIR/_output/bin/kube-apiserver" "$SRCDIR/_output/bin/kubectl" "$BIN.new/"
+# The new bin directory gets the binaries kept from the old one and the ones just built, then
+# replaces it in one rename, so a reader never sees a half-copied binary.
+rm -rf "$BIN.new" && mkdir -p "$BIN.new"
+for c in "${COMMANDS[@]}"; do
+  if [ -x "$SRCDIR/_output/bin/$c" ] && printf '%s\n' "${MISSING[@]}" | grep -qx "$c"; then
+    cp "$SRCDIR/_output/bin/$c" "$BIN.new/"
+  else
+    cp "$BIN/$c" "$BIN.new/"
+  fi
+done
 rm -rf "$BIN" && mv "$BIN.new" "$BIN"
 rm -rf "$WORK"
 log "built $BIN in $(( $(date +%s) - start )) s"

@@ -1,7 +1,8 @@
-"""A throwaway Kubernetes control plane on loopback for the e2e test: etcd (Debian's etcd-server)
-and kube-apiserver (built by build-kube.sh) with openssl-made certificates, a service-account key and
-a token file; kubectl with a kubeconfig for it. No controller manager, scheduler or kubelet: pods are
-stored, never run. Every wait polls with a deadline."""
+"""A throwaway Kubernetes control plane on loopback for the e2e test: etcd (Debian's etcd-server),
+kube-apiserver and kube-scheduler (built by build-kube.sh) with openssl-made certificates, a
+service-account key and a token file; kubectl with a kubeconfig for it. No controller manager and no
+kubelet: Node objects are made by the test (node()), pods are bound to them by kube-scheduler but
+never run. Every wait polls with a deadline."""
 
 import json
 import os
@@ -141,8 +142,68 @@ class Cluster:
                                                            check=False).returncode == 0,
                  START_DEADLINE_S, apiserver.proc, apiserver.log, period=0.5)
 
+        # kube-scheduler: the admin token through the same kubeconfig, no leader election (one
+        # instance), no insecure port; its /healthz on a free loopback port is always allowed
+        # without authentication (--authorization-always-allow-paths' default). Its serving
+        # certificate is self-signed into --cert-dir, so the check does not verify it.
+        self.scheduler_port = free_port()
+        scheduler = Process("kube-scheduler", [
+            os.path.join(self.kube_bin, "kube-scheduler"),
+            f"--kubeconfig={self.kubeconfig}", "--leader-elect=false",
+            "--bind-address=127.0.0.1", f"--secure-port={self.scheduler_port}", "--port=0",
+            f"--cert-dir={self.dir}/scheduler-certs", "--profiling=false", "--v=2"], self.dir)
+        self.procs.append(scheduler)
+        insecure = ssl.create_default_context()
+        insecure.check_hostname = False
+        insecure.verify_mode = ssl.CERT_NONE
+
+        def scheduler_healthy():
+            url = f"https://127.0.0.1:{self.scheduler_port}/healthz"
+            with urllib.request.urlopen(url, timeout=5, context=insecure) as r:
+                return r.status == 200 and r.read().strip() == b"ok"
+        wait_for("kube-scheduler /healthz", scheduler_healthy, START_DEADLINE_S, scheduler.proc,
+                 scheduler.log, period=0.5)
+        self.scheduler = scheduler
+
     def server(self):
         return f"https://127.0.0.1:{self.port}"
+
+    def api(self, method, path, body=None, content_type="application/json"):
+        """One request to the API server as the admin (for what kubectl v1.20 cannot do, such as
+        writing a subresource); returns the decoded JSON reply, raises AssertionError on an HTTP
+        error with the server's message."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.server() + path, data=data, method=method,
+                                     headers={"Authorization": "Bearer " + TOKEN,
+                                              "Content-Type": content_type})
+        ctx = ssl.create_default_context(cafile=self.pki.ca_cert)
+        try:
+            with urllib.request.urlopen(req, timeout=60, context=ctx) as r:
+                return json.load(r)
+        except urllib.error.HTTPError as e:
+            raise AssertionError(f"{method} {path}: HTTP {e.code}: {e.read().decode(errors='replace')}")
+
+    def node(self, name, allocatable, labels=None):
+        """A Node object as a kubelet (and a device plugin) would leave it, without a kubelet:
+        created, then its status written through the status subresource with `allocatable` (a
+        dict of resource name -> quantity) as capacity and allocatable, and Ready true. The API
+        server's TaintNodesByCondition admission gives every new Node the NoSchedule taint
+        node.kubernetes.io/not-ready; the node lifecycle controller (kube-controller-manager, not run
+        here) would lift it once the node is Ready, so the test does that itself."""
+        self.api("POST", "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node",
+                                           "metadata": {"name": name, "labels": {
+                                               "kubernetes.io/hostname": name, **(labels or {})}}})
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.api("PATCH", f"/api/v1/nodes/{name}/status", {"status": {
+            "capacity": allocatable, "allocatable": allocatable,
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                            "message": "e2e: no kubelet; made by the test", "lastHeartbeatTime": now,
+                            "lastTransitionTime": now}]}},
+            content_type="application/merge-patch+json")
+        node = self.api("PATCH", f"/api/v1/nodes/{name}", {"spec": {"taints": None}},
+                        content_type="application/merge-patch+json")
+        assert not node["spec"].get("taints"), node["spec"]
+        return node
 
     def kubectl(self, *args, stdin=None, check=True, timeout=120):
         """Runs kubectl against this cluster; returns the CompletedProcess (text). check: raise with

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Kubernetes end-to-end test (`make k8s-e2e`; a step of .ci/run): builds or reuses the cached
-# kube-apiserver and kubectl v1.20.2 (build-kube.sh), installs or reuses the pinned schema packages
-# (package-lock.json, npm ci), then runs test_e2e.py against etcd + kube-apiserver on loopback.
-# Prints how long each part took. Needs GEM_WEBHOOK_BIN (the Makefile sets it).
+# kube-apiserver, kube-scheduler and kubectl v1.20.2 (build-kube.sh), installs or reuses the pinned
+# schema packages (package-lock.json, npm ci), then runs test_e2e.py against etcd + kube-apiserver +
+# kube-scheduler on loopback. Prints how long each part took. Needs GEM_WEBHOOK_BIN (the Makefile
+# sets it).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 CACHE_ROOT="${GEM_K8S_CACHE_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/gem-k8s}"
@@ -31,5 +32,5 @@ t2=$(date +%s)
 status=0
 "${PYTHON:-/usr/bin/python3}" -m unittest discover -s "$HERE" -p 'test_e2e.py' -v || status=$?
 t3=$(date +%s)
-echo "k8s-e2e: kube-apiserver+kubectl (build or reuse) $((t1 - t0)) s, npm packages $((t2 - t1)) s, tests $((t3 - t2)) s, total $((t3 - t0)) s" >&2
+echo "k8s-e2e: kube-apiserver+kube-scheduler+kubectl (build or reuse) $((t1 - t0)) s, npm packages $((t2 - t1)) s, tests $((t3 - t2)) s, total $((t3 - t0)) s" >&2
 exit $status

@@ -367,7 +367,7 @@ TEST(Mutate, GpuResourceIsConfigurable) {
   EXPECT_EQ(opts.gpu_resource, "nvidia.com/gpu");
   json pod = shared_pod();
   pod["spec"]["containers"].push_back(
-      {{"name", "shared"}, {"image", "cuda:13"}, {"resources", {{"requests", {{"gemini.gpu-sharing.io/gpu-share", "30"}}}}}});
+      {{"name", "shared"}, {"image", "cuda:13"}, {"resources", {{"requests", {{"example.com/accel", "1"}}}}}});
   // Default: only "main" (nvidia.com/gpu) gets the hook.
   MutateResult r = mutate_pod(pod, opts);
   ASSERT_EQ(r.outcome, Outcome::kPatched) << r.message;
@@ -375,20 +375,20 @@ TEST(Mutate, GpuResourceIsConfigurable) {
   EXPECT_NE(find_env(out["spec"]["containers"][0], "LD_PRELOAD"), nullptr);
   EXPECT_EQ(find_env(out["spec"]["containers"][1], "LD_PRELOAD"), nullptr);
   // Another resource: only "shared" does.
-  opts.gpu_resource = "gemini.gpu-sharing.io/gpu-share";
+  opts.gpu_resource = "example.com/accel";
   r = mutate_pod(pod, opts);
   ASSERT_EQ(r.outcome, Outcome::kPatched) << r.message;
   out = apply_patch(pod, r);
   EXPECT_EQ(find_env(out["spec"]["containers"][0], "LD_PRELOAD"), nullptr);
   EXPECT_NE(find_env(out["spec"]["containers"][1], "LD_PRELOAD"), nullptr);
   // A pod with neither: the warning names the configured resource.
-  opts.gpu_resource = "example.com/accelerator";
+  opts.gpu_resource = "example.com/other";
   r = mutate_pod(pod, opts);
   ASSERT_EQ(r.outcome, Outcome::kNoGpu);
   ASSERT_EQ(r.warnings.size(), 1u);
-  EXPECT_NE(r.warnings[0].find("no container requests example.com/accelerator;"), std::string::npos) << r.warnings[0];
+  EXPECT_NE(r.warnings[0].find("no container requests example.com/other or gemini.gpu-sharing.io/gpu-share;"), std::string::npos) << r.warnings[0];
   // A zero quantity of the configured resource is no GPU.
-  pod["spec"]["containers"][1]["resources"]["requests"] = {{"example.com/accelerator", "0"}};
+  pod["spec"]["containers"][1]["resources"]["requests"] = {{"example.com/other", "0"}};
   EXPECT_EQ(mutate_pod(pod, opts).outcome, Outcome::kNoGpu);
 }
 
@@ -405,4 +405,64 @@ TEST(Mutate, ResourceNamesAreChecked) {
   }
   EXPECT_FALSE(valid_resource_name("x.io/" + std::string(64, 'a')));
   EXPECT_TRUE(valid_resource_name("x.io/" + std::string(63, 'a')));
+}
+
+TEST(Mutate, DevicePluginResourcesGiveRequestAndGpuMem) {
+  // No nvidia.com/gpu: the plugin's gpu-share alone makes the container a GPU container.
+  json pod = shared_pod();
+  pod["spec"]["containers"][0]["resources"] = {{"limits", {{kResShare, "30"}, {kResMemory, "81559"}}}};
+  pod["spec"]["containers"].push_back({{"name", "log"}, {"image", "busybox"}});
+  MutateResult r = mutate_pod(pod, MutateOptions());
+  ASSERT_EQ(r.outcome, Outcome::kPatched) << r.message;
+  EXPECT_TRUE(r.warnings.empty());
+  json out = apply_patch(pod, r);
+  expect_shared_container(out["spec"]["containers"][0]);
+  EXPECT_FALSE(out["spec"]["containers"][1].contains("env"));
+  const json& args = out["spec"]["initContainers"][0]["args"];
+  EXPECT_EQ(json(std::vector<json>(args.end() - 6, args.end())),
+            json({"--request", "0.3", "--limit", "1", "--gpu_mem", std::string("81559") + kMemoryUnit}));
+  EXPECT_EQ(mutate_pod(defaulted(out), MutateOptions()).outcome, Outcome::kUnchanged);
+
+  // Annotations stay overrides, with a warning the API server shows the user.
+  pod["metadata"]["annotations"] = {{kAnnRequest, "0.5"}, {kAnnLimit, "0.6"}};
+  r = mutate_pod(pod, MutateOptions());
+  ASSERT_EQ(r.outcome, Outcome::kPatched) << r.message;
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_NE(r.warnings[0].find("overrides the REQUEST 0.3"), std::string::npos) << r.warnings[0];
+  const json args2 = apply_patch(pod, r)["spec"]["initContainers"][0]["args"];
+  EXPECT_EQ(json(std::vector<json>(args2.end() - 6, args2.end())),
+            json({"--request", "0.5", "--limit", "0.6", "--gpu_mem", std::string("81559") + kMemoryUnit}));
+
+  // gpu-memory alone is a GPU container too; the share stays the default.
+  json mem_only = shared_pod();
+  mem_only["spec"]["containers"][0]["resources"] = {{"limits", {{kResMemory, "4096"}}}};
+  const json args3 = apply_patch(mem_only, mutate_pod(mem_only, MutateOptions()))["spec"]["initContainers"][0]["args"];
+  EXPECT_EQ(json(std::vector<json>(args3.end() - 6, args3.end())),
+            json({"--request", "0", "--limit", "1", "--gpu_mem", "4096MiB"}));
+
+  // Unchanged for a pod with nvidia.com/gpu only: the defaults, as before.
+  json plain = shared_pod();
+  const json args4 = apply_patch(plain, mutate_pod(plain, MutateOptions()))["spec"]["initContainers"][0]["args"];
+  EXPECT_EQ(json(std::vector<json>(args4.end() - 6, args4.end())),
+            json({"--request", "0", "--limit", "1", "--gpu_mem", "0"}));
+
+  // A quantity the webhook cannot turn into a share, or a share above one GPU: invalid (failure policy).
+  pod["spec"]["containers"][0]["resources"]["limits"][kResShare] = "500m";
+  r = mutate_pod(pod, MutateOptions());
+  EXPECT_EQ(r.outcome, Outcome::kInvalid);
+  EXPECT_NE(r.message.find("is not a whole number"), std::string::npos) << r.message;
+  pod["spec"]["containers"][0]["resources"]["limits"][kResShare] = "101";
+  r = mutate_pod(pod, MutateOptions());
+  EXPECT_EQ(r.outcome, Outcome::kInvalid);
+  EXPECT_NE(r.message.find("more than one GPU"), std::string::npos) << r.message;
+}
+
+TEST(Mutate, NoGpuWarningNamesBothResources) {
+  json pod = shared_pod();
+  pod["spec"]["containers"][0]["resources"] = {{"limits", {{kResShare, "0"}}}};
+  MutateResult r = mutate_pod(pod, MutateOptions());
+  EXPECT_EQ(r.outcome, Outcome::kNoGpu);
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_EQ(r.warnings[0], "gemini: pod has label gemini.gpu-sharing.io/enabled=true but no container requests "
+                           "nvidia.com/gpu or gemini.gpu-sharing.io/gpu-share; it is not put under GPU sharing");
 }
