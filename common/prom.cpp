@@ -106,13 +106,26 @@ Labels gpu_labels(int index, const std::string& uuid) {
 }
 
 Labels client_labels(const std::string& client) {
-  Labels l{{"client", client}};
-  const size_t slash = client.find('/');
-  if (slash != std::string::npos && slash > 0 && slash + 1 < client.size() && client.find('/', slash + 1) == std::string::npos) {
-    l.emplace_back("namespace", client.substr(0, slash));
-    l.emplace_back("pod", client.substr(slash + 1));
-  }
+  Labels l;
+  client_labels_into({}, client, &l);
   return l;
+}
+
+void client_labels_into(const Labels& base, const std::string& client, Labels* out) {
+  const size_t slash = client.find('/');
+  const bool pod = slash != std::string::npos && slash > 0 && slash + 1 < client.size() &&
+                   client.find('/', slash + 1) == std::string::npos;
+  out->resize(base.size() + (pod ? 3 : 1));
+  for (size_t i = 0; i < base.size(); ++i) (*out)[i] = base[i];
+  size_t i = base.size();
+  (*out)[i].first = "client";
+  (*out)[i].second = client;
+  if (pod) {
+    (*out)[i + 1].first = "namespace";
+    (*out)[i + 1].second.assign(client, 0, slash);
+    (*out)[i + 2].first = "pod";
+    (*out)[i + 2].second.assign(client, slash + 1, std::string::npos);
+  }
 }
 
 Labels join(Labels a, const Labels& b, const Labels& c) {

@@ -49,6 +49,7 @@ std::string SchedMetrics::render(const SchedView& v) const {
   prom::Writer w;
   write_build_info(&w);
   const prom::Labels gpu = prom::gpu_labels(v.health.index, v.gpu);
+  prom::Labels scratch;  // one client's labels, its storage reused across clients
   auto g = [&](const char* name, const char* type, const char* help, double value) {
     w.family(name, type, help);
     w.sample(name, gpu, value);
@@ -129,20 +130,27 @@ std::string SchedMetrics::render(const SchedView& v) const {
   };
   for (const Series& s : kSeries) {
     w.family(s.name, s.type, s.help);
-    for (const ClientView& c : v.clients) w.sample(s.name, prom::join(gpu, prom::client_labels(c.name)), s.value(c));
+    for (const ClientView& c : v.clients) {
+      prom::client_labels_into(gpu, c.name, &scratch);
+      w.sample(s.name, scratch, s.value(c));
+    }
   }
   // Histograms only for clients that asked for the token at least once (a config of 10^6 idle
   // clients would otherwise write 30 lines each).
   w.family("gem_client_token_wait_seconds", "histogram", "From asking for the token to its grant.");
   for (const ClientView& c : v.clients) {
     const auto it = events_.find(c.name);
-    if (it != events_.end()) w.histogram("gem_client_token_wait_seconds", prom::join(gpu, prom::client_labels(c.name)), it->second.wait);
+    if (it == events_.end()) continue;
+    prom::client_labels_into(gpu, c.name, &scratch);
+    w.histogram("gem_client_token_wait_seconds", scratch, it->second.wait);
   }
   w.family("gem_client_handoff_seconds", "histogram",
            "From the token coming free to its grant to this client, which was already waiting then.");
   for (const ClientView& c : v.clients) {
     const auto it = events_.find(c.name);
-    if (it != events_.end()) w.histogram("gem_client_handoff_seconds", prom::join(gpu, prom::client_labels(c.name)), it->second.handoff);
+    if (it == events_.end()) continue;
+    prom::client_labels_into(gpu, c.name, &scratch);
+    w.histogram("gem_client_handoff_seconds", scratch, it->second.handoff);
   }
   return w.text();
 }

@@ -68,6 +68,9 @@ Labels gpu_labels(int index, const std::string& uuid);
 /// The labels naming a client: `client`, and `namespace` and `pod` when the ID is a Kubernetes pod's
 /// "namespace/name" (the webhook's POD_NAME), so series join kube-state-metrics' (namespace, pod).
 Labels client_labels(const std::string& client);
+/// `base` followed by client_labels(client), written into *out (whose storage is reused: a render of
+/// 10^5 clients allocates once, not per sample).
+void client_labels_into(const Labels& base, const std::string& client, Labels* out);
 /// `a` followed by `b`, then `c`.
 Labels join(Labels a, const Labels& b, const Labels& c = {});
 
