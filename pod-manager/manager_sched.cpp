@@ -77,7 +77,8 @@ void Manager::lost_sched(const std::string& key, const std::string& why) {
 }
 
 void Manager::update_gang(Micros now) {
-  if (scheds_.empty()) return;
+  // Gangs off (--gang_window 0, the default): no route ever enters gang mode, nothing to look at.
+  if (gang_.window() <= 0 || scheds_.empty()) return;
   std::vector<Gang::Member> routes;
   for (auto& [key, s] : scheds_) routes.emplace_back(key, &s.route);
   std::vector<std::pair<std::string, Action>> acts;

@@ -43,6 +43,22 @@ class MultiGpuTest : public GemTest {
     ASSERT_TRUE(wait_until(10 * slack(), [&] { return can_connect_unix(pmgr_socket(client)); })) << tail(o.stderr_path);
   }
 
+  // gem-pmgr's flags for the gang tests: gangs on (opt-in) unless GEM_GANG_WINDOW says otherwise.
+  static std::vector<std::string> gang_flags() {
+    const char* w = std::getenv("GEM_GANG_WINDOW");
+    return {"--gang_window", w ? w : "1000"};
+  }
+
+  // Client a's one process, 1 ms kernels, 2 on device 0 then 2 on device 1, ... for `seconds`.
+  static AppOptions alternating_app(double seconds) {
+    AppOptions a;
+    a.client = "a";
+    a.alternate = 2;
+    a.seconds = seconds;
+    a.env["FAKE_CUDA_DEVICES"] = "2";
+    return a;
+  }
+
   std::vector<std::unique_ptr<Process>> schds_;
 };
 
@@ -108,15 +124,10 @@ TEST_F(MultiGpuTest, AProcessAlternatingTwoGpusGetsItsRequestOnBoth) {
   const std::vector<ClientConfig> cfg = {{"a", 0.3, 1.0}, {"b", 0.7, 1.0}};
   start_gpu_scheduler(0, cfg, kLongQuotas);
   start_gpu_scheduler(1, cfg, kLongQuotas);
-  const char* w = std::getenv("GEM_GANG_WINDOW");
-  const std::vector<std::string> extra = {"--gang_window", w ? w : "1000"};
+  const std::vector<std::string> extra = gang_flags();
   start_routing_pod_manager("a", extra);
   start_routing_pod_manager("b", extra);
-  AppOptions alt;
-  alt.client = "a";
-  alt.alternate = 2;
-  alt.seconds = 3;
-  alt.env["FAKE_CUDA_DEVICES"] = "2";
+  AppOptions alt = alternating_app(3);
   App& alone = start_app(alt);
   wait_apps(3 + 20 * slack());
   const auto rate = [](const App& app) {
@@ -169,14 +180,9 @@ TEST_F(MultiGpuTest, AnAlternatingProcessStaysWithinItsLimitOnBoth) {
   const std::vector<ClientConfig> cfg = {{"a", 0.3, 0.3}};
   start_gpu_scheduler(0, cfg, kLongQuotas);
   start_gpu_scheduler(1, cfg, kLongQuotas);
-  const char* w = std::getenv("GEM_GANG_WINDOW");
-  const std::vector<std::string> extra = {"--gang_window", w ? w : "1000"};
+  const std::vector<std::string> extra = gang_flags();
   start_routing_pod_manager("a", extra);
-  AppOptions alt;
-  alt.client = "a";
-  alt.alternate = 2;
-  alt.seconds = 6;
-  alt.env["FAKE_CUDA_DEVICES"] = "2";
+  AppOptions alt = alternating_app(6);
   App& app = start_app(alt);
   wait_apps(6 + 20 * slack());
   EXPECT_GT(app.result().value("launches", 0LL), 0) << read_text(app.out_path);
