@@ -2,8 +2,6 @@
 
 #include <algorithm>
 
-#include "gang.h"
-
 namespace gem::pmgr {
 
 namespace {
@@ -219,7 +217,7 @@ void Route::on_grant(const proto::Message& m, const proto::TokenGrant& g, Micros
   if (!requested_ || token_.held()) return;  // a grant nobody asked for: ignore it
   requested_ = false;
   token_.granted(gang_cut(quota, now), now);
-  if (gang_ && gang_start_ != kNever && gang_end_ - now >= kGangMinQuota) token_.charge_from(gang_start_);
+  if (gang_aligns(now) && gang_start_ != kNever) token_.charge_from(gang_start_);
   serve_waiters(now, out);
 }
 

@@ -181,7 +181,10 @@ class Route {
   }
   /// Gang mode: a token no hook holds is kept while it is valid.
   bool keep_parked(Micros now) const { return gang_ && token_.valid(now); }
-  /// A grant's quota, cut to end with the gang's other tokens (set_gang).
+  /// A grant now is aligned with the gang's other tokens: gang mode, one of them held, and at least
+  /// kGangMinQuota left of it (gang.h, rule 3). Then it is cut (gang_cut) and charged from their grant.
+  bool gang_aligns(Micros now) const;
+  /// A grant's quota, cut to end with the gang's other tokens when gang_aligns().
   Micros gang_cut(Micros quota, Micros now) const;
 
   RouteOptions opts_;

@@ -27,10 +27,12 @@ void Route::unpark(Micros now, Actions* out) {
   if (parked()) return_token(now, out);
 }
 
+bool Route::gang_aligns(Micros now) const {
+  return gang_ && gang_end_ != kNever && gang_end_ - now >= kGangMinQuota;
+}
+
 Micros Route::gang_cut(Micros quota, Micros now) const {
-  if (!gang_ || gang_end_ == kNever) return quota;
-  const Micros left = gang_end_ - now;
-  return left >= kGangMinQuota ? std::min(quota, left) : quota;
+  return gang_aligns(now) ? std::min(quota, gang_end_ - now) : quota;
 }
 
 }  // namespace gem::pmgr
