@@ -82,14 +82,16 @@ def last_json_line(text):
 class Backend:
     """gem-schd + one gem-pmgr per client via tools/launch-backend.py, on free ports."""
 
-    def __init__(self, build, workdir, clients, quotas=None, log_level=None):
-        """clients: [(id, request, limit[, gpu_mem])]; quotas: dict base_quota/min_quota/window (ms)."""
+    def __init__(self, build, workdir, clients, quotas=None, log_level=None, mps_env=None):
+        """clients: [(id, request, limit[, gpu_mem])]; quotas: dict base_quota/min_quota/window (ms);
+        mps_env: CUDA_MPS_* variables for launch-backend.py --mps (None: no MPS)."""
         self.build = Path(build)
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.clients = clients
         self.quotas = quotas or {}
         self.log_level = log_level
+        self.mps_env = mps_env
         self.proc = None
         self.base = None
         self.stats = self.dir / "schd-stats.json"
@@ -109,8 +111,13 @@ class Backend:
             argv += [f"--{k}", str(v)]
         if self.log_level:
             argv += ["--log_level", self.log_level]
+        env = None
+        if self.mps_env is not None:
+            argv.append("--mps")
+            env = dict(os.environ, **self.mps_env)
         self.logf = open(self.dir / "backend.log", "w")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     env=env)
         ports = [self.base + i for i in range(len(self.clients) + 1)]
         deadline = time.monotonic() + 20
         while not all(can_connect(p) for p in ports):

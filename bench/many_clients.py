@@ -15,7 +15,9 @@ from gem-schd's --stats file (rewritten every 500 ms, sampled here every 100 ms)
             +-0.5 s; the stretches from the start of the period to the first grant and from the last
             grant to its end count too); every client granted in every window-long stretch when the
             longest gap over all clients is <= --window
-and from the clients: kernels/s each (min, max) and their sum as a busy fraction.
+and from the clients: kernels/s each (min, max) and their sum as a busy fraction. Per second (issue 19):
+GPU busy, the number of clients granted and the largest share, printed; every client's share per second
+in OUT/runs/<quota>/series.csv (and .png with matplotlib) for `tools/gemctl plot --from ...`.
 Writes OUT/many_clients.json, OUT/many_clients.txt, OUT/runs/<quota>/ (client logs, backend log,
 stats samples). Time: about 45 s per run with 64 clients on an H200, two runs.
 
@@ -30,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gemrun as G  # noqa: E402
+import series as SER  # noqa: E402
 import sharebench as S  # noqa: E402
 from sharebench import log  # noqa: E402
 
@@ -142,8 +145,28 @@ def run_one(args, base_quota, min_quota):
         rec["status"] = "ok"
     if a:
         rec["every_window_granted"] = a["longest_gap_s"] <= args.window / 1000.0
+    sec = SER.shares_per_second(be.samples, names, go + args.seconds - args.measure_s, go + args.seconds)
+    if sec:
+        rec["per_second"] = {"busy": [round(sum(v.values()), 4) for _, v in sec],
+                             "clients_served": [sum(1 for x in v.values() if x > 0) for _, v in sec],
+                             "share_max": [round(max(v.values()), 4) for _, v in sec]}
+        rec["plot"] = SER.write_plot(SER.plot_rows(sec, {c: req for c in names}), rundir / "series.png",
+                                     f"{tag}: share of GPU time per second")
     log(f"{tag}: " + summary(rec, args) + f" ({rec['seconds_taken']} s)")
+    for x in series_lines(rec):
+        log("  " + x)
     return rec
+
+
+def series_lines(rec):
+    """The run's per-second series (issue 19): GPU busy (charged / wall), clients granted in the second,
+    the largest share; the per-client shares are in the CSV for gemctl plot."""
+    p = rec.get("per_second")
+    if not p:
+        return []
+    return [SER.line("busy per second (gem-schd)", p["busy"], "{:.3f}"),
+            SER.line("clients served per second", p["clients_served"], "{:d}"),
+            SER.line("largest share per second", p["share_max"], "{:.3f}"), rec.get("plot", "")]
 
 
 def summary(rec, args):
@@ -191,6 +214,10 @@ def table(recs, args):
     row("client kernels/s min / max",
         lambda r, a: f"{r['client_kernels_per_s_min']:.0f}/{r['client_kernels_per_s_max']:.0f}")
     row("status", lambda r, a: r["status"])
+    for r in recs:
+        if r.get("per_second"):
+            lines.append(f"per second, {r['tag']}:")
+            lines.extend("  " + x for x in series_lines(r))
     for r in recs:
         if r["status"] != "ok" or r.get("notes"):
             lines.append(f"{r['tag']}: {r['status']} {r.get('why', '')} {'; '.join(r.get('notes', []))}".rstrip())

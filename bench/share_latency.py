@@ -3,7 +3,7 @@
 sharing one GPU, under gem (this project), gem-nolat, none (no sharing system) and MPS.
 
   share_latency.py --out OUT [--bindir build/gpu-bench] [--build build] [--seconds 15]
-                   [--systems gem,gem-nolat,none,mps] [--scenarios a,b,c,d,e] [--plan] [--fake]
+                   [--systems gem,gem-nolat,none,mps,gem-mps] [--scenarios a,b,c,d,e] [--plan] [--fake]
 
 Clients: bench/latency_client.cu (--mode saturate: 100 us spin kernels, a sync every 20; --mode infer:
 one 1 ms kernel every 20 ms on a fixed schedule, latency from the scheduled start to its completion on
@@ -26,9 +26,15 @@ Systems:
   none       the processes run directly, concurrently
   mps        the same under an MPS control daemon of our own (CUDA_MPS_PIPE_DIRECTORY and
              CUDA_MPS_LOG_DIRECTORY under OUT/mps), when nvidia-cuda-mps-control exists and starts
+  gem-mps    gem under that MPS daemon (tools/launch-backend.py --mps; clients get the MPS variables)
 Goals (printed beside the numbers): saturating >= 0.93 of alone beside one 5%-duty client (b);
-inference p99 <= 1.5x alone beside one saturating (b), <= 2x beside three (c); the pair's split of
-GPU time within +-0.02 of 0.3 / 0.7 (d: gem-schd's stats for gem, throughput for the others).
+inference p99 <= 2x alone beside one saturating (b), <= 3x beside three (c) (issue 19; issue 9 asked
+1.5x and 2x); the pair's split of GPU time within +-0.02 of 0.3 / 0.7 (d: gem-schd's stats for gem,
+throughput for the others).
+Per second (issue 19), printed after each run and in the table: each client's share of GPU time per
+second from gem-schd's stats (gem systems), each inference client's p99 per second (every system);
+the shares also as OUT/runs/<run>/series.csv (and .png with matplotlib) for
+`tools/gemctl plot --from OUT/runs/<run>/series.csv`.
 
 Writes OUT/share_latency.json, OUT/share_latency.txt (the table) and OUT/runs/<run>/ (each client's
 command, stdout, stderr, latencies; the backend's log and stats). Runs that would end past --budget_s
@@ -47,15 +53,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gemrun as G  # noqa: E402
+import series as SER  # noqa: E402
 import sharebench as S  # noqa: E402
 from sharebench import log  # noqa: E402
 
-SYSTEMS = ["gem", "gem-nolat", "none", "mps"]
+SYSTEMS = ["gem", "gem-nolat", "none", "mps", "gem-mps"]
+MPS_SYSTEMS = ("mps", "gem-mps")
+LATENCY_SYSTEMS = ("gem", "gem-mps")  # inference clients declared latency clients
 SCENARIOS = ["a", "b", "c", "d", "e"]
 TORCH_CLIENT = Path(__file__).resolve().parent / "torch_share_client.py"
 GOAL_SAT = 0.93
-GOAL_P99_ONE = 1.5
-GOAL_P99_THREE = 2.0
+GOAL_P99_ONE = 2.0    # issue 19 (issue 9 asked 1.5)
+GOAL_P99_THREE = 3.0  # issue 19 (issue 9 asked 2.0)
 GOAL_SPLIT = 0.02
 CUDA_KINDS = ("sat", "infer")
 TITLES = {
@@ -80,6 +89,8 @@ class Run:
         self.config = None
         self.notes = []
         self.took = None
+        self.series = {}  # "share": {name: [per second]}, "p99_ms": {name: [per second]}
+        self.plot = ""
 
 
 def members_of(scen, args):
@@ -153,18 +164,19 @@ def execute(run, args, mps=None):
     rundir = Path(args.out) / "runs" / run.key.replace("/", "-")
     clients = [S.Client(n, client_argv(k, n, rundir, args), k) for n, k, _ in run.members]
     env = dict(args.base_env)
-    if run.system == "mps":
+    if run.system in MPS_SYSTEMS:
         env.update(mps.env())
     be = None
     t_start = time.monotonic()
     if run.system.startswith("gem"):
-        lat = run.system == "gem"
+        lat = run.system in LATENCY_SYSTEMS
         # gemrun.Backend writes "ID REQUEST LIMIT GPU_MEM": options ride in the GPU_MEM field.
         cfg = [(n, r, 1.0, f"0 {args.latency_option}" if lat and k in ("infer", "tinfer") else "0")
                for n, k, r in run.members]
         run.config = [" ".join(str(x) for x in c) for c in cfg]
         try:
-            be = G.Backend(args.build, rundir / "backend", cfg).__enter__()
+            be = G.Backend(args.build, rundir / "backend", cfg,
+                           mps_env=mps.env() if run.system in MPS_SYSTEMS else None).__enter__()
         except RuntimeError as e:
             run.status, run.why = "failed", "backend did not start: " + S.backend_error(e)
             return
@@ -186,8 +198,19 @@ def execute(run, args, mps=None):
         run.busy = round(sum(sh.values()), 4) if sh else None
         run.shares_span_s = round(span, 2)
         S.save_samples(be, rundir / "backend" / "stats-samples.jsonl")
+        sec = SER.shares_per_second(be.samples, [n for n, _, _ in run.members], go + args.warmup_s, go + args.seconds)
+        if sec:
+            run.series["share"] = {n: [round(v[n], 4) for _, v in sec] for n, _, _ in run.members}
+            run.plot = SER.write_plot(SER.plot_rows(sec, {n: q for n, _, q in run.members}), rundir / "series.png",
+                                      f"{run.key}: share of GPU time per second")
         if not sh:
             run.notes.append("no gem-schd stats over the measured period")
+    for n, k, _ in run.members:
+        if k in ("infer", "tinfer"):
+            period = args.period_ms if k == "infer" else 1000.0 / args.rate
+            p99 = SER.p99_per_second(SER.read_latencies(rundir / f"{n}.latencies"), period, args.warmup_s)
+            if p99:
+                run.series.setdefault("p99_ms", {})[n] = [round(v, 3) for _, v, _ in p99]
     bad = [n for n, c in run.clients.items() if c["rc"] != 0 or not c["result"]]
     late = [n for n, c in run.clients.items() if c["result"] and c["result"].get("go_timeout")]
     if bad:
@@ -292,6 +315,18 @@ def one_line(run, base):
     return f"{run.key}: " + "; ".join(parts) + (f" [{'; '.join(run.notes)}]" if run.notes else "")
 
 
+def series_lines(run):
+    """The run's per-second series, one line each (issue 19)."""
+    out = []
+    for n, v in run.series.get("share", {}).items():
+        out.append(SER.line(f"{n} share per second (gem-schd)", v, "{:.3f}"))
+    for n, v in run.series.get("p99_ms", {}).items():
+        out.append(SER.line(f"{n} p99 ms per second", v))
+    if run.plot:
+        out.append(run.plot)
+    return out
+
+
 def table(runs, base, args):
     lines = []
     a = [r for r in runs if r.scen == "a"]
@@ -364,6 +399,11 @@ def table(runs, base, args):
             if r is not None and (r.status in ("failed", "skipped") or r.notes):
                 lines.append(f"  {s}: {r.status}" + (f": {r.why}" if r.why else "")
                              + (f" [{'; '.join(r.notes)}]" if r.notes else ""))
+        for s in systems:
+            r = rs.get(s)
+            if r is not None and r.series:
+                lines.append(f"  per second, {s}:")
+                lines.extend("    " + x for x in series_lines(r))
         lines.append("")
     return "\n".join(lines)
 
@@ -410,9 +450,9 @@ def parse_args(argv=None):
     args.bindir = Path(args.bindir or Path(args.build) / "gpu-bench").resolve()
     args.out = str(Path(args.out).resolve())
     if args.fake and not args.fake_full:
-        dropped = [s for s in args.systems + args.alone_systems if s == "mps"]
-        args.systems = [s for s in args.systems if s != "mps"]
-        args.alone_systems = [s for s in args.alone_systems if s != "mps"]
+        dropped = [s for s in args.systems + args.alone_systems if s in MPS_SYSTEMS]
+        args.systems = [s for s in args.systems if s not in MPS_SYSTEMS]
+        args.alone_systems = [s for s in args.alone_systems if s not in MPS_SYSTEMS]
         if "e" in args.scenarios:
             args.scenarios.remove("e")
             dropped.append("scenario e")
@@ -467,7 +507,7 @@ def main(argv=None):
             if r.torch and torch_broken:
                 r.status, r.why = "skipped", torch_broken
                 continue
-            if r.system == "mps":
+            if r.system in MPS_SYSTEMS:
                 if mps is None:
                     probe = [args.client, "--mode", "saturate", "--seconds", "0.5", "--warmup_s", "0"]
                     mps = S.Mps(out / "mps", probe_argv=probe if args.client.is_file() else None,
@@ -493,6 +533,8 @@ def main(argv=None):
             if r.torch and r.scen == "a" and r.status != "ok" and not torch_broken:
                 torch_broken = f"PyTorch client failed in {r.key}: {r.why[-300:]}"
             log(f"  -> {one_line(r, Baselines(runs))}" + (f" ({r.took:.1f} s)" if r.took else ""))
+            for x in series_lines(r):
+                log("     " + x)
     finally:
         if mps_ctx is not None:
             mps_ctx.__exit__(None, None, None)
@@ -511,7 +553,7 @@ def main(argv=None):
                      "p99_ratio_beside_three": GOAL_P99_THREE, "pair_split_tolerance": GOAL_SPLIT},
            "runs": [{"key": r.key, "scenario": r.scen, "system": r.system, "status": r.status, "why": r.why,
                      "notes": r.notes, "config": r.config, "clients": r.clients, "shares": r.shares,
-                     "busy": r.busy, "seconds_taken": r.took,
+                     "busy": r.busy, "seconds_taken": r.took, "series": r.series,
                      "derived": {k: v for k, v in derive(r, base).items()}} for r in runs],
            "elapsed_s": round(time.monotonic() - S.T0, 1)}
     (out / "share_latency.json").write_text(json.dumps(doc, indent=1) + "\n")

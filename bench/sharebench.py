@@ -8,10 +8,14 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import gemrun as G
+
+sys.path.insert(0, str(G.TOOLS))
+from gemtools import mps as M  # noqa: E402
 
 T0 = time.monotonic()
 
@@ -153,48 +157,41 @@ def save_samples(backend, path):
 
 
 class Mps:
-    """An MPS control daemon of our own: private pipe and log folders under rundir; `with` starts it
-    (-d) and always stops it (echo quit | nvidia-cuda-mps-control). ok False + why when it cannot run."""
+    """An MPS control daemon of our own (tools/gemtools/mps.py, what `launch-backend.py --mps` uses):
+    private pipe and log folders under rundir; `with` starts it and always stops it. ok False + why
+    when it cannot run. probe_argv: a short client run through MPS first (the server starts on its
+    first client), so that a broken MPS shows here and not as failed benchmark runs."""
 
     def __init__(self, rundir, probe_argv=None, env_extra=None):
         self.dir = Path(rundir)
-        self.exe = shutil.which("nvidia-cuda-mps-control")
-        self.pipe = self.dir / "pipe"
-        if len(str(self.pipe)) > 60:  # MPS puts Unix sockets in it: keep their paths under 108 bytes
+        pipe = self.dir / "pipe"
+        if len(str(pipe)) > 60:  # MPS puts Unix sockets in it: keep their paths under 108 bytes
             import tempfile
-            self.pipe = Path(tempfile.mkdtemp(prefix="gem-mps-"))
+            pipe = Path(tempfile.mkdtemp(prefix="gem-mps-"))
         self.logd = self.dir / "log"
         self.probe_argv = probe_argv
         self.env_extra = env_extra or {}
+        self.daemon = M.MpsDaemon(dict(os.environ, **self.env_extra, CUDA_MPS_PIPE_DIRECTORY=str(pipe),
+                                       CUDA_MPS_LOG_DIRECTORY=str(self.logd)))
+        self.pipe = pipe
         self.ok = False
         self.why = ""
-        self.started = False
 
     def env(self):
-        return {"CUDA_MPS_PIPE_DIRECTORY": str(self.pipe), "CUDA_MPS_LOG_DIRECTORY": str(self.logd)}
+        return self.daemon.client_env()
 
     def _logs(self):
         return " | ".join(f"{f.name}: {G.tail(f, 400).strip()}" for f in sorted(self.logd.glob("*.log")))
 
     def __enter__(self):
         log(f"mps: pipe directory {self.pipe}, logs {self.logd}")
-        if not self.exe:
-            self.why = "nvidia-cuda-mps-control not found on PATH"
-            return self
-        self.pipe.mkdir(parents=True, exist_ok=True)
-        self.logd.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, **self.env_extra, **self.env())
         try:
-            r = subprocess.run([self.exe, "-d"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, universal_newlines=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            self.why = f"nvidia-cuda-mps-control -d: {e}"
+            log(self.daemon.start())
+        except M.MpsError as e:
+            self.why = f"{e} {self._logs()}".strip()
             return self
-        self.started = True
-        if r.returncode != 0:
-            self.why = f"nvidia-cuda-mps-control -d exited {r.returncode}: {r.stdout.strip()[-400:]} {self._logs()}"
-            return self
-        if self.probe_argv:  # a short client through MPS: the server starts on its first client
+        if self.probe_argv:
+            env = dict(os.environ, **self.env_extra, **self.env())
             try:
                 p = subprocess.run([str(a) for a in self.probe_argv], env=env, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
@@ -209,12 +206,9 @@ class Mps:
         return self
 
     def __exit__(self, *exc):
-        if self.started:
-            env = dict(os.environ, **self.env_extra, **self.env())
-            try:
-                subprocess.run([self.exe], input="quit\n", env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, universal_newlines=True, timeout=30)
-            except (OSError, subprocess.TimeoutExpired) as e:
-                log(f"mps: quit failed: {e}")
+        if self.daemon.started:
+            line = self.daemon.stop()
+            if line:
+                log("mps: " + line)
             time.sleep(1.5)  # let the server and the daemon exit before the next runs
         return False

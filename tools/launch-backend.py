@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gemtools import discover  # noqa: E402
+from gemtools import discover, mps  # noqa: E402
 
 PROG = "launch-backend"
 STOP_GRACE_S = 5.0
@@ -241,6 +241,12 @@ def build_parser():
                          "their tokens together (gang tokens, for pipelines over GPUs; default: gem-pmgr's, 0 = off)")
     ap.add_argument("--pmgr_metrics_port", type=int, default=0,
                     help="metrics of client i's pod manager on port PMGR_METRICS_PORT + i (0: off, the default)")
+    ap.add_argument("--mps", action="store_true",
+                    help="run the clients under NVIDIA MPS (spatial sharing: a latency client's co-run kernels "
+                         "run beside the token holder's instead of time-sliced with them): uses the MPS control "
+                         "daemon answering on $CUDA_MPS_PIPE_DIRECTORY (default /tmp/nvidia-mps), else starts "
+                         "one and stops it at exit. Clients need the same CUDA_MPS_PIPE_DIRECTORY (none with "
+                         "the default); docs/scheduling.md, 'Latency clients under MPS'")
     ap.add_argument("--metrics_address", default="127.0.0.1",
                     help="address the metrics endpoints listen on (default: %(default)s)")
     return ap
@@ -287,6 +293,17 @@ def main(argv=None):
         raise SystemExit(f"{PROG}: error: {e}")
     log(note)
     plan = scheduler_plan(args, uuids)
+
+    mps_daemon = None
+    if args.mps:
+        mps_daemon = mps.MpsDaemon()
+        try:
+            log(mps_daemon.start())
+        except mps.MpsError as e:
+            raise SystemExit(f"{PROG}: error: {e}")
+        if mps_daemon.pipe != mps.DEFAULT_PIPE_DIRECTORY:
+            log(f"MPS: clients need CUDA_MPS_PIPE_DIRECTORY={mps_daemon.pipe} "
+                f"CUDA_MPS_LOG_DIRECTORY={mps_daemon.logd} in their environment")
 
     backend = Backend()
 
@@ -380,6 +397,10 @@ def main(argv=None):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         backend.stop_all()
+        if mps_daemon is not None:
+            line = mps_daemon.stop()
+            if line:
+                log(line)
     return status
 
 
