@@ -1,7 +1,7 @@
 // What gem-device-plugin answers kubelet, as pure functions of the Inventory (no gRPC): the device
 // list of ListAndWatch, the preferred devices of GetPreferredAllocation (one GPU where possible)
 // and a container's Allocate response (the environment the hook and the pod manager read).
-// Thread-safe (the Inventory is). Names and reasons: docs/kubernetes.md, "Device plugin".
+// Thread-safe (the Inventory is). Names and reasons: docs/kubernetes-device-plugin.md.
 #pragma once
 
 #include <chrono>
@@ -25,7 +25,7 @@ struct AllocateOptions {
   /// The node's folder of per-GPU scheduler sockets (<dir>/<UUID>.sock; gemini-node's /run/gemini).
   std::string scheduler_dir = "/run/gemini";
   /// Also mount <scheduler_dir>/<UUID>.sock into the container (same path). Off by default: only
-  /// the pod-manager sidecar reaches gem-schd (docs/kubernetes.md, "Trust model").
+  /// the pod-manager sidecar reaches gem-schd (docs/kubernetes-reference.md, "Trust model").
   bool mount_scheduler = false;
 };
 

@@ -1,7 +1,7 @@
 // gem-device-plugin's view of a node's GPUs: the two extended resources it advertises, the device
 // IDs it makes of each GPU, and how it finds the GPUs (NVML through gem-schd's probe,
 // scheduler/nvml_probe.h, or a fake list for tests). Pure functions; thread-safe.
-// Design and reasons: docs/kubernetes.md, "Device plugin".
+// Design and reasons: docs/kubernetes-device-plugin.md.
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,6 @@
 // The state both resource plugins of one gem-device-plugin share: the node's GPUs (fixed at start),
 // their health (changed by the health watch, runner.h), a version that ListAndWatch streams follow,
-// and the placement hint that steers a container's share and memory onto one GPU (docs/kubernetes.md,
-// "Device plugin", "Same GPU"). Thread-safe: every method may be called from any thread.
+// and the placement hint that steers a container's share and memory onto one GPU (docs/kubernetes-device-plugin.md, "Same GPU"). Thread-safe: every method may be called from any thread.
 #pragma once
 
 #include <chrono>

@@ -1,6 +1,6 @@
 // gem-device-plugin: advertises a node's GPUs to kubelet as gemini.gpu-sharing.io/gpu-share
 // (hundredths of a GPU) and gemini.gpu-sharing.io/gpu-memory (chunks of --memory_unit_mib MiB),
-// so that kube-scheduler places shared pods by REQUEST and GPU_MEM. docs/kubernetes.md, "Device plugin".
+// so that kube-scheduler places shared pods by REQUEST and GPU_MEM. docs/kubernetes-device-plugin.md.
 #include <cstdio>
 #include <cstdlib>
 #include <thread>

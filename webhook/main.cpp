@@ -30,7 +30,7 @@ const char kUsage[] =
     "  --sidecar_mode native       native: the pod manager is a native sidecar (an init container\n"
     "                              with restartPolicy Always; Kubernetes 1.29+); container: an\n"
     "                              ordinary container appended to spec.containers, for clusters\n"
-    "                              without native sidecars (docs/kubernetes.md)\n"
+    "                              without native sidecars (docs/kubernetes-reference.md)\n"
     "  --gpu_resource nvidia.com/gpu\n"
     "                              the extended resource whose containers get the hook (a container\n"
     "                              uses a GPU when its limits or requests name it, not 0); default\n"
@@ -38,6 +38,11 @@ const char kUsage[] =
     "  --default_request 0 --default_limit 1 --default_gpu_memory 0\n"
     "                              settings for pods without the annotations (sizes as\n"
     "                              GPU_MEM takes them: 8Gi, 512MiB, 4G)\n"
+    "  --memory_unit_mib 256       MiB per gemini.gpu-sharing.io/gpu-memory unit: gem-device-plugin's\n"
+    "                              --memory_unit_mib (1..65536)\n"
+    "  --shared_nodes true         pods asking for gpu-share/gpu-memory get the toleration of the\n"
+    "                              taint gemini.gpu-sharing.io/shared=true:NoSchedule and the\n"
+    "                              nodeSelector gemini.gpu-sharing.io/shared=true (true|false)\n"
     "  --shutdown_delay_ms 0       keep serving this long after SIGTERM\n"
     "  --access_log true           one JSON line per request on stderr (true|false)\n"
     "  --help                      print this and exit\n";
@@ -63,7 +68,8 @@ long parse_long(const std::string& flag, const std::string& v, long lo, long hi)
 int main(int argc, char** argv) {
   gem::Flags flags({"port", "bind", "cert", "key", "max_body_bytes", "threads", "cert_check_ms",
                     "shutdown_delay_ms", "failure_policy", "pmgr_image", "image_pull_policy", "sidecar_mode",
-                    "default_request", "default_limit", "default_gpu_memory", "access_log", "gpu_resource"},
+                    "default_request", "default_limit", "default_gpu_memory", "access_log", "gpu_resource",
+                    "memory_unit_mib", "shared_nodes"},
                    {"help"});
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "-h") == 0) {
@@ -122,6 +128,12 @@ int main(int argc, char** argv) {
   m.defaults.request = value("default_request", m.defaults.request);
   m.defaults.limit = value("default_limit", m.defaults.limit);
   m.defaults.gpu_memory = value("default_gpu_memory", m.defaults.gpu_memory);
+  m.memory_unit_mib = number("memory_unit_mib", long(m.memory_unit_mib), 1, long(gemwh::kMaxMemoryUnitMiB));
+  if (flags.has("shared_nodes")) {
+    const std::string v = value("shared_nodes", "");
+    if (v != "true" && v != "false") usage_error("--shared_nodes is true or false");
+    m.shared_nodes = v == "true";
+  }
   if (flags.has("access_log")) {
     const std::string v = value("access_log", "");
     if (v != "true" && v != "false") usage_error("--access_log is true or false");

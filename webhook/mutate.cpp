@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "placement.h"
+
 namespace gemwh {
 
 using nlohmann::json;
@@ -351,7 +353,12 @@ MutateResult mutate_pod(const json& pod, const MutateOptions& opts) {
     ResourceAsk ask;
     if (!resource_ask(*spec, &ask, &err)) return invalid(err);
     SharingSettings settings;
-    if (!settings_for_pod(annotations ? *annotations : json(), ask, opts.defaults, &settings, &err, &r.warnings)) {
+    if (!settings_for_pod(annotations ? *annotations : json(), ask, opts.defaults, &settings, &err, &r.warnings,
+                          opts.memory_unit_mib)) {
+      return invalid(err);
+    }
+    if (opts.gpu_resource != kResShare && opts.gpu_resource != kResMemory &&
+        !check_one_kind_of_gpu(*spec, opts.gpu_resource, &err)) {
       return invalid(err);
     }
     const json *containers = nullptr, *inits = nullptr, *volumes = nullptr;
@@ -443,6 +450,11 @@ MutateResult mutate_pod(const json& pod, const MutateOptions& opts) {
       } else {
         p.add("/spec/volumes", new_volumes);
       }
+    }
+
+    // Shared nodes only, which only governed pods tolerate.
+    if (opts.shared_nodes && (ask.share > 0 || ask.memory > 0) && !patch_shared_node_placement(*spec, &p, &err)) {
+      return invalid(err);
     }
 
     // Last: inserting at initContainers/0 shifts the indices the operations above used.

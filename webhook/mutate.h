@@ -8,9 +8,11 @@
 //  - The pod manager is the only container that mounts the schedulers' socket directory. By default
 //    (SidecarMode::kNative) it is a native sidecar: initContainers[0] with restartPolicy Always
 //    (Kubernetes 1.29+). SidecarMode::kContainer, for older clusters, appends it to spec.containers
-//    as an ordinary container instead (docs/kubernetes.md, "Clusters without native sidecars").
+//    as an ordinary container instead (docs/kubernetes-reference.md, "Clusters without native sidecars").
 //  - REQUEST and GPU_MEM come from the pod's gpu-share and gpu-memory resources when it has them
 //    (settings_for_pod), the annotations staying overrides.
+//  - A pod asking for gpu-share or gpu-memory gets the toleration of the shared nodes' taint and a
+//    nodeSelector for their label (placement.h); one asking for those and whole GPUs is refused.
 //  - Only missing pieces are added, so a pod that already has them (reinvocation) gets no patch.
 #pragma once
 
@@ -60,6 +62,11 @@ struct MutateOptions {
   SidecarMode sidecar_mode = SidecarMode::kNative;
   // A container uses a GPU when its limits or requests name this resource with a non-zero quantity.
   std::string gpu_resource = kGpuResource;
+  // MiB per gpu-memory unit: gem-device-plugin's --memory_unit_mib (gem-webhook --memory_unit_mib).
+  int64_t memory_unit_mib = kDefaultResMemoryUnitMiB;
+  // Pods asking for gpu-share/gpu-memory get the shared-node toleration and nodeSelector
+  // (placement.h; gem-webhook --shared_nodes).
+  bool shared_nodes = true;
 };
 
 enum class Outcome {

@@ -10,7 +10,7 @@
 
 namespace gemwh {
 
-/// --max_body_bytes's default: larger request bodies get HTTP 413 (docs/kubernetes.md).
+/// --max_body_bytes's default: larger request bodies get HTTP 413 (docs/kubernetes-reference.md, "Failure policy").
 inline constexpr size_t kDefaultMaxBodyBytes = 4u << 20;
 
 struct ServerConfig {

@@ -201,7 +201,8 @@ bool resource_ask(const nlohmann::json& spec, ResourceAsk* out, std::string* err
 }
 
 bool settings_for_pod(const nlohmann::json& annotations, const ResourceAsk& ask, const SharingSettings& defaults,
-                      SharingSettings* out, std::string* err, std::vector<std::string>* warnings) {
+                      SharingSettings* out, std::string* err, std::vector<std::string>* warnings,
+                      int64_t memory_unit_mib) {
   SharingSettings base = defaults;
   auto annotated = [&](const char* key) -> const nlohmann::json* { return find_key(annotations, key); };
   if (ask.share >= 0) {
@@ -218,7 +219,16 @@ bool settings_for_pod(const nlohmann::json& annotations, const ResourceAsk& ask,
       return false;
     }
   }
-  if (ask.memory >= 0) base.gpu_memory = std::to_string(ask.memory) + kMemoryUnit;
+  if (ask.memory >= 0) {
+    // GPU_MEM is bytes in 64 bits: at most 2^44 MiB.
+    constexpr int64_t kMaxMiB = int64_t(1) << 44;
+    if (memory_unit_mib < 1 || memory_unit_mib > kMaxMemoryUnitMiB || ask.memory > kMaxMiB / memory_unit_mib) {
+      *err = std::string("the pod asks for ") + kResMemory + "=" + std::to_string(ask.memory) + " units of " +
+             std::to_string(memory_unit_mib) + " MiB, more than GPU_MEM can hold";
+      return false;
+    }
+    base.gpu_memory = std::to_string(ask.memory * memory_unit_mib) + kMemoryUnit;
+  }
   if (!settings_from_annotations(annotations, base, out, err)) return false;
   if (ask.share >= 0 && annotated(kAnnRequest)) {
     double a = 0;

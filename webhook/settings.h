@@ -23,17 +23,24 @@ inline constexpr const char* kAnnUnifiedMemory = "gemini.gpu-sharing.io/unified-
 /// is a latency client. Absent (default): not one; present and empty: refused.
 inline constexpr const char* kAnnLatency = "gemini.gpu-sharing.io/latency-ms";
 
-/// The device plugin's extended resources (gem-device-plugin; docs/kubernetes.md, "Placement by
-/// share and memory"): a container asks for a GPU time share in hundredths of a GPU and for GPU
-/// memory in kMemoryUnit units, in resources.limits (extended resources are not overcommitted, so a
-/// request, when given, equals the limit). kube-scheduler counts them against the node's capacity.
+/// The device plugin's extended resources (gem-device-plugin; docs/kubernetes.md, "Share and memory
+/// as resources"): a container asks for a GPU time share in hundredths of a GPU and for GPU memory
+/// in units of memory_unit_mib MiB (gem-device-plugin --memory_unit_mib), in resources.limits
+/// (extended resources are not overcommitted, so a request, when given, equals the limit).
+/// kube-scheduler counts them against the node's capacity.
 inline constexpr const char* kResShare = "gemini.gpu-sharing.io/gpu-share";
 inline constexpr const char* kResMemory = "gemini.gpu-sharing.io/gpu-memory";
 /// kResShare units in one GPU: 30 is REQUEST 0.3.
 inline constexpr int64_t kShareUnitsPerGpu = 100;
-/// One kResMemory unit, written as the size suffix gem::parse_size takes (GPU_MEM, gem-pmgr
-/// --gpu_mem): the one place the plugin's memory unit is named here.
+/// The size suffix gem::parse_size takes (GPU_MEM, gem-pmgr --gpu_mem) that GPU_MEM is written in
+/// when it comes from kResMemory: MiB.
 inline constexpr const char* kMemoryUnit = "MiB";
+/// MiB per kResMemory unit unless gem-webhook --memory_unit_mib says otherwise. It must be the
+/// device plugin's (gem-device-plugin --memory_unit_mib, default kDefaultMemoryUnitMiB in
+/// device-plugin/gpus.h, also 256): the manifests pass the same value to both.
+inline constexpr int64_t kDefaultResMemoryUnitMiB = 256;
+/// The largest memory_unit_mib accepted (gem-device-plugin's own bound).
+inline constexpr int64_t kMaxMemoryUnitMiB = 65536;
 
 /// Validated settings, as the strings passed to gem-pmgr --request/--limit/--gpu_mem.
 struct SharingSettings {
@@ -57,7 +64,7 @@ bool settings_from_annotations(const nlohmann::json& annotations, const SharingS
 /// or 0 in every container).
 struct ResourceAsk {
   int64_t share = -1;   // kResShare units (hundredths of a GPU)
-  int64_t memory = -1;  // kResMemory units (kMemoryUnit)
+  int64_t memory = -1;  // kResMemory units (memory_unit_mib MiB each)
 };
 
 /// Reads kResShare and kResMemory from the containers' and init containers' resources.limits (or
@@ -67,12 +74,14 @@ struct ResourceAsk {
 bool resource_ask(const nlohmann::json& spec, ResourceAsk* out, std::string* err);
 
 /// The settings of a pod: `defaults`, replaced by what `ask` says (share/kShareUnitsPerGpu as the
-/// request, raising the default limit to it when below; memory in kMemoryUnit as gpu_memory), then
-/// by the annotations (settings_from_annotations: they stay overrides). An annotation that overrides
-/// an asked value with a different one adds a warning to *warnings; an annotated limit below the
-/// asked share is an error.
+/// request, raising the default limit to it when below; memory x memory_unit_mib as gpu_memory in
+/// MiB, e.g. 16 units of 256 -> "4096MiB"), then by the annotations (settings_from_annotations:
+/// they stay overrides). An annotation that overrides an asked value with a different one adds a
+/// warning to *warnings; an annotated limit below the asked share is an error, as is memory whose
+/// bytes would not fit GPU_MEM (64 bits). memory_unit_mib must be in [1, kMaxMemoryUnitMiB].
 bool settings_for_pod(const nlohmann::json& annotations, const ResourceAsk& ask, const SharingSettings& defaults,
-                      SharingSettings* out, std::string* err, std::vector<std::string>* warnings);
+                      SharingSettings* out, std::string* err, std::vector<std::string>* warnings,
+                      int64_t memory_unit_mib = kDefaultResMemoryUnitMiB);
 
 /// A share in kShareUnitsPerGpu units as a REQUEST: 30 -> "0.3", 5 -> "0.05", 100 -> "1", 0 -> "0".
 std::string share_text(int64_t units);

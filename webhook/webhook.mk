@@ -9,7 +9,7 @@
 
 # HTTPLIB_CFLAGS and HTTPLIB_LIBS (Debian's split cpp-httplib) come from the top-level Makefile.
 
-WEBHOOK_LIB_SRCS := webhook/admission.cpp webhook/base64.cpp webhook/mutate.cpp webhook/patch.cpp \
+WEBHOOK_LIB_SRCS := webhook/admission.cpp webhook/base64.cpp webhook/mutate.cpp webhook/patch.cpp webhook/placement.cpp \
   webhook/settings.cpp webhook/access_log.cpp
 WEBHOOK_SRV_SRCS := webhook/server.cpp webhook/tls_reload.cpp webhook/main.cpp
 WEBHOOK_UNIT_SRCS := $(wildcard tests/webhook/unit/*.cpp)
@@ -56,15 +56,17 @@ webhook-unit-test: $(WEBHOOK_UNIT_BIN)
 webhook-server-test: $(WEBHOOK_BIN)
 	GEM_WEBHOOK_BIN=$(abspath $(WEBHOOK_BIN)) $(PYTHON) -m unittest discover -s tests/webhook -p 'test_server*.py' -v
 
-webhook-manifest-test: $(WEBHOOK_BIN)
-	GEM_WEBHOOK_BIN=$(abspath $(WEBHOOK_BIN)) $(PYTHON) -m unittest discover -s tests/webhook -p 'test_manifests*.py' -v
+# gem-device-plugin: its --help, against the DaemonSet's flags (spelt out: device-plugin.mk, which
+# defines DP_BIN, is read after this file, and prerequisites are expanded as they are read).
+webhook-manifest-test: $(WEBHOOK_BIN) $(BUILD)/bin/gem-device-plugin
+	GEM_WEBHOOK_BIN=$(abspath $(WEBHOOK_BIN)) GEM_DEVICE_PLUGIN_BIN=$(abspath $(BUILD)/bin/gem-device-plugin) $(PYTHON) -m unittest discover -s tests/webhook -p 'test_manifests*.py' -v
 
 webhook-test: webhook-unit-test webhook-server-test webhook-manifest-test
 
 TEST_SUITES += webhook-test
 TEST_BUILD_EXTRA += $(WEBHOOK_BIN) $(WEBHOOK_UNIT_BIN)
 
-# docs/kubernetes.md, "End-to-end test". The first run builds kube-apiserver (about 8 minutes on 2 cores).
+# docs/kubernetes-tests.md, "End-to-end test". The first run builds kube-apiserver (about 8 minutes on 2 cores).
 k8s-e2e: $(WEBHOOK_BIN)
 	GEM_WEBHOOK_BIN=$(abspath $(WEBHOOK_BIN)) PYTHON=$(PYTHON) tests/webhook/e2e/run.sh
 

@@ -8,7 +8,9 @@ say."""
 
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import unittest
 
 import yaml
@@ -17,6 +19,11 @@ from kustomize_render import DEPLOY, NOT_BUILT, Rendered, kubectl_bin
 from webhook_server import REPO, WebhookServer, apply_response, to_v1pod, webhook_bin
 
 DOCKER = os.path.join(REPO, "webhook", "docker")
+
+
+def device_plugin_bin():
+    """gem-device-plugin as `make webhook-manifest-test` passes it (GEM_DEVICE_PLUGIN_BIN), else build/."""
+    return os.environ.get("GEM_DEVICE_PLUGIN_BIN") or os.path.join(REPO, "build", "bin", "gem-device-plugin")
 NS = "gemini-system"
 
 # (apiVersion, kind) pairs served by current Kubernetes (1.29+) and cert-manager v1.
@@ -232,6 +239,41 @@ class Manifests(unittest.TestCase):
             self.assertEqual((get["path"], get["scheme"]), ("/healthz", "HTTP"), probe)
             self.assertIn(get["port"], ports)
 
+    def test_device_plugin_in_the_node_daemonset(self):
+        """gem-device-plugin runs beside gem-schd on every shared node, on the kubelet's folder, with
+        flags it knows and the webhook's memory unit; the DaemonSet goes to the shared nodes only."""
+        ds = self.one("DaemonSet", "gemini-node")
+        pod = ds["spec"]["template"]["spec"]
+        containers = {c["name"]: c for c in pod["containers"]}
+        self.assertEqual(set(containers), {"gem-schd", "gem-device-plugin"})
+        dp = containers["gem-device-plugin"]
+        self.assertEqual(dp["image"], containers["gem-schd"]["image"])
+        self.assertEqual(dp["command"], ["/usr/local/bin/gem-device-plugin"])
+        args = dict(a.split("=", 1) for a in dp["args"])
+        usage = subprocess.run([device_plugin_bin(), "--help"], capture_output=True, text=True, check=True).stdout
+        for flag in args:
+            self.assertIn(f"  {flag} ", usage)
+        # The kubelet's device-plugin folder, from the node, where --plugin_dir says.
+        vols = {v["name"]: v for v in pod["volumes"]}
+        (mount,) = dp["volumeMounts"]
+        self.assertEqual(mount["mountPath"], args["--plugin_dir"])
+        self.assertEqual(vols[mount["name"]]["hostPath"]["path"], "/var/lib/kubelet/device-plugins")
+        self.assertNotIn("readOnly", mount)  # it creates its sockets there
+        self.assertEqual(args["--scheduler_dir"], "/run/gemini")
+        # gpu-memory units mean the same MiB to the plugin and to the webhook.
+        self.assertEqual(args["--memory_unit_mib"], webhook_args([d for _, d in self.docs])["--memory_unit_mib"])
+        env = {e["name"]: e.get("value") for e in dp["env"]}
+        self.assertEqual((env["NVIDIA_VISIBLE_DEVICES"], env["NVIDIA_DRIVER_CAPABILITIES"]), ("all", "utility"))
+        probe = " ".join(dp["livenessProbe"]["exec"]["command"])
+        for sock in ("gemini-share.sock", "gemini-memory.sock"):
+            self.assertIn(f"{args['--plugin_dir']}/{sock}", probe)
+        # Shared nodes only: their label selected, their taint tolerated; the webhook places
+        # governed pods there.
+        self.assertEqual(pod["nodeSelector"], {"gemini.gpu-sharing.io/shared": "true"})
+        self.assertIn({"key": "gemini.gpu-sharing.io/shared", "operator": "Equal", "value": "true",
+                       "effect": "NoSchedule"}, pod["tolerations"])
+        self.assertEqual(webhook_args([d for _, d in self.docs])["--shared_nodes"], "true")
+
     def test_disruption_budget_and_network_policy(self):
         dep = self.one("Deployment", "gem-webhook")
         pdb = self.one("PodDisruptionBudget", "gem-webhook")
@@ -294,6 +336,34 @@ class Manifests(unittest.TestCase):
             for m in re.finditer(r"(?m)^COPY (?!--from)(.+)$", text):
                 for src in m.group(1).split()[:-1]:
                     self.assertTrue(os.path.exists(os.path.join(REPO, src)), f"{image}: COPY {src}")
+        # Every command the DaemonSet runs is in the image.
+        with open(os.path.join(DOCKER, "gemini-node.Dockerfile")) as f:
+            node = f.read()
+        for c in self.one("DaemonSet", "gemini-node")["spec"]["template"]["spec"]["containers"]:
+            name = os.path.basename(c["command"][0])
+            self.assertRegex(node, rf"(?m)^COPY (--from=build .*/{name} .*/usr/local/bin/$|\S+ /usr/local/bin/{name}$)")
+
+    def test_dockerfiles_copy_what_their_make_target_needs(self):
+        """The files each Dockerfile COPYs, alone in a folder, are enough for make to plan its build
+        (`make -n`): the Makefile's includes and every source it names are there."""
+        for image, target in (("gem-webhook", "/out/bin/gem-webhook"), ("gemini-node", "all")):
+            with open(os.path.join(DOCKER, f"{image}.Dockerfile")) as f:
+                text = f.read()
+            with tempfile.TemporaryDirectory() as tmp:
+                for m in re.finditer(r"(?m)^COPY (?!--from)(.+)$", text):
+                    *srcs, dst = m.group(1).split()
+                    for src in srcs:
+                        to = os.path.join(tmp, dst.rstrip("/"), os.path.basename(src)) if dst.endswith("/") \
+                            else os.path.join(tmp, dst)
+                        os.makedirs(os.path.dirname(to), exist_ok=True)
+                        (shutil.copytree if os.path.isdir(os.path.join(REPO, src)) else shutil.copy)(
+                            os.path.join(REPO, src), to)
+                p = subprocess.run(["make", "-n", "BUILD=/out", "CUDA_PATH=/usr/local/cuda", target], cwd=tmp,
+                                   capture_output=True, text=True, timeout=120)
+                self.assertEqual(p.returncode, 0, f"{image}: make -n {target}:\n{p.stderr}")
+                self.assertIn("libgemcommon.a", p.stdout, image)
+                if image == "gemini-node":
+                    self.assertIn("-o /out/bin/gem-device-plugin", p.stdout)
 
     def test_example_pod_through_the_webhook(self):
         pod = self.one("Pod")
@@ -310,7 +380,11 @@ class Manifests(unittest.TestCase):
         sc = out.spec.init_containers[0]
         self.assertEqual(sc.name, "gemini-pod-manager")
         opts = dict(zip(sc.args[0::2], sc.args[1::2]))
-        self.assertEqual((opts["--request"], opts["--limit"], opts["--gpu_mem"]), ("0.3", "0.6", "8GiB"))
+        self.assertEqual((opts["--request"], opts["--limit"], opts["--gpu_mem"]), ("0.3", "0.6", "8192MiB"))
+        # Placed on the shared nodes only (docs/kubernetes.md, "Shared nodes").
+        self.assertEqual(out.spec.node_selector, {"gemini.gpu-sharing.io/shared": "true"})
+        self.assertEqual([(t.key, t.value, t.effect) for t in out.spec.tolerations],
+                         [("gemini.gpu-sharing.io/shared", "true", "NoSchedule")])
         with open(os.path.join(REPO, "docs", "interfaces.md")) as f:
             pmgr_usage = f.read().split("## gem-pmgr")[1].split("##")[0]
         for flag in sc.args[0::2]:

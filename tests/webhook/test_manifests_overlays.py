@@ -71,7 +71,8 @@ class Overlays(unittest.TestCase):
         dep = one(docs, "Deployment", "gem-webhook")
         ds = one(docs, "DaemonSet", "gemini-node")
         self.assertEqual(dep["spec"]["template"]["spec"]["containers"][0]["image"], images["gem-webhook"])
-        self.assertEqual(ds["spec"]["template"]["spec"]["containers"][0]["image"], images["gemini-node"])
+        for c in ds["spec"]["template"]["spec"]["containers"]:  # gem-schd and gem-device-plugin
+            self.assertEqual(c["image"], images["gemini-node"], c["name"])
         self.assertEqual(pmgr_image(docs), images["gemini-node"])
         self.assertIn("readinessProbe", ds["spec"]["template"]["spec"]["containers"][0])
         self.assertIn("livenessProbe", ds["spec"]["template"]["spec"]["containers"][0])

@@ -8,7 +8,11 @@ RUN apt-get update \
 WORKDIR /src
 COPY Makefile ./
 COPY include include
+COPY common common
 COPY webhook webhook
+# The Makefile includes them (targets not built here).
+COPY device-plugin/device-plugin.mk device-plugin/device-plugin.mk
+COPY tests/fuzz/fuzz.mk tests/fuzz/fuzz.mk
 # The webhook needs no CUDA headers; CUDA_PATH only feeds an -I flag.
 RUN make BUILD=/out CUDA_PATH=/nonexistent -j"$(nproc)" /out/bin/gem-webhook
 

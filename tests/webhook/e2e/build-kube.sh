@@ -6,7 +6,7 @@
 # binaries are there; when only some are, only the missing ones are built and the others kept).
 # Needs golang-go, dpkg-dev and golang-github-modern-go-reflect2-dev (.ci/install-deps).
 # The machine's apt sources are left alone: the source package is fetched with a private
-# Dir::Etc::SourceList that holds only deb-src lines (docs/kubernetes.md, "End-to-end test").
+# Dir::Etc::SourceList that holds only deb-src lines (docs/kubernetes-tests.md, "End-to-end test").
 set -euo pipefail
 VERSION=v1.20.2
 CACHE="${GEM_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gem-k8s/$VERSION}"

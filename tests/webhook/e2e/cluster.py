@@ -183,13 +183,14 @@ class Cluster:
         except urllib.error.HTTPError as e:
             raise AssertionError(f"{method} {path}: HTTP {e.code}: {e.read().decode(errors='replace')}")
 
-    def node(self, name, allocatable, labels=None):
+    def node(self, name, allocatable, labels=None, taints=None):
         """A Node object as a kubelet (and a device plugin) would leave it, without a kubelet:
         created, then its status written through the status subresource with `allocatable` (a
         dict of resource name -> quantity) as capacity and allocatable, and Ready true. The API
         server's TaintNodesByCondition admission gives every new Node the NoSchedule taint
         node.kubernetes.io/not-ready; the node lifecycle controller (kube-controller-manager, not run
-        here) would lift it once the node is Ready, so the test does that itself."""
+        here) would lift it once the node is Ready, so the test does that itself, leaving `taints`
+        (a list of {key, value, effect}, as an admin's `kubectl taint` would set them) instead."""
         self.api("POST", "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node",
                                            "metadata": {"name": name, "labels": {
                                                "kubernetes.io/hostname": name, **(labels or {})}}})
@@ -200,9 +201,9 @@ class Cluster:
                             "message": "e2e: no kubelet; made by the test", "lastHeartbeatTime": now,
                             "lastTransitionTime": now}]}},
             content_type="application/merge-patch+json")
-        node = self.api("PATCH", f"/api/v1/nodes/{name}", {"spec": {"taints": None}},
+        node = self.api("PATCH", f"/api/v1/nodes/{name}", {"spec": {"taints": taints or None}},
                         content_type="application/merge-patch+json")
-        assert not node["spec"].get("taints"), node["spec"]
+        assert (node["spec"].get("taints") or []) == (taints or []), node["spec"]
         return node
 
     def kubectl(self, *args, stdin=None, check=True, timeout=120):

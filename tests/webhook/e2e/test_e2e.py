@@ -5,7 +5,7 @@ plugin's resources on Node objects whose status carries the capacity gem-device-
 kubelet: pods are bound, never run).
 
 Needs GEM_K8S_BIN (kube-apiserver, kube-scheduler and kubectl), GEM_WEBHOOK_BIN and NODE_PATH with
-kubernetes-models; tests/webhook/e2e/run.sh (`make k8s-e2e`) sets them. docs/kubernetes.md, "End-to-end test".
+kubernetes-models; tests/webhook/e2e/run.sh (`make k8s-e2e`) sets them. docs/kubernetes-tests.md, "End-to-end test".
 
 v1.20 has no native sidecars, so pods are created and read back with gem-webhook --sidecar_mode
 container; the native-sidecar patch is checked against the 1.29+ schemas (kubernetes-models) and
@@ -31,24 +31,15 @@ from cluster import Cluster, wait_for  # noqa: E402
 from kustomize_render import OVERLAYS, Rendered  # noqa: E402
 from webhook_server import WebhookServer, apply_response, kubelet_env, to_v1pod  # noqa: E402
 
+sys.path.insert(0, HERE)
+from placement_cases import GROUP, LABEL, NS, SIDECAR, PlacementCases, gpu_pod  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 DEPLOY = os.path.join(REPO, "webhook", "deploy")
 HOOK = "/gemini/lib/libgemhook.so.1"
-SIDECAR = "gemini-pod-manager"
-LABEL = "gemini.gpu-sharing.io/enabled"
-NS = "team-a"
 PMGR_IMAGE = "registry.example/gemini-node:e2e"
 # How long a change of the webhook configuration may take to reach the API server's admission chain.
 CONFIG_DEADLINE_S = 120
-# The device plugin's extended resources (gem-device-plugin advertises them; webhook/settings.h):
-# time in hundredths of a GPU, memory in MiB.
-SHARE = "gemini.gpu-sharing.io/gpu-share"
-GPU_MEM = "gemini.gpu-sharing.io/gpu-memory"
-GPU_MIB = 81559  # an H100 80GB's memory as nvidia-smi shows it
-# Node groups keep the placement tests apart (nodeSelector); the nodes carry no taints.
-GROUP = "e2e.gemini.gpu-sharing.io/group"
-# How long kube-scheduler may take to bind a pod, or to record why it cannot.
-SCHEDULE_DEADLINE_S = float(os.environ.get("GEM_E2E_SCHEDULE_DEADLINE_S", "90"))
 
 
 def load_docs(path):
@@ -65,39 +56,7 @@ def validate_schemas(objects):
     return json.loads(p.stdout)
 
 
-def gpu_pod(name, annotations=None, gpu=True, labels=None, namespace=NS):
-    c = {"name": "main", "image": "cuda:e2e", "command": ["sleep", "1"]}
-    if gpu:
-        c["resources"] = {"limits": {"nvidia.com/gpu": "1"}}
-    pod = {"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": name, "namespace": namespace,
-                        "labels": {LABEL: "true"} if labels is None else labels},
-           "spec": {"restartPolicy": "Never", "containers": [c]}}
-    if annotations:
-        pod["metadata"]["annotations"] = annotations
-    return pod
-
-
-def sharing_pod(name, group, share=None, memory=None):
-    """An opted-in pod whose one container asks for the plugin's resources in limits (extended
-    resources are not overcommitted: the API server copies them to requests), on nodes of `group`."""
-    pod = gpu_pod(name, gpu=False)
-    limits = {}
-    if share is not None:
-        limits[SHARE] = str(share)
-    if memory is not None:
-        limits[GPU_MEM] = str(memory)
-    pod["spec"]["containers"][0]["resources"] = {"limits": limits}
-    pod["spec"]["nodeSelector"] = {GROUP: group}
-    return pod
-
-
-def gpu_node_resources(gpus=1, mib=GPU_MIB):
-    """A node's capacity as gem-device-plugin advertises it, with CPU, memory and pods to spare."""
-    return {SHARE: str(100 * gpus), GPU_MEM: str(mib * gpus), "cpu": "16", "memory": "64Gi", "pods": "110"}
-
-
-class WebhookBehindApiServer(unittest.TestCase):
+class WebhookBehindApiServer(PlacementCases, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         kube_bin = os.environ.get("GEM_K8S_BIN")
@@ -250,10 +209,12 @@ class WebhookBehindApiServer(unittest.TestCase):
     def test_11_example_pod_gets_the_pod_manager(self):
         (pod,) = load_docs(os.path.join(DEPLOY, "examples", "shared-pod.yaml"))
         pod["metadata"]["namespace"] = NS
+        # It asks for a share: kept off the placement tests' nodes (no node is in this group).
+        pod["spec"]["nodeSelector"] = {GROUP: "example"}
         out = json.loads(self.cluster.kubectl("create", "-o", "json", "-f", "-", stdin=json.dumps(pod)).stdout)
         self.assertEqual(out["spec"]["containers"][-1]["name"], SIDECAR)
         self.assertEqual(out["spec"]["containers"][-1]["args"][-6:],
-                         ["--request", "0.3", "--limit", "0.6", "--gpu_mem", "8GiB"])
+                         ["--request", "0.3", "--limit", "0.6", "--gpu_mem", "8192MiB"])
 
     def test_20_bad_annotation_is_denied_with_the_webhooks_message(self):
         p = self.create(gpu_pod("bad-share", {"gemini.gpu-sharing.io/request": "0.9",
@@ -389,87 +350,6 @@ class WebhookBehindApiServer(unittest.TestCase):
                 print(f"\ne2e: {overlay} in namespace {ns}: server dry run {len(checked)} objects + the "
                       f"Namespace applied; schemas: {len(objects)} objects ({len(schema_only)} cert-manager "
                       f"objects without their CRDs)", file=sys.stderr)
-
-    # -- kube-scheduler places pods by the plugin's capacity -------------------------------------
-
-    def bound_to(self, name):
-        """The node kube-scheduler bound pod `name` to (waits for spec.nodeName)."""
-        sched = self.cluster.scheduler
-        return wait_for(f"pod {name} bound", lambda: self.get(name)["spec"].get("nodeName"),
-                        SCHEDULE_DEADLINE_S, sched.proc, sched.log)
-
-    def unschedulable(self, name):
-        """The PodScheduled=False condition kube-scheduler recorded for pod `name` (waits for it);
-        the pod is checked to be unbound and Pending."""
-        sched = self.cluster.scheduler
-
-        def condition():
-            for c in self.get(name).get("status", {}).get("conditions", []):
-                if c.get("type") == "PodScheduled" and c.get("status") == "False":
-                    return c
-            return None
-        cond = wait_for(f"pod {name} found unschedulable", condition, SCHEDULE_DEADLINE_S, sched.proc, sched.log)
-        pod = self.get(name)
-        self.assertNotIn("nodeName", pod["spec"])
-        self.assertEqual(pod["status"]["phase"], "Pending")
-        self.assertEqual(cond["reason"], "Unschedulable")
-        return cond["message"]
-
-    def delete_now(self, name):
-        # No kubelet confirms a graceful deletion of a bound pod: remove it at once.
-        self.cluster.kubectl("delete", "pod", "-n", NS, name, "--grace-period=0", "--force", "--wait=false")
-
-    def test_80_scheduler_binds_while_the_share_fits(self):
-        self.cluster.node("gpu-one", gpu_node_resources(), {GROUP: "one"})
-        self.create(sharing_pod("share-30", "one", share=30, memory=40000))
-        self.assertEqual(self.bound_to("share-30"), "gpu-one")
-        stored = self.get("share-30")
-        self.assertEqual(stored["spec"]["containers"][0]["resources"]["requests"][SHARE], "30")
-        # The webhook read REQUEST and GPU_MEM from the resources kube-scheduler counted.
-        pm = stored["spec"]["containers"][-1]
-        self.assertEqual(pm["name"], SIDECAR)
-        self.assertEqual(pm["args"][-6:], ["--request", "0.3", "--limit", "1", "--gpu_mem", "40000MiB"])
-        self.create(sharing_pod("share-70", "one", share=70, memory=20000))
-        self.assertEqual(self.bound_to("share-70"), "gpu-one")
-        # REQUESTs at 1: one more hundredth does not fit; the scheduler says why.
-        self.create(sharing_pod("share-10", "one", share=10))
-        msg = self.unschedulable("share-10")
-        self.assertIn(f"1 Insufficient {SHARE}", msg)
-        self.assertNotIn(f"Insufficient {GPU_MEM}", msg)
-        # Once a pod goes, the waiting one fits and is bound.
-        self.delete_now("share-70")
-        self.assertEqual(self.bound_to("share-10"), "gpu-one")
-        print(f"\ne2e: scheduler on gpu-one: share-30, share-70 bound; share-10 pending ({msg!r}), "
-              "bound after share-70 went", file=sys.stderr)
-
-    def test_81_scheduler_keeps_a_pod_pending_when_memory_would_pass_the_gpus(self):
-        self.cluster.node("gpu-mem", gpu_node_resources(), {GROUP: "mem"})
-        self.create(sharing_pod("mem-60000", "mem", share=20, memory=60000))
-        self.assertEqual(self.bound_to("mem-60000"), "gpu-mem")
-        # 21559 MiB left: 30000 does not fit, although the share (20 of 80 left) would.
-        self.create(sharing_pod("mem-30000", "mem", share=20, memory=30000))
-        msg = self.unschedulable("mem-30000")
-        self.assertIn(f"1 Insufficient {GPU_MEM}", msg)
-        self.assertNotIn(f"Insufficient {SHARE}", msg)
-        # What is left still fits.
-        self.create(sharing_pod("mem-20000", "mem", share=20, memory=20000))
-        self.assertEqual(self.bound_to("mem-20000"), "gpu-mem")
-
-    def test_82_scheduler_puts_a_pod_where_it_fits_among_two_nodes(self):
-        self.cluster.node("pair-small", gpu_node_resources(mib=16384), {GROUP: "pair"})
-        self.cluster.node("pair-big", gpu_node_resources(), {GROUP: "pair"})
-        # Memory only the big GPU has.
-        self.create(sharing_pod("pair-40000", "pair", share=10, memory=40000))
-        self.assertEqual(self.bound_to("pair-40000"), "pair-big")
-        # A share only the untouched GPU has left (the big one has 90).
-        self.create(sharing_pod("pair-95", "pair", share=95))
-        self.assertEqual(self.bound_to("pair-95"), "pair-small")
-        self.create(sharing_pod("pair-60", "pair", share=60))
-        self.assertEqual(self.bound_to("pair-60"), "pair-big")
-        # 30 and 5 left: 60 fits neither.
-        self.create(sharing_pod("pair-60-again", "pair", share=60))
-        msg = self.unschedulable("pair-60-again")
-        self.assertIn(f"2 Insufficient {SHARE}", msg)
 
     # -- last: the webhook goes away ---------------------------------------------------------------
 

@@ -408,9 +408,10 @@ TEST(Mutate, ResourceNamesAreChecked) {
 }
 
 TEST(Mutate, DevicePluginResourcesGiveRequestAndGpuMem) {
-  // No nvidia.com/gpu: the plugin's gpu-share alone makes the container a GPU container.
+  // No nvidia.com/gpu: the plugin's gpu-share alone makes the container a GPU container. Memory in
+  // units of 256 MiB (the plugin's default): 318 units are 81408 MiB.
   json pod = shared_pod();
-  pod["spec"]["containers"][0]["resources"] = {{"limits", {{kResShare, "30"}, {kResMemory, "81559"}}}};
+  pod["spec"]["containers"][0]["resources"] = {{"limits", {{kResShare, "30"}, {kResMemory, "318"}}}};
   pod["spec"]["containers"].push_back({{"name", "log"}, {"image", "busybox"}});
   MutateResult r = mutate_pod(pod, MutateOptions());
   ASSERT_EQ(r.outcome, Outcome::kPatched) << r.message;
@@ -420,7 +421,7 @@ TEST(Mutate, DevicePluginResourcesGiveRequestAndGpuMem) {
   EXPECT_FALSE(out["spec"]["containers"][1].contains("env"));
   const json& args = out["spec"]["initContainers"][0]["args"];
   EXPECT_EQ(json(std::vector<json>(args.end() - 6, args.end())),
-            json({"--request", "0.3", "--limit", "1", "--gpu_mem", std::string("81559") + kMemoryUnit}));
+            json({"--request", "0.3", "--limit", "1", "--gpu_mem", "81408MiB"}));
   EXPECT_EQ(mutate_pod(defaulted(out), MutateOptions()).outcome, Outcome::kUnchanged);
 
   // Annotations stay overrides, with a warning the API server shows the user.
@@ -431,11 +432,11 @@ TEST(Mutate, DevicePluginResourcesGiveRequestAndGpuMem) {
   EXPECT_NE(r.warnings[0].find("overrides the REQUEST 0.3"), std::string::npos) << r.warnings[0];
   const json args2 = apply_patch(pod, r)["spec"]["initContainers"][0]["args"];
   EXPECT_EQ(json(std::vector<json>(args2.end() - 6, args2.end())),
-            json({"--request", "0.5", "--limit", "0.6", "--gpu_mem", std::string("81559") + kMemoryUnit}));
+            json({"--request", "0.5", "--limit", "0.6", "--gpu_mem", "81408MiB"}));
 
-  // gpu-memory alone is a GPU container too; the share stays the default.
+  // gpu-memory alone is a GPU container too (16 units of 256 MiB); the share stays the default.
   json mem_only = shared_pod();
-  mem_only["spec"]["containers"][0]["resources"] = {{"limits", {{kResMemory, "4096"}}}};
+  mem_only["spec"]["containers"][0]["resources"] = {{"limits", {{kResMemory, "16"}}}};
   const json args3 = apply_patch(mem_only, mutate_pod(mem_only, MutateOptions()))["spec"]["initContainers"][0]["args"];
   EXPECT_EQ(json(std::vector<json>(args3.end() - 6, args3.end())),
             json({"--request", "0", "--limit", "1", "--gpu_mem", "4096MiB"}));

@@ -249,11 +249,11 @@ TEST(Resources, SettingsFromTheAskWithAnnotationsAsOverrides) {
   std::vector<std::string> warnings;
   ResourceAsk ask;
   ask.share = 30;
-  ask.memory = 8192;
+  ask.memory = 32;  // units of 256 MiB (kDefaultResMemoryUnitMiB, the plugin's default)
   ASSERT_TRUE(settings_for_pod(json(), ask, d, &s, &err, &warnings)) << err;
   EXPECT_EQ(s.request, "0.3");
   EXPECT_EQ(s.limit, "1");
-  EXPECT_EQ(s.gpu_memory, std::string("8192") + kMemoryUnit);
+  EXPECT_EQ(s.gpu_memory, "8192MiB");
   uint64_t bytes = 0;
   ASSERT_TRUE(gem::parse_size(s.gpu_memory, &bytes));  // as gem-pmgr --gpu_mem reads it
   EXPECT_EQ(bytes, 8ull << 30);
@@ -271,6 +271,18 @@ TEST(Resources, SettingsFromTheAskWithAnnotationsAsOverrides) {
   ASSERT_TRUE(settings_for_pod(json{{kAnnGpuMemory, "4Gi"}, {kAnnRequest, "0.30"}}, ask, d, &s, &err, &warnings));
   ASSERT_EQ(warnings.size(), 1u);
   EXPECT_NE(warnings[0].find("gpu-memory=4Gi overrides the 8192MiB"), std::string::npos) << warnings[0];
+  // Another unit (gem-webhook --memory_unit_mib, as the plugin was started with).
+  warnings.clear();
+  ASSERT_TRUE(settings_for_pod(json(), ask, d, &s, &err, &warnings, 1)) << err;
+  EXPECT_EQ(s.gpu_memory, "32MiB");
+  ASSERT_TRUE(settings_for_pod(json(), ask, d, &s, &err, &warnings, 1024)) << err;
+  EXPECT_EQ(s.gpu_memory, "32768MiB");
+  // Memory whose bytes would not fit GPU_MEM's 64 bits: an error naming the resource, not the annotation.
+  ResourceAsk huge;
+  huge.memory = int64_t(1) << 40;
+  EXPECT_FALSE(settings_for_pod(json(), huge, d, &s, &err, &warnings));
+  EXPECT_EQ(err, "the pod asks for gemini.gpu-sharing.io/gpu-memory=1099511627776 units of 256 MiB, more than "
+                 "GPU_MEM can hold");
   // A limit annotation below the share counted is an error naming the resource.
   warnings.clear();
   EXPECT_FALSE(settings_for_pod(json{{kAnnLimit, "0.2"}}, ask, d, &s, &err, &warnings));
