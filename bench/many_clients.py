@@ -166,7 +166,7 @@ def series_lines(rec):
         return []
     return [SER.line("busy per second (gem-schd)", p["busy"], "{:.3f}"),
             SER.line("clients served per second", p["clients_served"], "{:d}"),
-            SER.line("largest share per second", p["share_max"], "{:.3f}"), rec.get("plot", "")]
+            SER.line("largest share per second", p["share_max"], "{:.3f}")] + ([rec["plot"]] if rec.get("plot") else [])
 
 
 def summary(rec, args):
