@@ -321,6 +321,20 @@ class Manifests(unittest.TestCase):
         self.assertTrue(selector_matches(pm["spec"]["selector"], tmpl["metadata"]["labels"]))
         self.assertEqual({e["port"] for e in pm["spec"]["podMetricsEndpoints"]}, set(ports))
 
+    def test_pod_managers_metrics_are_scraped(self):
+        # The webhook's sidecars (gem-pmgr --metrics_port, container port gem-metrics) of the pods
+        # that opted in, in any namespace, away from the node DaemonSet's ports.
+        wh = self.one("Deployment", "gem-webhook")["spec"]["template"]["spec"]["containers"][0]
+        flags = dict(a[2:].split("=", 1) for a in wh["args"] if a.startswith("--") and "=" in a)
+        port = int(flags["pmgr_metrics_port"])
+        self.assertNotIn(port, range(9100, 10000))  # Prometheus' allocated exporter range (dcgm-exporter: 9400)
+        ds = self.one("DaemonSet", "gemini-node")["spec"]["template"]["spec"]["containers"][0]
+        self.assertNotIn(port, [p["containerPort"] for p in ds["ports"]])
+        pm = self.one("PodMonitor", "gemini-pod-managers")
+        self.assertEqual(pm["spec"]["namespaceSelector"], {"any": True})
+        self.assertTrue(selector_matches(pm["spec"]["selector"], {"gemini.gpu-sharing.io/enabled": "true"}))
+        self.assertEqual([e["port"] for e in pm["spec"]["podMetricsEndpoints"]], ["gem-metrics"])
+
     def test_dockerfiles_exist_and_copy_real_paths(self):
         images = set()
         for kind in ("Deployment", "DaemonSet"):
