@@ -235,7 +235,7 @@ def build_parser():
                          "(default: /tmp/gemini-<uid>)")
     ap.add_argument("--metrics_port", type=int, default=0,
                     help="Prometheus metrics of the gem-schd of GPU i on port METRICS_PORT + i (0: off, the "
-                         "default; gemctl looks at 9400-9415)")
+                         "default; gemctl looks at 19400-19415)")
     ap.add_argument("--gang_window", type=int, default=None, metavar="MS",
                     help="passed to every gem-pmgr: a client whose processes used several GPUs within MS ms gets "
                          "their tokens together (gang tokens, for pipelines over GPUs; default: gem-pmgr's, 0 = off)")

@@ -31,6 +31,10 @@ const char kUsage[] =
     "                              with restartPolicy Always; Kubernetes 1.29+); container: an\n"
     "                              ordinary container appended to spec.containers, for clusters\n"
     "                              without native sidecars (docs/kubernetes-reference.md)\n"
+    "  --pmgr_metrics_port 19500   the sidecar's gem-pmgr serves Prometheus metrics on this port of\n"
+    "                              the pod IP (--metrics_address 0.0.0.0), declared as its container\n"
+    "                              port gem-metrics (webhook/deploy/monitoring scrapes it); the pod's\n"
+    "                              own containers must not use it. 0: no metrics\n"
     "  --gpu_resource nvidia.com/gpu\n"
     "                              the extended resource whose containers get the hook (a container\n"
     "                              uses a GPU when its limits or requests name it, not 0); default\n"
@@ -69,7 +73,7 @@ int main(int argc, char** argv) {
   gem::Flags flags({"port", "bind", "cert", "key", "max_body_bytes", "threads", "cert_check_ms",
                     "shutdown_delay_ms", "failure_policy", "pmgr_image", "image_pull_policy", "sidecar_mode",
                     "default_request", "default_limit", "default_gpu_memory", "access_log", "gpu_resource",
-                    "memory_unit_mib", "shared_nodes"},
+                    "memory_unit_mib", "shared_nodes", "pmgr_metrics_port"},
                    {"help"});
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "-h") == 0) {
@@ -128,6 +132,7 @@ int main(int argc, char** argv) {
   m.defaults.request = value("default_request", m.defaults.request);
   m.defaults.limit = value("default_limit", m.defaults.limit);
   m.defaults.gpu_memory = value("default_gpu_memory", m.defaults.gpu_memory);
+  m.pmgr_metrics_port = int(number("pmgr_metrics_port", m.pmgr_metrics_port, 0, 65535));
   m.memory_unit_mib = number("memory_unit_mib", long(m.memory_unit_mib), 1, long(gemwh::kMaxMemoryUnitMiB));
   if (flags.has("shared_nodes")) {
     const std::string v = value("shared_nodes", "");

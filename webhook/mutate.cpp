@@ -233,10 +233,20 @@ json hook_env() {
                       value_env("POD_MANAGER_PORT", kPodManagerPort)});
 }
 
-// gem-pmgr's arguments: --um only when on, so pods without the annotation keep their exact args.
-json pmgr_args(const SharingSettings& s) {
-  json a = json::array({"--name", "$(POD_NAME)", "--ip", kPodManagerIp, "--port", kPodManagerPort, "--scheduler_dir",
-                        kSchedHostPath, "--request", s.request, "--limit", s.limit, "--gpu_mem", s.gpu_memory});
+// gem-pmgr's arguments: --um only when on, so pods without the annotation keep their exact args;
+// the metrics on every address of the pod (its IP, for Prometheus) unless metrics_port is 0.
+json pmgr_args(const SharingSettings& s, int metrics_port) {
+  json a = json::array({"--name", "$(POD_NAME)", "--ip", kPodManagerIp, "--port", kPodManagerPort});
+  if (metrics_port > 0) {
+    a.push_back("--metrics_port");
+    a.push_back(std::to_string(metrics_port));
+    a.push_back("--metrics_address");
+    a.push_back("0.0.0.0");
+  }
+  for (const std::string& v : {std::string("--scheduler_dir"), std::string(kSchedHostPath), std::string("--request"),
+                               s.request, std::string("--limit"), s.limit, std::string("--gpu_mem"), s.gpu_memory}) {
+    a.push_back(v);
+  }
   if (s.unified_memory == "on") {
     a.push_back("--um");
     a.push_back("on");
@@ -308,7 +318,7 @@ json pod_manager_sidecar(const SharingSettings& s, const MutateOptions& opts) {
       {"image", opts.pmgr_image},
       {"imagePullPolicy", opts.image_pull_policy},
       {"command", json::array({"gem-pmgr"})},
-      {"args", pmgr_args(s)},
+      {"args", pmgr_args(s, opts.pmgr_metrics_port)},
       {"env", env},
       {"volumeMounts", json::array({{{"name", kSchedVolume}, {"mountPath", kSchedHostPath}}})},
       // gem-pmgr listens on loopback only, which a tcpSocket probe (pod IP) cannot reach.
@@ -322,6 +332,10 @@ json pod_manager_sidecar(const SharingSettings& s, const MutateOptions& opts) {
         {"readOnlyRootFilesystem", true},
         {"capabilities", {{"drop", json::array({"ALL"})}}}}},
   };
+  if (opts.pmgr_metrics_port > 0) {
+    c["ports"] = json::array(
+        {{{"name", kPmgrMetricsPortName}, {"containerPort", opts.pmgr_metrics_port}, {"protocol", "TCP"}}});
+  }
   if (opts.sidecar_mode == SidecarMode::kNative) c["restartPolicy"] = "Always";
   return c;
 }

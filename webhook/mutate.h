@@ -37,6 +37,14 @@ inline constexpr const char* kSchedHostPath = "/run/gemini";
 inline constexpr const char* kSidecarName = "gemini-pod-manager";
 inline constexpr const char* kPodManagerIp = "127.0.0.1";
 inline constexpr const char* kPodManagerPort = "50052";
+/// The pod manager's Prometheus metrics port on the pod IP unless gem-webhook --pmgr_metrics_port
+/// says otherwise (0: none). Next to gem-schd's 19400 + GPU index (GEM_METRICS_BASE_PORT in
+/// tools/gemtools/prom.py) and, like it, outside Prometheus' exporter range 9100-9999 (docs/operations.md,
+/// "Metrics ports"). It is in the pod's network namespace: an application container of the pod must
+/// not listen on it.
+inline constexpr int kDefaultPmgrMetricsPort = 19500;
+/// The sidecar's named containerPort of those metrics (webhook/deploy/monitoring/podmonitor.yaml scrapes it).
+inline constexpr const char* kPmgrMetricsPortName = "gem-metrics";
 // The default of MutateOptions::gpu_resource (gem-webhook --gpu_resource).
 inline constexpr const char* kGpuResource = "nvidia.com/gpu";
 
@@ -67,6 +75,9 @@ struct MutateOptions {
   // Pods asking for gpu-share/gpu-memory get the shared-node toleration and nodeSelector
   // (placement.h; gem-webhook --shared_nodes).
   bool shared_nodes = true;
+  // gem-pmgr's --metrics_port on 0.0.0.0 and the sidecar's containerPort kPmgrMetricsPortName
+  // (gem-webhook --pmgr_metrics_port); 0: no metrics.
+  int pmgr_metrics_port = kDefaultPmgrMetricsPort;
 };
 
 enum class Outcome {

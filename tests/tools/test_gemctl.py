@@ -335,7 +335,7 @@ class TestGemctlJson(unittest.TestCase):
 
 
 def gemctl_probing(ports, *args):
-    """gemctl with neither --endpoint nor $GEMINI_METRICS, probing `ports` instead of 9400-9415 (which
+    """gemctl with neither --endpoint nor $GEMINI_METRICS, probing `ports` instead of 19400-19415 (which
     something else on the machine may use)."""
     code = ("import os, runpy, sys; gemctl = sys.argv[1]; sys.path.insert(0, os.path.dirname(gemctl)); "
             "from gemtools import prom; prom.DEFAULT_PORTS = [int(p) for p in sys.argv[2].split(',')]; "

@@ -320,6 +320,32 @@ class Manifests(unittest.TestCase):
         pm = self.one("PodMonitor", "gemini-node")
         self.assertTrue(selector_matches(pm["spec"]["selector"], tmpl["metadata"]["labels"]))
         self.assertEqual({e["port"] for e in pm["spec"]["podMetricsEndpoints"]}, set(ports))
+        # metrics-i is kept where the node's nvidia.com/gpu.count is above i, or the label is absent
+        # (Prometheus' relabel regex is anchored at both ends; an absent label reads as ""); metrics-0
+        # always (the pod's probes use it).
+        self.assertTrue(pm["spec"]["attachMetadata"]["node"])
+        for e in pm["spec"]["podMetricsEndpoints"]:
+            i = int(e["port"].rsplit("-", 1)[1])
+            rules = e.get("relabelings", [])
+            for count in [""] + [str(n) for n in range(0, 20)] + ["100"]:
+                kept = all(re.fullmatch(r["regex"], count) for r in rules
+                           if r["action"] == "keep"
+                           and r["sourceLabels"] == ["__meta_kubernetes_node_label_nvidia_com_gpu_count"])
+                self.assertEqual(kept, i == 0 or count == "" or int(count) > i, (e["port"], count))
+
+    def test_pod_managers_metrics_are_scraped(self):
+        # The webhook's sidecars (gem-pmgr --metrics_port, container port gem-metrics) of the pods
+        # that opted in, in any namespace, away from the node DaemonSet's ports.
+        wh = self.one("Deployment", "gem-webhook")["spec"]["template"]["spec"]["containers"][0]
+        flags = dict(a[2:].split("=", 1) for a in wh["args"] if a.startswith("--") and "=" in a)
+        port = int(flags["pmgr_metrics_port"])
+        self.assertNotIn(port, range(9100, 10000))  # Prometheus' allocated exporter range (dcgm-exporter: 9400)
+        ds = self.one("DaemonSet", "gemini-node")["spec"]["template"]["spec"]["containers"][0]
+        self.assertNotIn(port, [p["containerPort"] for p in ds["ports"]])
+        pm = self.one("PodMonitor", "gemini-pod-managers")
+        self.assertEqual(pm["spec"]["namespaceSelector"], {"any": True})
+        self.assertTrue(selector_matches(pm["spec"]["selector"], {"gemini.gpu-sharing.io/enabled": "true"}))
+        self.assertEqual([e["port"] for e in pm["spec"]["podMetricsEndpoints"]], ["gem-metrics"])
 
     def test_dockerfiles_exist_and_copy_real_paths(self):
         images = set()

@@ -1,7 +1,8 @@
 """Fetch and parse the daemons' Prometheus metrics (text format 0.0.4), standard library only.
 
 Endpoints: --endpoint HOST:PORT or URL (repeatable), else $GEMINI_METRICS (comma-separated), else
-the loopback ports launch-backend.py --metrics_port uses by default (9400-9415), probed quickly.
+the loopback ports GEM_METRICS_BASE_PORT + 0..15 (19400-19415, where launch-backend.py --metrics_port
+19400 puts gem-schd), probed quickly.
 Something else may listen on a probed port (node_exporter, Grafana, sshd): what answers there but not
 with gem_ metrics (NotGem) is skipped with a note on stderr. On a port the operator named it is an error.
 """
@@ -14,7 +15,12 @@ import sys
 import urllib.error
 import urllib.request
 
-DEFAULT_PORTS = range(9400, 9416)
+# Base of the daemons' metrics ports: gem-schd of GPU i on GEM_METRICS_BASE_PORT + i (launch-backend.py
+# --metrics_port, the node DaemonSet). Outside Prometheus' exporter range 9100-9999 (fully allocated
+# on its "default port allocations" wiki page; 9400 there is dcgm-exporter's), below the Kubernetes
+# NodePort (30000-32767) and Linux ephemeral (32768-60999) ranges. docs/operations.md, "Metrics ports".
+GEM_METRICS_BASE_PORT = 19400
+DEFAULT_PORTS = range(GEM_METRICS_BASE_PORT, GEM_METRICS_BASE_PORT + 16)
 _LINE = re.compile(r'^([A-Za-z_:][A-Za-z0-9_:]*)(\{(.*)\})?\s+(\S+)$')
 _LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
 

@@ -75,7 +75,7 @@ def render(gpus, pmgrs, errors):
         out.append(f"cannot read {url}: {err}")
     if not gpus and not pmgrs and not errors:
         out.append('no gem-schd or gem-pmgr metrics found (start them with --metrics_port, '
-                   'e.g. launch-backend.py --metrics_port 9400, or say where: --endpoint HOST:PORT)')
+                   'e.g. launch-backend.py --metrics_port 19400, or say where: --endpoint HOST:PORT)')
     return '\n'.join(out).rstrip() + '\n'
 
 

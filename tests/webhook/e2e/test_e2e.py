@@ -193,8 +193,11 @@ class WebhookBehindApiServer(PlacementCases, unittest.TestCase):
         self.assertEqual(pm.image, PMGR_IMAGE)
         self.assertEqual(pm.command, ["gem-pmgr"])
         self.assertEqual(pm.args, ["--name", "$(POD_NAME)", "--ip", "127.0.0.1", "--port", "50052",
+                                   "--metrics_port", "19500", "--metrics_address", "0.0.0.0",
                                    "--scheduler_dir", "/run/gemini", "--request", "0.3", "--limit", "0.6",
                                    "--gpu_mem", "8GiB"])
+        # The metrics port the PodMonitor gemini-pod-managers scrapes, stored as sent.
+        self.assertEqual([(p.name, p.container_port, p.protocol) for p in pm.ports], [("gem-metrics", 19500, "TCP")])
         self.assertEqual(kubelet_env(pm, NS, "shared-train")["POD_NAME"], f"{NS}/shared-train")
         self.assertEqual([(m.name, m.mount_path) for m in pm.volume_mounts], [("gemini-scheduler", "/run/gemini")])
         self.assertIsNotNone(pm.startup_probe)

@@ -128,8 +128,11 @@ TEST(Mutate, GenerateNamePodGetsEverything) {
   EXPECT_EQ(sc["restartPolicy"], "Always");
   EXPECT_EQ(sc["image"], "registry.example/gemini-node:test");
   EXPECT_EQ(sc["args"], json({"--name", "$(POD_NAME)", "--ip", "127.0.0.1", "--port", "50052",
+                              "--metrics_port", "19500", "--metrics_address", "0.0.0.0",
                               "--scheduler_dir", "/run/gemini", "--request", "0.3", "--limit", "0.6",
                               "--gpu_mem", "4GiB"}));
+  // Its metrics, on the pod IP, behind the named port the PodMonitor scrapes.
+  EXPECT_EQ(sc["ports"], json::array({{{"name", "gem-metrics"}, {"containerPort", 19500}, {"protocol", "TCP"}}}));
   EXPECT_EQ(sc["volumeMounts"][0]["mountPath"], "/run/gemini");
   // Unified-memory mode reaches gem-pmgr as --um on.
   pod["metadata"]["annotations"][kAnnUnifiedMemory] = "on";
@@ -143,6 +146,22 @@ TEST(Mutate, GenerateNamePodGetsEverything) {
   ASSERT_EQ(out["spec"]["volumes"].size(), 2u);
   EXPECT_EQ(out["spec"]["volumes"][0]["hostPath"]["path"], kLibHostPath);
   EXPECT_EQ(out["spec"]["volumes"][1]["hostPath"]["path"], kSchedHostPath);
+}
+
+TEST(Mutate, PmgrMetricsPortFollowsTheFlag) {
+  json pod = shared_pod();
+  MutateOptions opts;
+  opts.pmgr_metrics_port = 20123;
+  const json sc = apply_patch(pod, mutate_pod(pod, opts))["spec"]["initContainers"][0];
+  EXPECT_EQ(json(std::vector<json>(sc["args"].begin() + 6, sc["args"].begin() + 10)),
+            json({"--metrics_port", "20123", "--metrics_address", "0.0.0.0"}));
+  EXPECT_EQ(sc["ports"], json::array({{{"name", kPmgrMetricsPortName}, {"containerPort", 20123}, {"protocol", "TCP"}}}));
+  // 0: no metrics, no port; the arguments are those before metrics existed.
+  opts.pmgr_metrics_port = 0;
+  const json off = apply_patch(pod, mutate_pod(pod, opts))["spec"]["initContainers"][0];
+  EXPECT_FALSE(off.contains("ports"));
+  for (const auto& a : off["args"]) EXPECT_NE(a, "--metrics_port");
+  EXPECT_EQ(off["args"][6], "--scheduler_dir");
 }
 
 TEST(Mutate, KeepsUserEnvVolumesAndPrependsLdPreload) {
@@ -336,8 +355,9 @@ TEST(Mutate, ContainerModePutsThePodManagerAmongTheContainers) {
   EXPECT_EQ(pm["name"], kSidecarName);
   EXPECT_FALSE(pm.contains("restartPolicy"));
   EXPECT_EQ(pm["command"], json({"gem-pmgr"}));
-  EXPECT_EQ(pm["args"][9], "0.2");
-  EXPECT_EQ(pm["args"][11], "0.7");
+  EXPECT_EQ(pm["args"][13], "0.2");
+  EXPECT_EQ(pm["args"][15], "0.7");
+  EXPECT_EQ(pm["ports"][0]["name"], kPmgrMetricsPortName);
   EXPECT_EQ(pm["volumeMounts"], json::array({{{"name", kSchedVolume}, {"mountPath", kSchedHostPath}}}));
   EXPECT_TRUE(pm.contains("startupProbe"));  // valid on regular containers since 1.16
   ASSERT_EQ(out["spec"]["initContainers"].size(), 1u);  // the user's init container only
