@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "gem/log.h"
+#include "gem/net.h"
 #include "gem/protocol.h"
 
 namespace gem {
@@ -73,6 +74,7 @@ std::vector<int> Listener::accept_ready(size_t open_now) {
       refuse(fd, static_cast<int>(proto::ErrorCode::kDenied), why);
       continue;
     }
+    if (!is_unix_) net::set_tcp_nodelay(fd);  // grants and heartbeats go out on this end
     out.push_back(fd);
   }
   return out;

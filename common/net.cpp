@@ -148,11 +148,7 @@ int finish_connect(int fd, bool is_unix, const Endpoint& ep, std::string* err) {
     close_keep_errno(fd);
     return -1;
   }
-  if (!is_unix) {
-    int one = 1;
-    // Token messages are tiny and latency-bound; a failure here only costs latency.
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  }
+  if (!is_unix) set_tcp_nodelay(fd);
   return fd;
 }
 
@@ -356,6 +352,11 @@ bool send_all(int fd, const void* data, size_t len, int timeout_ms) {
     return false;
   }
   return true;
+}
+
+void set_tcp_nodelay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 bool set_nonblocking(int fd, bool on) {

@@ -2,13 +2,14 @@
 
 #include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+
+#include "gem/net.h"
 
 namespace gem::pmgr {
 
@@ -84,10 +85,7 @@ bool connect_result(int fd, const net::Endpoint& ep, std::string* err) {
     *err = fail_text(ep, so_error);
     return false;
   }
-  if (ep.unix_path.empty()) {
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));  // only latency depends on it
-  }
+  if (ep.unix_path.empty()) net::set_tcp_nodelay(fd);
   return true;
 }
 

@@ -38,4 +38,12 @@ bool send_all(int fd, const void* data, size_t len, int timeout_ms);
 /// Sets O_NONBLOCK on or off. False on failure.
 bool set_nonblocking(int fd, bool on);
 
+/// Turns Nagle's algorithm off (TCP_NODELAY) on a connected TCP socket, both ends: the ones a daemon
+/// accepts as well as the ones it connects. Token messages are tiny and each side often writes twice
+/// without the other answering in between (a Heartbeat to a waiting peer, then its TokenGrant); with
+/// Nagle's algorithm on, the second write waits for the first one's ACK, which the peer delays by up
+/// to 40 ms (RFC 896; Linux's delayed ACK, tcp(7) TCP_QUICKACK), and the GPU idles while it holds a
+/// grant. Measured: docs/scheduling.md, "Hand-offs". A failure only costs latency: not reported.
+void set_tcp_nodelay(int fd);
+
 }  // namespace gem::net

@@ -1,6 +1,8 @@
 // Bounds of a daemon's connections: Peer (read budget, backlog checked before queueing) and
 // Listener (connection cap, peer uid check, socket file mode), on real socket pairs.
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -132,6 +134,37 @@ TEST(Listener, CapRefusesWithBusyAndKeepsTheOthers) {
   for (int fd : clients) close(fd);
   for (int fd : accepted) close(fd);
   std::system(("rm -rf " + dir).c_str());
+}
+
+// Both ends of a TCP connection run without Nagle's algorithm: a daemon writes a Heartbeat and then a
+// TokenGrant to a peer that answers neither, and with Nagle on the grant waited for the heartbeat's
+// delayed ACK (up to 40 ms of idle GPU per hand-off; docs/scheduling.md, "Hand-offs").
+TEST(Listener, AcceptedTcpConnectionsHaveNoDelay) {
+  net::Endpoint ep;  // 127.0.0.1, port 0: the kernel picks one
+  std::string err;
+  const int lfd = net::listen_on(ep, &err);
+  ASSERT_GE(lfd, 0) << err;
+  sockaddr_in addr{};
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  ep.port = ntohs(addr.sin_port);
+  Listener l(lfd, false, ListenerOptions{});
+  const int client = net::connect_to(ep, 1000, &err);
+  ASSERT_GE(client, 0) << err;
+  std::vector<int> accepted;
+  for (int round = 0; round < 500 && accepted.empty(); ++round) {
+    accepted = l.accept_ready(0);
+    if (accepted.empty()) usleep(2000);
+  }
+  ASSERT_EQ(accepted.size(), 1u);
+  for (const int fd : {accepted[0], client}) {
+    int on = 0;
+    socklen_t n = sizeof on;
+    ASSERT_EQ(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &n), 0);
+    EXPECT_NE(on, 0) << (fd == client ? "the connecting end" : "the accepted end");
+  }
+  close(client);
+  close(accepted[0]);
 }
 
 TEST(Listener, SocketFileIs0660WhateverTheUmask) {
