@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "env_var.h"
 #include "placement.h"
 
 namespace gemwh {
@@ -16,13 +17,6 @@ namespace {
 const char* const kOwnedEnv[] = {"GEMINI_POD_NAMESPACE", "GEMINI_POD_NAME_ONLY", "POD_NAME",
                                  "POD_MANAGER_IP", "POD_MANAGER_PORT"};
 const char* const kRemovedEnv[] = {"POD_MANAGER_SOCKET"};
-
-json field_env(const char* name, const char* path) {
-  return {{"name", name}, {"valueFrom", {{"fieldRef", {{"fieldPath", path}}}}}};
-}
-json value_env(const char* name, std::string value) {
-  return {{"name", name}, {"value", std::move(value)}};
-}
 
 const json* member(const json& obj, const char* key) {
   if (!obj.is_object()) return nullptr;
@@ -224,121 +218,6 @@ json host_path_volume(const char* name, const char* path) {
 }
 
 }  // namespace
-
-json hook_env() {
-  return json::array({field_env("GEMINI_POD_NAMESPACE", "metadata.namespace"),
-                      field_env("GEMINI_POD_NAME_ONLY", "metadata.name"),
-                      value_env("POD_NAME", "$(GEMINI_POD_NAMESPACE)/$(GEMINI_POD_NAME_ONLY)"),
-                      value_env("POD_MANAGER_IP", kPodManagerIp),
-                      value_env("POD_MANAGER_PORT", kPodManagerPort)});
-}
-
-// gem-pmgr's arguments: --um only when on, so pods without the annotation keep their exact args;
-// the metrics on every address of the pod (its IP, for Prometheus) unless metrics_port is 0.
-json pmgr_args(const SharingSettings& s, int metrics_port) {
-  json a = json::array({"--name", "$(POD_NAME)", "--ip", kPodManagerIp, "--port", kPodManagerPort});
-  if (metrics_port > 0) {
-    a.push_back("--metrics_port");
-    a.push_back(std::to_string(metrics_port));
-    a.push_back("--metrics_address");
-    a.push_back("0.0.0.0");
-  }
-  for (const std::string& v : {std::string("--scheduler_dir"), std::string(kSchedHostPath), std::string("--request"),
-                               s.request, std::string("--limit"), s.limit, std::string("--gpu_mem"), s.gpu_memory}) {
-    a.push_back(v);
-  }
-  if (s.unified_memory == "on") {
-    a.push_back("--um");
-    a.push_back("on");
-  }
-  if (!s.latency_ms.empty()) {
-    a.push_back("--latency");
-    a.push_back(s.latency_ms);
-  }
-  return a;
-}
-
-bool parse_sidecar_mode(const std::string& text, SidecarMode* out) {
-  if (text == "native") {
-    *out = SidecarMode::kNative;
-  } else if (text == "container") {
-    *out = SidecarMode::kContainer;
-  } else {
-    return false;
-  }
-  return true;
-}
-
-bool valid_resource_name(const std::string& name, std::string* why) {
-  auto fail = [&](const std::string& w) {
-    if (why) *why = "\"" + name + "\" is not an extended resource name (prefix/name, e.g. nvidia.com/gpu): " + w;
-    return false;
-  };
-  const size_t slash = name.find('/');
-  if (slash == std::string::npos || name.find('/', slash + 1) != std::string::npos) {
-    return fail("it needs exactly one '/'");
-  }
-  const std::string prefix = name.substr(0, slash), base = name.substr(slash + 1);
-  auto alnum = [](char c, bool upper) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (upper && c >= 'A' && c <= 'Z');
-  };
-  // The prefix: a DNS subdomain (RFC 1123 labels of [a-z0-9-], joined by dots).
-  if (prefix.empty() || prefix.size() > 253) return fail("the prefix must have 1 to 253 characters");
-  size_t start = 0;
-  while (start <= prefix.size()) {
-    size_t dot = prefix.find('.', start);
-    if (dot == std::string::npos) dot = prefix.size();
-    const std::string label = prefix.substr(start, dot - start);
-    if (label.empty() || label.size() > 63 || !alnum(label.front(), false) || !alnum(label.back(), false)) {
-      return fail("the prefix must be a lower-case DNS subdomain");
-    }
-    for (char c : label) {
-      if (!alnum(c, false) && c != '-') return fail("the prefix must be a lower-case DNS subdomain");
-    }
-    start = dot + 1;
-  }
-  if (base.empty() || base.size() > 63) return fail("the name after '/' must have 1 to 63 characters");
-  if (!alnum(base.front(), true) || !alnum(base.back(), true)) {
-    return fail("the name after '/' must begin and end with a letter or digit");
-  }
-  for (char c : base) {
-    if (!alnum(c, true) && c != '-' && c != '_' && c != '.') {
-      return fail("the name after '/' may only hold letters, digits, '-', '_' and '.'");
-    }
-  }
-  return true;
-}
-
-json pod_manager_sidecar(const SharingSettings& s, const MutateOptions& opts) {
-  json env = json::array({field_env("GEMINI_POD_NAMESPACE", "metadata.namespace"),
-                          field_env("GEMINI_POD_NAME_ONLY", "metadata.name"),
-                          value_env("POD_NAME", "$(GEMINI_POD_NAMESPACE)/$(GEMINI_POD_NAME_ONLY)")});
-  json c = {
-      {"name", kSidecarName},
-      {"image", opts.pmgr_image},
-      {"imagePullPolicy", opts.image_pull_policy},
-      {"command", json::array({"gem-pmgr"})},
-      {"args", pmgr_args(s, opts.pmgr_metrics_port)},
-      {"env", env},
-      {"volumeMounts", json::array({{{"name", kSchedVolume}, {"mountPath", kSchedHostPath}}})},
-      // gem-pmgr listens on loopback only, which a tcpSocket probe (pod IP) cannot reach.
-      {"startupProbe",
-       {{"exec", {{"command", json::array({"bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/50052"})}}},
-        {"periodSeconds", 1},
-        {"failureThreshold", 60}}},
-      {"resources", {{"requests", {{"cpu", "10m"}, {"memory", "16Mi"}}}, {"limits", {{"memory", "64Mi"}}}}},
-      {"securityContext",
-       {{"allowPrivilegeEscalation", false},
-        {"readOnlyRootFilesystem", true},
-        {"capabilities", {{"drop", json::array({"ALL"})}}}}},
-  };
-  if (opts.pmgr_metrics_port > 0) {
-    c["ports"] = json::array(
-        {{{"name", kPmgrMetricsPortName}, {"containerPort", opts.pmgr_metrics_port}, {"protocol", "TCP"}}});
-  }
-  if (opts.sidecar_mode == SidecarMode::kNative) c["restartPolicy"] = "Always";
-  return c;
-}
 
 MutateResult mutate_pod(const json& pod, const MutateOptions& opts) {
   MutateResult r;

@@ -20,7 +20,7 @@ FUZZ_CI_ENV :=
 FUZZ_SRCS_frame := tests/fuzz/fuzz_frame.cpp common/protocol.cpp
 FUZZ_SRCS_config := tests/fuzz/fuzz_config.cpp common/config.cpp common/config_values.cpp common/config_index.cpp common/protocol.cpp
 FUZZ_SRCS_admission := tests/fuzz/fuzz_admission.cpp webhook/admission.cpp webhook/base64.cpp \
-  webhook/mutate.cpp webhook/patch.cpp webhook/placement.cpp webhook/settings.cpp common/config.cpp common/config_values.cpp common/config_index.cpp \
+  webhook/mutate.cpp webhook/patch.cpp webhook/placement.cpp webhook/resource_name.cpp webhook/settings.cpp webhook/sidecar.cpp common/config.cpp common/config_values.cpp common/config_index.cpp \
   common/protocol.cpp
 # The /metrics endpoint's request parser (the daemons parse HTTP requests themselves, issue 21).
 FUZZ_SRCS_http := tests/fuzz/fuzz_http.cpp metrics/http_request.cpp
