@@ -191,7 +191,9 @@ std::optional<Grant> Policy::schedule(Micros now) {
     ++c.grants;
     ++c.coruns;
     start_allowance(c, now);
-    const Lease l{now, grant_quota(c)};
+    // A co-runner launches beside the holder and keeps no one waiting: it is held to its LIMIT only
+    // (an even REQUEST quota would add hand-offs in the middle of its requests and spare no one).
+    const Lease l{now, grant_quota(c, demand(), 1)};
     coruns_[*best] = l;
     return Grant{*best, l.quota, true};
   }
@@ -202,7 +204,7 @@ std::optional<Grant> Policy::schedule(Micros now) {
   ++c.grants;
   holder_ = *best;
   start_allowance(c, now);
-  lease_ = {now, grant_quota(c)};
+  lease_ = {now, grant_quota(c, now)};
   return Grant{holder_, lease_.quota};
 }
 
@@ -238,6 +240,7 @@ const std::string* Policy::pick(Micros now) {
   double best_key = 0, best_eps = 0;
   Micros best_since = 0;
   const size_t wanting = demand();
+  const size_t contending = contenders(now);
   for (auto& [name, c] : clients_) {
     if (!c.waiting) continue;
     forget_old(c, now);
@@ -245,7 +248,7 @@ const std::string* Policy::pick(Micros now) {
     const double s = share(c, now);
     const bool under_request = s < c.request;
     // The step the client's share takes with its next (fitted) quota, in units of its key.
-    const double step = projected_step(c, now, wanting);
+    const double step = projected_step(c, now, wanting, contending);
     // Larger key wins. Under REQUEST: the deficit the client would still have after one more quota,
     // relative to its REQUEST (weighted fair queueing's "smallest virtual finish time"); shares move in
     // steps of quota / window, and comparing plain deficits lets those steps bias the split by up
@@ -306,7 +309,7 @@ std::optional<Micros> Policy::renew(const std::string& name, Micros used, Micros
   c.waiting = false;
   ++c.grants;
   start_allowance(c, now);
-  lease_ = {now, grant_quota(c)};
+  lease_ = {now, grant_quota(c, now)};
   return lease_.quota;
 }
 
@@ -437,21 +440,31 @@ Micros Policy::limit_ready_at(const Client& c, Micros now) const {
   return wait >= static_cast<double>(kNever - now) ? kNever : now + static_cast<Micros>(wait);
 }
 
-Micros Policy::grant_quota(const Client& c) const { return grant_quota(c, demand()); }
+size_t Policy::contenders(Micros now) const {
+  size_t n = demand();
+  for (const auto& [name, c] : clients_) {
+    if (c.waiting || holds(name) || c.busy.empty()) continue;
+    if (now - c.busy.back().end < kContentionMemory) ++n;
+  }
+  return n;
+}
 
-Micros Policy::grant_quota(const Client& c, size_t demand) const {
+Micros Policy::grant_quota(const Client& c, Micros now) const { return grant_quota(c, demand(), contenders(now)); }
+
+Micros Policy::grant_quota(const Client& c, size_t demand, size_t contenders) const {
   const Micros q = fitted(quota_for(c), demand);
   if (!opts_.fit_quotas) return q;  // Gemini's quotas
-  // The share the client is held to: its LIMIT; while others want the GPU too, its REQUEST when it
-  // has one (a client without a REQUEST keeps the burst-based quota: no hand-offs for evenness).
-  const double held_to = demand > 1 && c.request > 0 ? std::min(c.request, c.limit) : c.limit;
+  // The share the client is held to: its LIMIT; while others want the GPU too (now or within
+  // kContentionMemory), its REQUEST when it has one (a client without a REQUEST keeps the burst-based
+  // quota: no hand-offs for evenness).
+  const double held_to = contenders > 1 && c.request > 0 ? std::min(c.request, c.limit) : c.limit;
   if (held_to >= kFullShare) return q;
   const double cap = static_cast<double>(kLimitSwing) / (1.0 - held_to);
   return std::min(q, std::max(static_cast<Micros>(cap), opts_.quota_floor));
 }
 
-double Policy::projected_step(const Client& c, Micros now, size_t demand) const {
-  return static_cast<double>(grant_quota(c, demand)) / static_cast<double>(span(c, now));
+double Policy::projected_step(const Client& c, Micros now, size_t demand, size_t contenders) const {
+  return static_cast<double>(grant_quota(c, demand, contenders)) / static_cast<double>(span(c, now));
 }
 
 Micros Policy::span(const Client& c, Micros now) const {
