@@ -25,7 +25,7 @@ FUZZ_SRCS_admission := tests/fuzz/fuzz_admission.cpp $(WEBHOOK_LIB_SRCS) common/
   common/config_index.cpp common/protocol.cpp
 # The /metrics endpoint's request parser (the daemons parse HTTP requests themselves, issue 21).
 FUZZ_SRCS_http := tests/fuzz/fuzz_http.cpp metrics/http_request.cpp
-FUZZ_SRCS_policy := tests/fuzz/fuzz_policy.cpp scheduler/policy.cpp pod-manager/token_share.cpp common/protocol.cpp
+FUZZ_SRCS_policy := tests/fuzz/fuzz_policy.cpp scheduler/policy.cpp scheduler/policy_accounting.cpp pod-manager/token_share.cpp common/protocol.cpp
 FUZZ_SRCS_memory := tests/fuzz/fuzz_memory.cpp pod-manager/mem_sessions.cpp pod-manager/mem_budget.cpp \
   scheduler/gpu_residency.cpp common/protocol.cpp
 
