@@ -34,6 +34,14 @@ json pmgr_args(const SharingSettings& s, int metrics_port) {
   return a;
 }
 
+// POD_NAME = "namespace/name", the client's name in resource-config.txt, from the downward API: both
+// the hook's container and the pod manager's need it, in this order ($(VAR) refers only to earlier
+// variables; Kubernetes API, EnvVar.value).
+json pod_name_env() {
+  return json::array({field_env("GEMINI_POD_NAMESPACE", "metadata.namespace"),
+                      field_env("GEMINI_POD_NAME_ONLY", "metadata.name"),
+                      value_env("POD_NAME", "$(GEMINI_POD_NAMESPACE)/$(GEMINI_POD_NAME_ONLY)")});
+}
 }  // namespace
 
 bool parse_sidecar_mode(const std::string& text, SidecarMode* out) {
@@ -48,17 +56,14 @@ bool parse_sidecar_mode(const std::string& text, SidecarMode* out) {
 }
 
 json hook_env() {
-  return json::array({field_env("GEMINI_POD_NAMESPACE", "metadata.namespace"),
-                      field_env("GEMINI_POD_NAME_ONLY", "metadata.name"),
-                      value_env("POD_NAME", "$(GEMINI_POD_NAMESPACE)/$(GEMINI_POD_NAME_ONLY)"),
-                      value_env("POD_MANAGER_IP", kPodManagerIp),
-                      value_env("POD_MANAGER_PORT", kPodManagerPort)});
+  json env = pod_name_env();
+  env.push_back(value_env("POD_MANAGER_IP", kPodManagerIp));
+  env.push_back(value_env("POD_MANAGER_PORT", kPodManagerPort));
+  return env;
 }
 
 json pod_manager_sidecar(const SharingSettings& s, const MutateOptions& opts) {
-  json env = json::array({field_env("GEMINI_POD_NAMESPACE", "metadata.namespace"),
-                          field_env("GEMINI_POD_NAME_ONLY", "metadata.name"),
-                          value_env("POD_NAME", "$(GEMINI_POD_NAMESPACE)/$(GEMINI_POD_NAME_ONLY)")});
+  const json env = pod_name_env();
   json c = {
       {"name", kSidecarName},
       {"image", opts.pmgr_image},
