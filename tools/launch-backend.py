@@ -5,21 +5,19 @@ Usage as in Gemini:  launch-backend.py [SCHD [PMGR]] [--ip IP] [--port PORT] [--
 """
 
 import argparse
-import ctypes
 import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gemtools import discover, mps  # noqa: E402
+from gemtools.daemons import Backend, describe_rc  # noqa: E402
 
 PROG = "launch-backend"
-STOP_GRACE_S = 5.0
 
 DESCRIPTION = """\
 Start the GPU-sharing backend: gem-schd (the token scheduler of one GPU) for each
@@ -129,76 +127,12 @@ def num(v):
     return str(int(v)) if float(v).is_integer() else repr(float(v))
 
 
-def _child_setup():
-    # Own process group: a Ctrl-C in the terminal reaches only this script, which then stops the
-    # daemons in order. PR_SET_PDEATHSIG: if this script is killed outright the daemons get SIGTERM.
-    os.setpgid(0, 0)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 def can_connect(host, port, timeout=0.2):
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
         return False
-
-
-class Backend:
-    def __init__(self):
-        self.children = []  # (label, Popen)
-        self.stop_signal = None
-
-    def start(self, label, argv, env=None):
-        log(f"starting {label}: {' '.join(argv)}")
-        try:
-            p = subprocess.Popen(argv, env=env, preexec_fn=_child_setup)
-        except OSError as e:
-            raise SystemExit(f"{PROG}: error: cannot start {argv[0]}: {e.strerror}")
-        self.children.append((label, p))
-        return p
-
-    def exited(self):
-        return [(label, p) for label, p in self.children if p.poll() is not None]
-
-    def stop_all(self):
-        alive = [(l, p) for l, p in self.children if p.poll() is None]
-        # Pod managers first, the scheduler last.
-        for label, p in reversed(alive):
-            try:
-                p.send_signal(signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + STOP_GRACE_S
-        for label, p in alive:
-            left = deadline - time.monotonic()
-            try:
-                p.wait(timeout=max(left, 0.01))
-            except subprocess.TimeoutExpired:
-                log(f"{label} (pid {p.pid}) did not stop within {STOP_GRACE_S:.0f} s: SIGKILL")
-                p.kill()
-                p.wait()
-        for label, p in self.children:
-            rc = p.returncode
-            if rc not in (0, -signal.SIGTERM):
-                log(f"{label} (pid {p.pid}) exited with {describe_rc(rc)}")
-
-
-def describe_rc(rc):
-    if rc is None:
-        return "no status"
-    if rc < 0:
-        try:
-            return f"signal {signal.Signals(-rc).name}"
-        except ValueError:
-            return f"signal {-rc}"
-    return f"status {rc}"
 
 
 def build_parser():
