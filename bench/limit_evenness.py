@@ -157,26 +157,8 @@ def alone(args):
     return (syncs[-1][1] - syncs[0][1]) / (syncs[-1][0] - syncs[0][0]), syncs
 
 
-def fmt(series):
-    return " ".join(f"{x:.2f}" for x in series)
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--build", default=str(G.REPO / "build"))
-    ap.add_argument("--seconds", type=float, default=30)
-    ap.add_argument("--alone_seconds", type=float, default=10)
-    ap.add_argument("--sync_every", type=int, default=8)
-    ap.add_argument("--fake", action="store_true")
-    args = ap.parse_args(argv)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    rate, _ = alone(args)
-    G.log(f"alone: {rate:.1f} matmuls/s")
-    result = {"alone_rate": rate, "runs": {}}
-    lines = [f"alone (no hook): {rate:.1f} matmuls/s; per-second series are matmuls done in each second over that rate",
-             ""]
-
+def run_limit(args, rate, lines, result):
+    """LIMIT 0.25 alone: GPU time per second (the goal), charged and rate per second."""
     lr, lch = run_clients(args, "limit", [("limited", 0.0, 0.25)], {})
     lim = lr["limited"]["syncs"]
     unit = per_matmul_s(lim)
@@ -186,7 +168,7 @@ def main(argv=None):
     whole = (lim[-1][1] - lim[0][1]) * unit / span
     past = s_time[1:]
     ok = past and all(abs(x - 0.25) <= 0.05 for x in past) and abs(whole - 0.25) <= 0.02 and longest_pause(lim) <= 0.5
-    lines += [f"limit 0.25: GPU time whole {whole:.3f}; per second (past the first) {min(past):.2f}..{max(past):.2f}; "
+    lines += ["", f"limit 0.25: GPU time whole {whole:.3f}; per second (past the first) {min(past):.2f}..{max(past):.2f}; "
               f"longest pause {longest_pause(lim) * 1000:.0f} ms   goal 0.25+-0.05 each s, +-0.02 whole, pause <= 500 ms: "
               f"{'MET' if ok else 'MISSED'}",
               f"  time per second:    {fmt(s_time)}",
@@ -197,6 +179,9 @@ def main(argv=None):
                                "charged_per_second": lch["limited"], "matmul_s": unit, "pause_s": longest_pause(lim),
                                "syncs": lim}
 
+
+def run_split(args, rate, lines, result):
+    """REQUEST 0.3 / 0.7, both saturating: the 0.3 client's part of the work in each second."""
     spr, sch = run_clients(args, "split", [("r30", 0.3, 1.0), ("r70", 0.7, 1.0)], {})
     sp = {k: v["syncs"] for k, v in spr.items()}
     common = (max(sp["r30"][0][0], sp["r70"][0][0]), min(sp["r30"][-1][0], sp["r70"][-1][0]))
@@ -212,6 +197,9 @@ def main(argv=None):
               f"  0.3 charged per second: {fmt(sch['r30'])}", f"  0.7 charged per second: {fmt(sch['r70'])}"]
     result["runs"]["split"] = {"share_r30": sh30, "r30": s30, "r70": s70, "conserved": conserved, "charged": sch, "syncs": sp}
 
+
+def run_duty(args, rate, lines, result):
+    """A saturating client at REQUEST 0.5 beside a 5 %-duty one at REQUEST 0.5 on a fixed schedule."""
     period = 1 / (rate * 0.05)
     dur, dch = run_clients(args, "duty", [("sat", 0.5, 1.0), ("light", 0.5, 1.0)], {"light": period})
     du = {k: v["syncs"] for k, v in dur.items()}
@@ -225,6 +213,36 @@ def main(argv=None):
               f"longest {max(lat, default=0) * 1000:.1f} ms (a matmul alone: {1000 / rate:.2f} ms); "
               f"charged per second {fmt(dch['light'])}"]
     result["runs"]["duty"] = {"saturating": sat, "kept": kept, "light_latencies": lat, "charged": dch}
+
+
+RUNS = {"limit": run_limit, "split": run_split, "duty": run_duty}
+
+
+def fmt(series):
+    return " ".join(f"{x:.2f}" for x in series)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--build", default=str(G.REPO / "build"))
+    ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--alone_seconds", type=float, default=10)
+    ap.add_argument("--sync_every", type=int, default=8)
+    ap.add_argument("--fake", action="store_true")
+    ap.add_argument("--runs", default="limit,split,duty", help="which runs, comma-separated (default: all three)")
+    args = ap.parse_args(argv)
+    unknown = [r for r in args.runs.split(",") if r not in RUNS]
+    if unknown:
+        ap.error(f"--runs: unknown run {', '.join(unknown)} (runs: {', '.join(RUNS)})")
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    rate, _ = alone(args)
+    G.log(f"alone: {rate:.1f} matmuls/s")
+    result = {"alone_rate": rate, "runs": {}}
+    lines = [f"alone (no hook): {rate:.1f} matmuls/s; per-second series are matmuls done in each second over that rate"]
+
+    for name in args.runs.split(","):
+        RUNS[name](args, rate, lines, result)
 
     text = "\n".join(lines) + "\n"
     print(text)

@@ -114,7 +114,10 @@ void Policy::release(const std::string& name, Micros used, Micros burst, Micros 
   auto co = coruns_.find(name);
   if (!holder && co == coruns_.end()) return;
   Client& c = clients_.at(name);
-  charge(c, holder_charge(holder ? lease_ : co->second, used, now), now);
+  const Lease& lease = holder ? lease_ : co->second;
+  const Micros charged = holder_charge(lease, used, now);
+  charge(c, charged, now);
+  if (holder) c.overrun = std::clamp<Micros>(charged - lease.quota, 0, kLimitSwing);
   if (burst > 0) c.burst = std::min(burst, opts_.window);
   if (holder) {
     holder_.clear();

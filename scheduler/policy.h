@@ -204,6 +204,9 @@ class Policy {
     bool waiting = false;
     Micros waiting_since = 0;
     Micros burst = 0;  // last measured burst, µs (0 = unknown)
+    // How far, µs, its last hold given back by a release ran past its quota (the drain, the grant's
+    // round trip), at most kLimitSwing: its next even quota is that much shorter (grant_quota).
+    Micros overrun = 0;
     Micros used_total = 0;
     uint64_t grants = 0;
     uint64_t coruns = 0;
