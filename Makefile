@@ -4,6 +4,7 @@
 #   make test            unit + integration tests against the stand-in libcuda and NVML (no GPU)
 #   make test SANITIZE=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-san/)
 #   make bench-config    resource-config.txt parse times, 10^4..10^6 clients, before/after issue 6
+#   make bench-evenness  gem-schd's policy on a simulated clock: a 0.3/0.7 split per second (issue 19)
 #   make bench-alloc     cost of GPU_MEM accounting per 2 MiB alloc+free, with the plain call beside it
 #   make soak            bounded soak of the real daemons (SOAK_SECONDS, default 600; docs/hardening.md)
 #   make demo            two clients at shares 0.3 / 0.7 (real GPU if present, else the stand-in)
@@ -79,7 +80,7 @@ FAKE_ALL := $(FAKE_LIB) $(FAKE_APP) $(FAKE_NVML) $(FAKE_MEM_APP) $(FAKE_CAPTURE_
 UNIT_BIN := $(BUILD)/tests/unit-tests
 INTEG_BIN := $(BUILD)/tests/integration-tests
 
-.PHONY: all test unit-test integration-test tools-test demo install clean bench bench-config bench-alloc soak
+.PHONY: all test unit-test integration-test tools-test demo install clean bench bench-config bench-evenness bench-alloc soak
 all: $(HOOK_LIB) $(SCHD_BIN) $(PMGR_BIN) $(BUILD)/lib/.runtime-libs
 
 $(BUILD)/obj/%.o: %.cpp
@@ -218,6 +219,9 @@ bench-alloc: all $(FAKE_ALL)
 
 bench-config: $(SCHD_A) $(COMMON_A)
 	$(MAKE) -C bench config BUILD=$(abspath $(BUILD))
+
+bench-evenness: $(SCHD_A) $(COMMON_A)
+	$(MAKE) -C bench evenness BUILD=$(abspath $(BUILD))
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib

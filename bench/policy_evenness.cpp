@@ -1,0 +1,94 @@
+// gem-schd's pure policy (scheduler/policy.h) on a simulated clock: two saturating clients at
+// REQUEST 0.3 and 0.7, default flags, each hold running past its quota by a fixed overrun (the
+// drain and the grant's round trip; 6-8 ms measured on an H100, run E4) plus up to 2 ms of jitter,
+// 1 ms between a release and the next grant. Prints, per overrun, the 0.3 client's part of each
+// whole second after the first (its held time over all held time in that second), the range the
+// issue 19 goal (0.3 +- 0.05 in every second) is checked on, and the hand-offs per second.
+//
+//   make bench-evenness            (builds bench/policy_evenness into build/bench and runs it)
+//   build/bench/policy_evenness [SECONDS]
+//
+// With kLimitSwing's even quotas alone (before accfbe0) the range widened with the overrun
+// (0.262..0.331 at 7 ms, 0.272..0.355 at 12 ms): the 0.3 client's turns ran relatively longer and
+// the REQUEST rules made that up by skipping one of its turns. Shortening each even quota by the
+// client's last overrun keeps the holds themselves even. Deterministic (fixed seed).
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <random>
+#include <string>
+
+#include "../scheduler/policy.h"
+
+namespace {
+
+using gem::Micros;
+using gem::sched::Policy;
+using gem::sched::PolicyOptions;
+
+constexpr Micros kSecond = 1000000;
+
+struct Result {
+  double lo = 1, hi = 0;
+  double handoffs_per_s = 0;
+};
+
+// Adds [from, to) to per-second bins.
+void bin(std::map<long, double>* bins, Micros from, Micros to) {
+  while (from < to) {
+    const long k = static_cast<long>(from / kSecond);
+    const Micros edge = std::min(to, (k + 1) * kSecond);
+    (*bins)[k] += static_cast<double>(edge - from);
+    from = edge;
+  }
+}
+
+Result run(Micros overrun, long seconds) {
+  Policy p{PolicyOptions{}};
+  p.set_clients({{"a", 0.3, 1.0, 0}, {"b", 0.7, 1.0, 0}}, 0);
+  std::mt19937 rng(19);
+  std::uniform_int_distribution<Micros> jitter(0, 2000);
+  Micros now = 0;
+  p.request("a", 0, now);
+  p.request("b", 0, now);
+  std::map<long, double> of_a, all;
+  long grants = 0;
+  while (now < seconds * kSecond) {
+    const auto g = p.schedule(now);
+    if (!g) {
+      now += 100;
+      continue;
+    }
+    ++grants;
+    const Micros hold = g->quota + overrun + jitter(rng);
+    if (g->client == "a") bin(&of_a, now, now + hold);
+    bin(&all, now, now + hold);
+    now += hold;
+    p.release(g->client, hold, 0, now);
+    now += 1000;
+    p.request(g->client, 0, now);
+  }
+  Result r;
+  for (long k = 1; k + 1 < seconds; ++k) {
+    const double part = all[k] > 0 ? of_a[k] / all[k] : 0;
+    r.lo = std::min(r.lo, part);
+    r.hi = std::max(r.hi, part);
+  }
+  r.handoffs_per_s = static_cast<double>(grants) / static_cast<double>(seconds);
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const long seconds = argc > 1 ? std::max(3L, std::atol(argv[1])) : 30;
+  std::printf("REQUEST 0.3 / 0.7, both saturating, gem-schd's default flags, %ld s simulated\n", seconds);
+  std::printf("overrun ms   0.3's part per second (2nd to last but one)   goal 0.25..0.35   hand-offs/s   (0 ms: the baseline)\n");
+  for (Micros overrun : {0, 4000, 7000, 12000, 20000}) {
+    const Result r = run(overrun, seconds);
+    std::printf("%10.0f   %.3f..%.3f                                   %-6s            %.1f\n", overrun / 1000.0, r.lo,
+                r.hi, r.lo >= 0.25 && r.hi <= 0.35 ? "met" : "MISSED", r.handoffs_per_s);
+  }
+  return 0;
+}
