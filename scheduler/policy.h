@@ -254,8 +254,9 @@ class Policy {
   void start_allowance(Client& c, Micros now) const;
   /// The first time >= now at which the client is under its LIMIT, were it charged nothing more; kNever for LIMIT 0.
   Micros limit_ready_at(const Client& c, Micros now) const;
-  /// The quota of a grant to `c` now: its burst-based quota, fitted to the demand, at most
-  /// kLimitSwing / (1 - LIMIT) below LIMIT 1.
+  /// The quota of a grant to `c` now: its burst-based quota, fitted to the demand; held to a share
+  /// w < 1 (its LIMIT, or its REQUEST while others contend), at most kLimitSwing / (1 - w) less its
+  /// last overrun (Client::overrun), never below quota_floor.
   Micros grant_quota(const Client& c, Micros now) const;
   /// `demand`: clients waiting or holding (fits the quota to the window); `contenders`: those and the
   /// clients whose last charge ended within kContentionMemory (decides whether a REQUEST holds `c`).
