@@ -51,8 +51,15 @@ class FailureTest : public GemTest {
 TEST_F(FailureTest, KillingTheHolderFreesTheTokenAtOnce) {
   write_config({{"victim", 0.8, 1.0}, {"survivor", 0.2, 1.0}});
   // Long slices, so a kill aimed at the victim's running kernels lands inside its slice even when a
-  // loaded machine takes milliseconds to read the log.
-  start_scheduler(400, 200, 4000);
+  // loaded machine takes milliseconds to read the log: Gemini's 400 ms quotas, not the even ones
+  // (--fit_quotas on would give the victim, held to REQUEST 0.8, 200 ms less its drain, and a kill
+  // under ASan then sometimes landed on the survivor's turn).
+  SchedulerOptions so;
+  so.base_quota = 400;
+  so.min_quota = 200;
+  so.window = 4000;
+  so.extra = {"--fit_quotas", "off"};
+  start_scheduler(so);
   start_pod_manager("victim");
   start_pod_manager("survivor");
   AppOptions a;
