@@ -194,14 +194,16 @@ std::optional<Grant> Policy::schedule(Micros now) {
     coruns_[*best] = l;
     return Grant{*best, l.quota, true};
   }
-  const std::string* best = pick(now);
+  // Counted once: the grantee is counted while it waits and, after the grant, as the holder.
+  const size_t wanting = demand(), contending = contenders(now);
+  const std::string* best = pick(now, wanting, contending);
   if (best == nullptr) return std::nullopt;
   Client& c = clients_.at(*best);
   c.waiting = false;
   ++c.grants;
   holder_ = *best;
   start_allowance(c, now);
-  lease_ = {now, grant_quota(c, now)};
+  lease_ = {now, grant_quota(c, wanting, contending)};
   return Grant{holder_, lease_.quota};
 }
 
@@ -231,13 +233,11 @@ std::vector<std::string> Policy::corunners() const {
   return names;
 }
 
-const std::string* Policy::pick(Micros now) {
+const std::string* Policy::pick(Micros now, size_t wanting, size_t contending) {
   const std::string* best = nullptr;
   bool best_under_request = false;
   double best_key = 0, best_eps = 0;
   Micros best_since = 0;
-  const size_t wanting = demand();
-  const size_t contending = contenders(now);
   for (auto& [name, c] : clients_) {
     if (!c.waiting) continue;
     forget_old(c, now);
@@ -298,7 +298,7 @@ std::optional<Micros> Policy::renew(const std::string& name, Micros used, Micros
   if (burst > 0) c.burst = std::min(burst, opts_.window);
   c.waiting = true;
   c.waiting_since = now;
-  const std::string* best = pick(now);
+  const std::string* best = pick(now, demand(), contenders(now));
   if (best == nullptr || *best != name) {
     c = saved;
     return std::nullopt;

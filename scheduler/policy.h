@@ -221,9 +221,10 @@ class Policy {
     Micros decayed_at = 0;
   };
 
-  /// The waiting client the rules pick now (nullptr: none may have the token). No side effects
-  /// beyond dropping usage that left the window.
-  const std::string* pick(Micros now);
+  /// The waiting client the rules pick now (nullptr: none may have the token). `wanting` and
+  /// `contending` are demand() and contenders(now), counted by the caller (which reuses them for the
+  /// grant's quota). No side effects beyond dropping usage that left the window.
+  const std::string* pick(Micros now, size_t wanting, size_t contending);
   void charge(Client& c, Micros used, Micros now);
   /// What a holder of `lease` releasing or renewing at `now` is charged for reporting `reported` µs.
   Micros holder_charge(const Lease& lease, Micros reported, Micros now) const;

@@ -85,10 +85,14 @@ Micros Policy::limit_ready_at(const Client& c, Micros now) const {
 }
 
 size_t Policy::contenders(Micros now) const {
-  size_t n = demand();
+  // demand() and the recent ones in one pass.
+  size_t n = coruns_.size() + (holder_.empty() ? 0 : 1);
   for (const auto& [name, c] : clients_) {
-    if (c.waiting || holds(name) || c.busy.empty()) continue;
-    if (now - c.busy.back().end < kContentionMemory) ++n;
+    if (c.waiting) {
+      ++n;
+    } else if (!holds(name) && !c.busy.empty() && now - c.busy.back().end < kContentionMemory) {
+      ++n;
+    }
   }
   return n;
 }
