@@ -15,9 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gemtools import discover, mps  # noqa: E402
-from gemtools.daemons import Backend, describe_rc  # noqa: E402
-
-PROG = "launch-backend"
+from gemtools.daemons import PROG, Backend, describe_rc, log  # noqa: E402
 
 DESCRIPTION = """\
 Start the GPU-sharing backend: gem-schd (the token scheduler of one GPU) for each
@@ -55,10 +53,6 @@ Binaries: SCHD and PMGR may be given as positional paths (Gemini's usage);
 otherwise gem-schd and gem-pmgr are looked for beside this script (installed
 layout PREFIX/bin), in ../bin, in <repo>/build/bin, then on PATH.
 """
-
-
-def log(msg):
-    print(f"{PROG}: {msg}", file=sys.stderr, flush=True)
 
 
 def find_binary(name, given):

@@ -8,11 +8,12 @@ import subprocess
 import sys
 import time
 
-PROG = "launch-backend"
+PROG = "launch-backend"  # the prefix of its messages (launch-backend.py uses it too)
 STOP_GRACE_S = 5.0
 
 
 def log(msg):
+    """One line on stderr, prefixed with PROG."""
     print(f"{PROG}: {msg}", file=sys.stderr, flush=True)
 
 
