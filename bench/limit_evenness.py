@@ -100,11 +100,6 @@ def charged_per_second(be, names, t0, t1):
     return {n: [v[n] for _, v in sec] for n in names}
 
 
-def p99(values):
-    v = sorted(values)
-    return v[min(len(v) - 1, int(0.99 * len(v)))] if v else 0.0
-
-
 def longest_pause(syncs):
     return max((b[0] - a[0] for a, b in zip(syncs, syncs[1:])), default=0.0)
 
@@ -209,7 +204,7 @@ def run_duty(args, rate, lines, result):
     lat = dur["light"].get("latencies", [])
     lines += ["", f"beside a 5%-duty client: saturating keeps {kept:.3f} of alone   goal >= 0.93: {'MET' if kept >= 0.93 else 'MISSED'}",
               f"  per second: {fmt(sat)}",
-              f"  light client (one matmul every {period * 1000:.1f} ms): {len(lat)} matmuls, p99 {p99(lat) * 1000:.1f} ms, "
+              f"  light client (one matmul every {period * 1000:.1f} ms): {len(lat)} matmuls, p99 {(SER.percentile(lat, 0.99) or 0.0) * 1000:.1f} ms, "
               f"longest {max(lat, default=0) * 1000:.1f} ms (a matmul alone: {1000 / rate:.2f} ms); "
               f"charged per second {fmt(dch['light'])}"]
     result["runs"]["duty"] = {"saturating": sat, "kept": kept, "light_latencies": lat, "charged": dch}

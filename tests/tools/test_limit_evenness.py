@@ -47,8 +47,9 @@ class TestGpuTime(unittest.TestCase):
     def test_pauses_and_p99(self):
         syncs = limited_syncs(2, 0.001, wait_s=0.3)
         self.assertAlmostEqual(LE.longest_pause(syncs), 0.3 + 8 * 0.001, places=6)
-        self.assertEqual(LE.p99([float(i) for i in range(1, 101)]), 100.0)
-        self.assertEqual(LE.p99([]), 0.0)
+        # The light client's p99 is bench/series.py's nearest-rank percentile.
+        self.assertEqual(LE.SER.percentile([float(i) for i in range(1, 101)], 0.99), 99.0)
+        self.assertIsNone(LE.SER.percentile([], 0.99))
 
     def test_unknown_runs_are_refused_by_name(self):
         err = io.StringIO()
