@@ -3,7 +3,7 @@
 //
 //   latency_client --mode saturate [--seconds 15] [--kernel_us 100] [--sync_every 20] [--warmup_s 2]
 //   latency_client --mode infer    [--seconds 15] [--kernel_us 1000] [--period_ms 20] [--warmup_s 2]
-//                  [--latencies_out FILE]
+//                  [--latencies_out FILE] [--trace_out FILE]
 //   common: [--ready_file PATH --go_file PATH [--go_timeout_s 300]] [--name LABEL]
 //
 // Kernels spin on %globaltimer for --kernel_us, one block of 32 threads (as demo/workload.cu), so each
@@ -19,6 +19,10 @@
 //   latency = completion seen on the host - scheduled time (host CLOCK_MONOTONIC). Requests scheduled
 //   in the first --warmup_s are dropped from the statistics. Requests are scheduled until start +
 //   --seconds; any still not served 5 s after that are reported as "unfinished".
+//   --trace_out FILE: one line per request, "DUE LAUNCH_MS DONE_MS": DUE the scheduled time as Unix
+//   time in s (CLOCK_REALTIME, to line up with the daemons' log), LAUNCH_MS when the launch call
+//   returned and DONE_MS when the sync returned, both in ms after DUE. Under the hook the launch call
+//   waits for the token, so LAUNCH_MS is the wait for the token and DONE_MS - LAUNCH_MS the GPU's.
 //
 // Start barrier (for several clients measured over the same period): after CUDA start-up and a
 // warm-up launch the client creates --ready_file, then waits until --go_file exists and holds a
@@ -48,6 +52,12 @@
 #endif
 
 namespace {
+
+double real_s() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
 
 double mono_s() {
   timespec ts;
@@ -154,14 +164,14 @@ struct Options {
   long sync_every = 20;
   double period_ms = 20;
   double warmup_s = 2;
-  std::string ready_file, go_file, latencies_out;
+  std::string ready_file, go_file, latencies_out, trace_out;
   double go_timeout_s = 300;
 };
 
 const char kUsage[] =
     "usage: latency_client --mode saturate|infer [--seconds 15] [--kernel_us US] [--warmup_s 2]\n"
     "         saturate: [--sync_every 20]   (--kernel_us default 100)\n"
-    "         infer:    [--period_ms 20] [--latencies_out FILE]   (--kernel_us default 1000)\n"
+    "         infer:    [--period_ms 20] [--latencies_out FILE] [--trace_out FILE]   (--kernel_us default 1000)\n"
     "         [--ready_file PATH --go_file PATH [--go_timeout_s 300]] [--name LABEL]\n";
 
 bool parse(int argc, char** argv, Options* o) {
@@ -184,6 +194,7 @@ bool parse(int argc, char** argv, Options* o) {
     else if (f == "--ready_file") o->ready_file = v;
     else if (f == "--go_file") o->go_file = v;
     else if (f == "--latencies_out") o->latencies_out = v;
+    else if (f == "--trace_out") o->trace_out = v;
     else if (f == "--seconds") { if (!num(&o->seconds)) return false; }
     else if (f == "--kernel_us") { if (!num(&o->kernel_us) || o->kernel_us <= 0) return false; }
     else if (f == "--period_ms") { if (!num(&o->period_ms) || o->period_ms <= 0) return false; }
@@ -275,6 +286,11 @@ int infer(const Options& o, Gpu& gpu, double start, double waited_s, bool go_tim
   const double period = o.period_ms / 1000.0, end = start + o.seconds, give_up = end + 5.0;
   std::vector<double> lat;  // ms, requests scheduled after the warm-up
   std::vector<double> all;  // ms, every request (for --latencies_out)
+  struct Traced {
+    double due_real, launch_ms, done_ms;
+  };
+  std::vector<Traced> trace;  // every request (for --trace_out)
+  const double real_off = real_s() - mono_s();
   double max_late = 0;      // how late a launch left the host, s (backlog)
   long long served = 0, scheduled = 0, unfinished = 0;
   for (long long i = 0;; ++i) {
@@ -288,15 +304,23 @@ int infer(const Options& o, Gpu& gpu, double start, double waited_s, bool go_tim
     if (mono_s() < due) sleep_until(due);
     max_late = std::max(max_late, mono_s() - due);
     gpu.launch();
+    const double launched = mono_s();
     gpu.sync();
     const double ms = (mono_s() - due) * 1000.0;
     ++served;
     all.push_back(ms);
+    if (!o.trace_out.empty()) trace.push_back({due + real_off, (launched - due) * 1000.0, ms});
     if (due >= start + o.warmup_s) lat.push_back(ms);
   }
   if (!o.latencies_out.empty()) {
     if (FILE* f = std::fopen(o.latencies_out.c_str(), "w")) {
       for (double v : all) std::fprintf(f, "%.4f\n", v);
+      std::fclose(f);
+    }
+  }
+  if (!o.trace_out.empty()) {
+    if (FILE* f = std::fopen(o.trace_out.c_str(), "w")) {
+      for (const Traced& t : trace) std::fprintf(f, "%.6f %.4f %.4f\n", t.due_real, t.launch_ms, t.done_ms);
       std::fclose(f);
     }
   }

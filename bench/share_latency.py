@@ -53,6 +53,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gemrun as G  # noqa: E402
+import latency_trace as LT  # noqa: E402
 import series as SER  # noqa: E402
 import sharebench as S  # noqa: E402
 from sharebench import log  # noqa: E402
@@ -152,8 +153,9 @@ def client_argv(kind, name, rundir, args):
         argv = [args.client, "--seconds", args.seconds, "--warmup_s", args.warmup_s]
         if kind == "sat":
             return argv + ["--mode", "saturate", "--kernel_us", args.sat_kernel_us, "--sync_every", args.sync_every]
-        return argv + ["--mode", "infer", "--kernel_us", args.infer_kernel_us, "--period_ms", args.period_ms,
-                       "--latencies_out", rundir / f"{name}.latencies"]
+        argv += ["--mode", "infer", "--kernel_us", args.infer_kernel_us, "--period_ms", args.period_ms,
+                 "--latencies_out", rundir / f"{name}.latencies"]
+        return argv + (["--trace_out", rundir / f"{name}.trace"] if args.trace else [])
     argv = [G.PY, TORCH_CLIENT, "--seconds", args.seconds, "--warmup_s", args.warmup_s]
     if kind == "train":
         return argv + ["--mode", "train", "--batch", args.batch]
@@ -175,7 +177,7 @@ def execute(run, args, mps=None):
                for n, k, r in run.members]
         run.config = [" ".join(str(x) for x in c) for c in cfg]
         try:
-            be = G.Backend(args.build, rundir / "backend", cfg,
+            be = G.Backend(args.build, rundir / "backend", cfg, log_level="debug" if args.trace else None,
                            mps_env=mps.env() if run.system in MPS_SYSTEMS else None).__enter__()
         except RuntimeError as e:
             run.status, run.why = "failed", "backend did not start: " + S.backend_error(e)
@@ -211,6 +213,8 @@ def execute(run, args, mps=None):
             p99 = SER.p99_per_second(SER.read_latencies(rundir / f"{n}.latencies"), period, args.warmup_s)
             if p99:
                 run.series.setdefault("p99_ms", {})[n] = [round(v, 3) for _, v, _ in p99]
+    if args.trace:
+        trace_report(run, rundir, args)
     bad = [n for n, c in run.clients.items() if c["rc"] != 0 or not c["result"]]
     late = [n for n, c in run.clients.items() if c["result"] and c["result"].get("go_timeout")]
     if bad:
@@ -220,6 +224,24 @@ def execute(run, args, mps=None):
         run.status = "ok"
     if late:
         run.notes.append("missed the start barrier: " + ", ".join(late))
+
+
+def trace_report(run, rundir, args):
+    """With --trace: runs/<run>/trace.txt from each CUDA inference client's trace and the backend's
+    debug log (bench/latency_trace.py); its summary line goes into the run's notes."""
+    log_path = rundir / "backend" / "backend.log"
+    events = LT.read_events(log_path) if log_path.is_file() else []
+    lines = []
+    for n, k, _ in run.members:
+        path = rundir / f"{n}.trace"
+        if k != "infer" or not path.is_file():
+            continue
+        reqs = LT.read_trace(path)
+        rep = LT.report(n, reqs, events, kernel_ms=args.infer_kernel_us / 1000.0, skip_s=args.warmup_s)
+        lines += rep
+        run.notes.append(rep[0])
+    if lines:
+        (rundir / "trace.txt").write_text("\n".join(lines) + "\n")
 
 
 # ------------------------------------------------------------------------------------------- numbers
@@ -429,6 +451,9 @@ def parse_args(argv=None):
     ap.add_argument("--batch", type=int, default=64, help="(e) training batch")
     ap.add_argument("--rate", type=float, default=20, help="(e) inference requests per second")
     ap.add_argument("--budget_s", type=float, default=520, help="skip runs that would end later than this (s)")
+    ap.add_argument("--trace", action="store_true",
+                    help="per-request traces of the CUDA inference clients (INFER.trace) and gem-schd at "
+                    "--log_level debug; writes runs/<run>/trace.txt: where each slow request's time went")
     ap.add_argument("--plan", action="store_true", help="print the runs and the time they should take, run nothing")
     ap.add_argument("--fake", action="store_true", help="CPU dry run against the stand-in driver (no MPS, no PyTorch)")
     ap.add_argument("--fake_full", action="store_true",

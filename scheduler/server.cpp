@@ -170,6 +170,7 @@ void Server::on_message(int fd, Conn& c, const proto::Message& m) {
 void Server::on_request(Conn& c, const proto::Message& m, const proto::TokenRequest& r, Micros now) {
   c.pending_request = m.request_id;
   c.waiting = !policy_.holds(c.client);
+  LOG_DEBUG("%s requests the token%s", c.client.c_str(), c.waiting ? "" : " (holds it)");
   policy_.request(c.client, proto::wire_micros(r.last_burst_us), now);
   if (c.waiting) metrics_.requested(c.client, now);
 }
