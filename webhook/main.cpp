@@ -8,6 +8,7 @@
 #include <string>
 
 #include "gem/flags.h"
+#include "mps.h"
 #include "server.h"
 
 namespace {
@@ -47,6 +48,14 @@ const char kUsage[] =
     "  --shared_nodes true         pods asking for gpu-share/gpu-memory get the toleration of the\n"
     "                              taint gemini.gpu-sharing.io/shared=true:NoSchedule and the\n"
     "                              nodeSelector gemini.gpu-sharing.io/shared=true (true|false)\n"
+    "  --mps_pipe_directory DIR    an option (default empty: off): run the shared pods' GPU\n"
+    "                              containers as NVIDIA MPS clients of the node's MPS control\n"
+    "                              daemon on DIR (webhook/deploy/overlays/mps runs it): they get\n"
+    "                              CUDA_MPS_PIPE_DIRECTORY=DIR and the node's DIR mounted read-write\n"
+    "                              (volume gemini-mps-pipe), and the pod gets hostIPC: true; a pod\n"
+    "                              with hostIPC: false is refused. DIR: absolute, at most 80\n"
+    "                              characters, not /run/gemini or above it (docs/kubernetes.md,\n"
+    "                              \"MPS for latency clients (option)\")\n"
     "  --shutdown_delay_ms 0       keep serving this long after SIGTERM\n"
     "  --access_log true           one JSON line per request on stderr (true|false)\n"
     "  --help                      print this and exit\n";
@@ -73,7 +82,7 @@ int main(int argc, char** argv) {
   gem::Flags flags({"port", "bind", "cert", "key", "max_body_bytes", "threads", "cert_check_ms",
                     "shutdown_delay_ms", "failure_policy", "pmgr_image", "image_pull_policy", "sidecar_mode",
                     "default_request", "default_limit", "default_gpu_memory", "access_log", "gpu_resource",
-                    "memory_unit_mib", "shared_nodes", "pmgr_metrics_port"},
+                    "memory_unit_mib", "shared_nodes", "pmgr_metrics_port", "mps_pipe_directory"},
                    {"help"});
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "-h") == 0) {
@@ -138,6 +147,10 @@ int main(int argc, char** argv) {
     const std::string v = value("shared_nodes", "");
     if (v != "true" && v != "false") usage_error("--shared_nodes is true or false");
     m.shared_nodes = v == "true";
+  }
+  m.mps_pipe_directory = value("mps_pipe_directory", "");
+  if (!m.mps_pipe_directory.empty() && !gemwh::valid_mps_pipe_directory(m.mps_pipe_directory, &err)) {
+    usage_error("--mps_pipe_directory " + err);
   }
   if (flags.has("access_log")) {
     const std::string v = value("access_log", "");

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "env_var.h"
+#include "mps.h"
 #include "placement.h"
 
 namespace gemwh {
@@ -11,11 +12,9 @@ using nlohmann::json;
 
 namespace {
 
-// Names the webhook owns in GPU containers. Entries the user set under these names are removed
-// (one element each) and the webhook's definitions appended, so POD_NAME can rely on the two
-// variables before it. POD_MANAGER_SOCKET would make the hook bypass the IP/port: removed only.
-const char* const kOwnedEnv[] = {"GEMINI_POD_NAMESPACE", "GEMINI_POD_NAME_ONLY", "POD_NAME",
-                                 "POD_MANAGER_IP", "POD_MANAGER_PORT"};
+// The webhook owns the names of hook_env(opts) in GPU containers: entries the user set under them
+// are removed (one element each) and the webhook's definitions appended, so POD_NAME can rely on
+// the two variables before it. POD_MANAGER_SOCKET would make the hook bypass the IP/port: removed only.
 const char* const kRemovedEnv[] = {"POD_MANAGER_SOCKET"};
 
 const json* member(const json& obj, const char* key) {
@@ -94,15 +93,44 @@ bool preload_has_hook(const std::string& value) {
   return false;
 }
 
-// Adds the hook's env, LD_PRELOAD and the hook mount to one container at `base` ("/spec/containers/3").
-bool patch_container(const json& c, const std::string& base, PatchBuilder* p, std::string* err) {
-  const std::string cname = str_member(c, "name");
+// Mounts volume `name` at `path` in container `c` at `base` unless it is mounted there; false when
+// something else is. `mounts`: the container's volumeMounts (null: none). *listed: whether the list
+// exists, counting one this patch created (set then, so that a second call appends to it).
+bool patch_mount(const json& c, const std::string& base, const json* mounts, bool* listed, const std::string& name,
+                 const std::string& path, bool read_only, PatchBuilder* p, std::string* err) {
+  if (mounts) {
+    for (const auto& m : *mounts) {
+      std::string at = str_member(m, "mountPath");
+      while (at.size() > 1 && at.back() == '/') at.pop_back();
+      if (at != path) continue;
+      if (str_member(m, "name") != name) {
+        *err = "container " + str_member(c, "name") + " already mounts something else at " + path;
+        return false;
+      }
+      return true;
+    }
+  }
+  json m = {{"name", name}, {"mountPath", path}};
+  if (read_only) m["readOnly"] = true;
+  if (*listed) {
+    p->add(base + "/volumeMounts/-", m);
+  } else {
+    p->add(base + "/volumeMounts", json::array({m}));
+    *listed = true;
+  }
+  return true;
+}
+
+// Adds the hook's env, LD_PRELOAD, the hook mount and (MPS on) the MPS pipe directory's mount to one
+// container at `base` ("/spec/containers/3").
+bool patch_container(const json& c, const std::string& base, const MutateOptions& opts, PatchBuilder* p,
+                     std::string* err) {
   const json* env = nullptr;
   if (!object_list(c, "env", &env, err, base)) return false;
   const json* mounts = nullptr;
   if (!object_list(c, "volumeMounts", &mounts, err, base)) return false;
 
-  json want = hook_env();
+  json want = hook_env(opts);
 
   if (!env || env->empty()) {
     json all = want;
@@ -171,7 +199,7 @@ bool patch_container(const json& c, const std::string& base, PatchBuilder* p, st
     std::vector<size_t> remove;
     for (size_t j = 0; j < env->size(); ++j) {
       const std::string name = str_member((*env)[j], "name");
-      bool owned = std::find(std::begin(kOwnedEnv), std::end(kOwnedEnv), name) != std::end(kOwnedEnv);
+      bool owned = std::any_of(want.begin(), want.end(), [&](const json& w) { return w["name"] == name; });
       bool removed =
           std::find(std::begin(kRemovedEnv), std::end(kRemovedEnv), name) != std::end(kRemovedEnv);
       if ((owned && !intact) || removed) remove.push_back(j);
@@ -187,33 +215,14 @@ bool patch_container(const json& c, const std::string& base, PatchBuilder* p, st
     if (preload_append.is_object()) p->add(base + "/env/-", preload_append);
   }
 
-  // The hook's volume, read-only.
-  bool mounted = false;
-  if (mounts) {
-    for (const auto& m : *mounts) {
-      std::string path = str_member(m, "mountPath");
-      while (path.size() > 1 && path.back() == '/') path.pop_back();
-      if (path == kLibMountPath) {
-        if (str_member(m, "name") != kLibVolume) {
-          *err = "container " + cname + " already mounts something else at " + kLibMountPath;
-          return false;
-        }
-        mounted = true;
-      }
-    }
-  }
-  if (!mounted) {
-    json m = {{"name", kLibVolume}, {"mountPath", kLibMountPath}, {"readOnly", true}};
-    if (mounts) {
-      p->add(base + "/volumeMounts/-", m);
-    } else {
-      p->add(base + "/volumeMounts", json::array({m}));
-    }
-  }
-  return true;
+  // The hook's volume, read-only; the MPS pipe directory read-write (clients create files there).
+  bool listed = mounts != nullptr;
+  if (!patch_mount(c, base, mounts, &listed, kLibVolume, kLibMountPath, true, p, err)) return false;
+  return opts.mps_pipe_directory.empty() ||
+         patch_mount(c, base, mounts, &listed, kMpsVolume, opts.mps_pipe_directory, false, p, err);
 }
 
-json host_path_volume(const char* name, const char* path) {
+json host_path_volume(const std::string& name, const std::string& path) {
   return {{"name", name}, {"hostPath", {{"path", path}, {"type", "Directory"}}}};
 }
 
@@ -317,20 +326,26 @@ MutateResult mutate_pod(const json& pod, const MutateOptions& opts) {
       p.add(std::string("/metadata/annotations/") + escape_pointer_token(kAnnMutated), "true");
     }
     for (const auto& t : targets) {
-      if (!patch_container(*t.c, t.base, &p, &err)) return invalid(err);
+      if (!patch_container(*t.c, t.base, opts, &p, &err)) return invalid(err);
     }
 
-    // Volumes: the hook directory (user containers) and the schedulers' sockets (sidecar only).
+    // Volumes: the hook directory (user containers), the schedulers' sockets (sidecar only), and
+    // MPS's pipe directory (user containers; MPS on).
+    std::vector<std::pair<std::string, std::string>> reserved = {{kLibVolume, kLibHostPath},
+                                                                 {kSchedVolume, kSchedHostPath}};
+    if (!opts.mps_pipe_directory.empty()) {
+      reserved.emplace_back(kMpsVolume, opts.mps_pipe_directory);
+      if (!patch_mps_host_ipc(*spec, &p, &err)) return invalid(err);
+    }
     json new_volumes = json::array();
-    for (const auto& [name, path] : {std::pair<const char*, const char*>{kLibVolume, kLibHostPath},
-                                     {kSchedVolume, kSchedHostPath}}) {
+    for (const auto& [name, path] : reserved) {
       bool found = false;
       if (volumes) {
         for (const auto& v : *volumes) {
           if (str_member(v, "name") != name) continue;
           const json* hp = member(v, "hostPath");
           if (!hp || str_member(*hp, "path") != path) {
-            return invalid(std::string("volume name ") + name + " is reserved");
+            return invalid("volume name " + name + " is reserved (the webhook's hostPath " + path + ")");
           }
           found = true;
         }

@@ -13,6 +13,9 @@
 //    (settings_for_pod), the annotations staying overrides.
 //  - A pod asking for gpu-share or gpu-memory gets the toleration of the shared nodes' taint and a
 //    nodeSelector for their label (placement.h); one asking for those and whole GPUs is refused.
+//  - With MutateOptions::mps_pipe_directory set, the GPU containers are NVIDIA MPS clients of the
+//    node's control daemon (mps.h): CUDA_MPS_PIPE_DIRECTORY, the pipe directory mounted read-write,
+//    and spec.hostIPC: true; a pod with hostIPC: false is refused.
 //  - Only missing pieces are added, so a pod that already has them (reinvocation) gets no patch.
 #pragma once
 
@@ -78,6 +81,9 @@ struct MutateOptions {
   // gem-pmgr's --metrics_port on 0.0.0.0 and the sidecar's containerPort kPmgrMetricsPortName
   // (gem-webhook --pmgr_metrics_port); 0: no metrics.
   int pmgr_metrics_port = kDefaultPmgrMetricsPort;
+  // The node's MPS pipe directory (gem-webhook --mps_pipe_directory; checked with
+  // valid_mps_pipe_directory in mps.h); empty: MPS off, nothing MPS-related added.
+  std::string mps_pipe_directory;
 };
 
 enum class Outcome {
@@ -101,8 +107,10 @@ struct MutateResult {
 MutateResult mutate_pod(const nlohmann::json& pod, const MutateOptions& opts);
 
 /// The environment the hook needs, in dependency order (POD_NAME refers to the two variables before
-/// it through Kubernetes dependent environment variable expansion "$(VAR)").
-nlohmann::json hook_env();
+/// it through Kubernetes dependent environment variable expansion "$(VAR)"), and CUDA_MPS_PIPE_DIRECTORY
+/// when opts.mps_pipe_directory is set. The webhook owns these names in the containers it patches:
+/// a user's definitions of them are replaced.
+nlohmann::json hook_env(const MutateOptions& opts);
 
 /// The pod manager sidecar container for `settings` (with restartPolicy Always in kNative mode).
 nlohmann::json pod_manager_sidecar(const SharingSettings& settings, const MutateOptions& opts);

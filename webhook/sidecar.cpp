@@ -1,6 +1,7 @@
 // What the webhook adds besides the patch of the GPU containers: the hook's environment and the pod
 // manager sidecar (declared in mutate.h). Pure; thread-safe.
 #include "env_var.h"
+#include "mps.h"
 #include "mutate.h"
 
 namespace gemwh {
@@ -55,10 +56,11 @@ bool parse_sidecar_mode(const std::string& text, SidecarMode* out) {
   return true;
 }
 
-json hook_env() {
+json hook_env(const MutateOptions& opts) {
   json env = pod_name_env();
   env.push_back(value_env("POD_MANAGER_IP", kPodManagerIp));
   env.push_back(value_env("POD_MANAGER_PORT", kPodManagerPort));
+  if (!opts.mps_pipe_directory.empty()) env.push_back(value_env(kMpsPipeEnv, opts.mps_pipe_directory));
   return env;
 }
 

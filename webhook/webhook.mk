@@ -10,7 +10,7 @@
 # HTTPLIB_CFLAGS and HTTPLIB_LIBS (Debian's split cpp-httplib) come from the top-level Makefile.
 
 WEBHOOK_LIB_SRCS := webhook/admission.cpp webhook/base64.cpp webhook/mutate.cpp webhook/patch.cpp webhook/placement.cpp \
-  webhook/resource_name.cpp webhook/settings.cpp webhook/sidecar.cpp webhook/access_log.cpp
+  webhook/resource_name.cpp webhook/settings.cpp webhook/sidecar.cpp webhook/access_log.cpp webhook/mps.cpp
 WEBHOOK_SRV_SRCS := webhook/server.cpp webhook/tls_reload.cpp webhook/main.cpp
 WEBHOOK_UNIT_SRCS := $(wildcard tests/webhook/unit/*.cpp)
 WEBHOOK_BENCH_SRCS := $(wildcard bench/webhook/*.cpp)

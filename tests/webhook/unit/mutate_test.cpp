@@ -2,58 +2,13 @@
 #include <gtest/gtest.h>
 
 #include "mutate.h"
+#include "pod_fixtures.h"
 
 using nlohmann::json;
 using namespace gemwh;
+using namespace webhook_test;
 
 namespace {
-
-json gpu_container(const std::string& name) {
-  return {{"name", name}, {"image", "cuda:13"}, {"resources", {{"limits", {{"nvidia.com/gpu", "1"}}}}}};
-}
-
-json shared_pod() {
-  return {{"apiVersion", "v1"},
-          {"kind", "Pod"},
-          {"metadata", {{"generateName", "job-"}, {"labels", {{kLabelEnabled, "true"}}}}},
-          {"spec", {{"containers", json::array({gpu_container("main")})}}}};
-}
-
-json apply_patch(const json& pod, const MutateResult& r) { return pod.patch(r.patch.ops()); }
-
-const json* find_env(const json& c, const std::string& name, int* count = nullptr) {
-  const json* found = nullptr;
-  int n = 0;
-  if (c.contains("env")) {
-    for (const auto& e : c["env"]) {
-      if (e["name"] == name) {
-        found = &e;
-        ++n;
-      }
-    }
-  }
-  if (count) *count = n;
-  return found;
-}
-
-// Mimics API server defaulting between webhook invocations (fieldRef.apiVersion, pull policy...).
-json defaulted(json pod) {
-  for (const char* list : {"containers", "initContainers"}) {
-    if (!pod["spec"].contains(list)) continue;
-    for (auto& c : pod["spec"][list]) {
-      c["terminationMessagePath"] = "/dev/termination-log";
-      if (!c.contains("imagePullPolicy")) c["imagePullPolicy"] = "IfNotPresent";
-      if (c.contains("env")) {
-        for (auto& e : c["env"]) {
-          if (e.contains("valueFrom") && e["valueFrom"].contains("fieldRef")) {
-            e["valueFrom"]["fieldRef"]["apiVersion"] = "v1";
-          }
-        }
-      }
-    }
-  }
-  return pod;
-}
 
 void expect_shared_container(const json& c) {
   const json* pn = find_env(c, "POD_NAME");
