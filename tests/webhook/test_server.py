@@ -401,6 +401,62 @@ class GpuResource(unittest.TestCase):
         self.assertIn('--gpu_resource: "gpu" is not an extended resource name', p.stderr)
 
 
+class MpsPipeDirectory(unittest.TestCase):
+    """--mps_pipe_directory (docs/kubernetes.md, "MPS for latency clients (option)"): the GPU
+    containers of a shared pod as MPS clients of the node's daemon; off by default."""
+
+    DIR = "/run/gemini/mps"
+
+    def patched(self, server, rv):
+        resp = server.review(rv)["response"]
+        self.assertIs(resp["allowed"], True, resp.get("status"))
+        raw = apply_response(rv["request"]["object"], resp)
+        return raw, to_v1pod(raw)
+
+    def test_gpu_containers_become_mps_clients(self):
+        with WebhookServer("--mps_pipe_directory", self.DIR) as server:
+            raw, pod = self.patched(server, load_fixture("pod-generate-name.json"))
+            self.assertIs(pod.spec.host_ipc, True)
+            c = container(pod, "train")
+            self.assertEqual(kubelet_env(c, "team-a", "train-x")["CUDA_MPS_PIPE_DIRECTORY"], self.DIR)
+            m = mounts(c)[self.DIR]
+            self.assertFalse(m.read_only)
+            vol = {v.name: v for v in pod.spec.volumes}[m.name]
+            self.assertEqual((m.name, vol.host_path.path, vol.host_path.type), ("gemini-mps-pipe", self.DIR, "Directory"))
+            sc = container(pod, SIDECAR)
+            self.assertNotIn("CUDA_MPS_PIPE_DIRECTORY", [e.name for e in sc.env])
+            self.assertNotIn(self.DIR, mounts(sc))
+            # A reinvocation changes nothing.
+            rv2 = load_fixture("pod-generate-name.json")
+            rv2["request"]["object"] = raw
+            self.assertNotIn("patch", server.review(rv2)["response"])
+
+    def test_host_ipc_false_is_rejected_with_reason(self):
+        rv = load_fixture("pod-generate-name.json")
+        rv["request"]["object"]["spec"]["hostIPC"] = False
+        with WebhookServer("--mps_pipe_directory", self.DIR) as server:
+            resp = server.review(rv)["response"]
+        self.assertIs(resp["allowed"], False)
+        self.assertEqual(resp["status"]["code"], 400)
+        self.assertIn("spec.hostIPC is false", resp["status"]["message"])
+
+    def test_off_by_default(self):
+        with WebhookServer() as server:
+            _, pod = self.patched(server, load_fixture("pod-generate-name.json"))
+        self.assertFalse(pod.spec.host_ipc)
+        self.assertNotIn("gemini-mps-pipe", [v.name for v in pod.spec.volumes])
+        self.assertNotIn("CUDA_MPS_PIPE_DIRECTORY", [e.name for e in container(pod, "train").env])
+
+    def test_bad_directory_is_a_usage_error(self):
+        for value, why in (("/run/gemini", "is or contains the schedulers' socket directory"),
+                           ("run/mps", "is not an absolute path"), ("/", "is the root directory"),
+                           ("/a/../b", "is not a clean path")):
+            p = subprocess.run([webhook_bin(), "--cert", "c", "--key", "k", "--mps_pipe_directory", value],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 2, value)
+            self.assertIn(f'--mps_pipe_directory "{value}" {why}', p.stderr)
+
+
 class CertificateRotation(unittest.TestCase):
     def served_serial(self, server):
         ctx = server.ssl_context()
