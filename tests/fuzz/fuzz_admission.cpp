@@ -14,6 +14,8 @@
 //    --limit shares gem::parse_share takes and gem::admission_error admits (as gem-pmgr checks them),
 //    --gpu_mem a size gem::parse_size accepts (a sidecar already in the pod is kept as it is, by design);
 //  - base64 round-trips the input.
+// Each input is reviewed twice: with the default options and with MPS on (--mps_pipe_directory,
+// webhook/mps.h), whose patch must apply and be final the same way.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -97,12 +99,7 @@ void check_patch(const json& response, size_t patch_ops, std::string_view body, 
   if (!had_sidecar) check_sidecar(patched);
 }
 
-}  // namespace
-
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string_view body(reinterpret_cast<const char*>(data), size);
-  gemwh::AdmissionOptions opts;
-  opts.failure_policy = gemwh::FailurePolicy::kFail;
+void check_review(std::string_view body, const gemwh::AdmissionOptions& opts) {
   const gemwh::AdmissionResult r = gemwh::review(body, opts);
   if (r.http_status == 500) {
     std::fprintf(stderr, "500: %s\n", r.body.c_str());
@@ -137,6 +134,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             r.decision == "unchanged" || r.decision == "rejected");
     }
   }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view body(reinterpret_cast<const char*>(data), size);
+  gemwh::AdmissionOptions opts;
+  opts.failure_policy = gemwh::FailurePolicy::kFail;
+  check_review(body, opts);
+  opts.mutate.mps_pipe_directory = "/run/gemini/mps";
+  check_review(body, opts);
   std::string decoded;
   CHECK(gemwh::base64_decode(gemwh::base64_encode(body), &decoded) && decoded == body);
   return 0;
