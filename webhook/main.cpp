@@ -54,8 +54,9 @@ const char kUsage[] =
     "                              CUDA_MPS_PIPE_DIRECTORY=DIR and the node's DIR mounted read-write\n"
     "                              (volume gemini-mps-pipe), and the pod gets hostIPC: true; a pod\n"
     "                              with hostIPC: false is refused. DIR: absolute, at most 80\n"
-    "                              characters, not /run/gemini or above it (docs/kubernetes.md,\n"
-    "                              \"MPS for latency clients (option)\")\n"
+    "                              characters, not /run/gemini or above it, apart from the hook's\n"
+    "                              directories (docs/kubernetes.md, \"MPS for latency clients\n"
+    "                              (option)\")\n"
     "  --shutdown_delay_ms 0       keep serving this long after SIGTERM\n"
     "  --access_log true           one JSON line per request on stderr (true|false)\n"
     "  --help                      print this and exit\n";

@@ -215,7 +215,7 @@ bool patch_container(const json& c, const std::string& base, const MutateOptions
     if (preload_append.is_object()) p->add(base + "/env/-", preload_append);
   }
 
-  // The hook's volume, read-only; the MPS pipe directory read-write (clients create files there).
+  // The hook's volume, read-only; the MPS pipe directory read-write, as the daemon mounts it.
   bool listed = mounts != nullptr;
   if (!patch_mount(c, base, mounts, &listed, kLibVolume, kLibMountPath, true, p, err)) return false;
   return opts.mps_pipe_directory.empty() ||

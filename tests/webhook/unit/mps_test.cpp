@@ -47,7 +47,7 @@ void expect_mps_client(const json& c) {
   auto m = mounts_at(c, kDir);
   ASSERT_EQ(m.size(), 1u) << c.dump();
   EXPECT_EQ(m[0]["name"], kMpsVolume);
-  EXPECT_FALSE(m[0].value("readOnly", false));  // clients create files in the pipe directory
+  EXPECT_FALSE(m[0].value("readOnly", false));  // read-write, as the daemon mounts it
 }
 
 MutateResult refused(const json& pod) {
