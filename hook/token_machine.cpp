@@ -164,6 +164,7 @@ TokenActions TokenMachine::on_prefetched(const TokenFacts& f) {
   slice_start_ = f.now;
   until_ = f.now + quota_;
   seen_ = f.entered;
+  synced_ = kNotSynced;
   last_activity_ = f.now;
   state_ = State::kHolding;
   TokenActions out{act(Kind::kStartSlice, f.now), act(Kind::kOpen), count(Kind::kCountTokens, 1)};
@@ -207,7 +208,9 @@ TokenActions TokenMachine::on_pmgr(const TokenFacts& f, PmgrEvent ev) {
     seen_ = f.entered;
     last_activity_ = f.now;
   } else if (f.now - last_activity_ >= poll_us() + grace_us()) {
-    // No launch for a poll and the grace: ask the GPU.
+    // No launch for a poll and the grace: idle if a sync already covered every launch (the GPU has
+    // nothing of this client's), else ask the GPU.
+    if (synced_ == f.entered) return end_slice(f, true);
     state_ = State::kSyncing;
     return {act(Kind::kSync)};
   }
@@ -227,6 +230,7 @@ TokenActions TokenMachine::on_sync(const TokenFacts& f, bool ran, Micros waited_
   // (capture_rule.h): a program recording a graph launches no GPU work, so it is idle.
   if (!ran) return end_slice(f, true);
   if (f.entered != seen_) return hold_next(f);
+  synced_ = seen_;  // no launch came during the sync: it covered them all
   if (waited_us <= kSyncWasIdle) return end_slice(f, true);
   last_activity_ = f.now - poll_us();
   return hold_next(f);

@@ -15,7 +15,10 @@
 //   (GEMINI_IDLE_MS; for a latency client at most kLatencyIdlePoll): it asks the GPU (kSync); a
 //   sync that returns within kSyncWasIdle found the GPU drained, the client is idle and gives the
 //   token back whatever is left of its quota (work conservation); one that waited gives the grace
-//   again. At the end of the quota it asks to renew (TokenRenew, charged by the time held).
+//   again, and no launch within it makes the client idle without a second sync (the one that
+//   returned covered every launch: under MPS a sync of an idle context can take milliseconds, and a
+//   sync after every grace held a latency client's co-run token with its launches waiting behind
+//   the syncs, issue 19). At the end of the quota it asks to renew (TokenRenew, charged by the time held).
 // - Slice end (quota refused, idle, revoked, connection lost): shut, wait for the launches inside the
 //   driver, drain and measure (kDrain), then TokenRelease with the GPU time used, the burst (the
 //   slices since the last idle release, Gemini's kernel burst), `again` when the client is still
@@ -44,6 +47,8 @@
 
 namespace gem::hook {
 
+/// TokenMachine::synced_ when no sync of the slice has covered the launches.
+constexpr uint64_t kNotSynced = ~uint64_t{0};
 /// While holding the token the worker looks at the launches this often (µs).
 constexpr Micros kIdlePoll = 500;
 /// A latency client's (latency=MS) look, and the most grace it gets (µs): it holds a co-run token
@@ -207,6 +212,7 @@ class TokenMachine {
   Micros asked_at_ = 0;            // when a request from the unthrottled state was asked
   bool idle_release_ = false;      // the slice ending ends a burst
   uint64_t seen_ = 0;              // launch count at the last look
+  uint64_t synced_ = kNotSynced;    // launch count a returned sync covered (no launch came during it)
   Micros last_activity_ = 0;       // when launches were last seen (or the GPU went quiet)
   uint64_t counted_ = 0;           // unthrottled: launches counted so far
   Micros tick_ = 0;                // unthrottled: the last tick
