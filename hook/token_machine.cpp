@@ -208,9 +208,9 @@ TokenActions TokenMachine::on_pmgr(const TokenFacts& f, PmgrEvent ev) {
     seen_ = f.entered;
     last_activity_ = f.now;
   } else if (f.now - last_activity_ >= poll_us() + grace_us()) {
-    // No launch for a poll and the grace: idle if a sync already covered every launch (the GPU has
-    // nothing of this client's), else ask the GPU.
-    if (synced_ == f.entered) return end_slice(f, true);
+    // No launch for a poll and the grace: ask the GPU. A latency client whose last sync covered
+    // every launch has nothing on the GPU: it is idle without a second sync (issue 19).
+    if (latency_ && synced_ == f.entered) return end_slice(f, true);
     state_ = State::kSyncing;
     return {act(Kind::kSync)};
   }

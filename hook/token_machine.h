@@ -15,10 +15,11 @@
 //   (GEMINI_IDLE_MS; for a latency client at most kLatencyIdlePoll): it asks the GPU (kSync); a
 //   sync that returns within kSyncWasIdle found the GPU drained, the client is idle and gives the
 //   token back whatever is left of its quota (work conservation); one that waited gives the grace
-//   again, and no launch within it makes the client idle without a second sync (the one that
-//   returned covered every launch: under MPS a sync of an idle context can take milliseconds, and a
-//   sync after every grace held a latency client's co-run token with its launches waiting behind
-//   the syncs, issue 19). At the end of the quota it asks to renew (TokenRenew, charged by the time held).
+//   again. A latency client with no launch within that grace is idle without a second sync (the
+//   one that returned covered every launch: under MPS a sync of an idle context can take
+//   milliseconds, and a sync after every grace held a latency client's co-run token with its
+//   launches waiting behind the syncs, issue 19; other clients still sync again until the rule
+//   has run the GPU regression matrix). At the end of the quota it asks to renew (TokenRenew, charged by the time held).
 // - Slice end (quota refused, idle, revoked, connection lost): shut, wait for the launches inside the
 //   driver, drain and measure (kDrain), then TokenRelease with the GPU time used, the burst (the
 //   slices since the last idle release, Gemini's kernel burst), `again` when the client is still
