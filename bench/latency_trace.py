@@ -76,7 +76,7 @@ def holder_at(events, t):
     return holder
 
 
-def classify(req, kernel_ms):
+def classify(req):
     """'token' when the launch call waited over TOKEN_WAIT_MS, else 'gpu'."""
     _, launch_ms, _ = req
     return "token" if launch_ms > TOKEN_WAIT_MS else "gpu"
@@ -90,7 +90,7 @@ def report(name, reqs, events, kernel_ms, skip_s=0.0, slow_x=SLOW_X, limit=40):
     t0 = reqs[0][0] + skip_s
     kept = [r for r in reqs if r[0] >= t0]
     slow = [r for r in kept if r[2] > slow_x * kernel_ms]
-    kinds = [classify(r, kernel_ms) for r in slow]
+    kinds = [classify(r) for r in slow]
     n_tok = kinds.count("token")
     gpu_extra = sorted(r[2] - r[1] - kernel_ms for r, k in zip(slow, kinds) if k == "gpu")
     head = (f"{name} trace: {len(slow)} of {len(kept)} requests over {slow_x:g}x the kernel "

@@ -19,7 +19,8 @@
 //   one that returned covered every launch: under MPS a sync of an idle context can take
 //   milliseconds, and a sync after every grace held a latency client's co-run token with its
 //   launches waiting behind the syncs, issue 19; other clients still sync again until the rule
-//   has run the GPU regression matrix). At the end of the quota it asks to renew (TokenRenew, charged by the time held).
+//   has run the GPU regression matrix). At the end of the quota it asks to renew (TokenRenew,
+//   charged by the time held).
 // - Slice end (quota refused, idle, revoked, connection lost): shut, wait for the launches inside the
 //   driver, drain and measure (kDrain), then TokenRelease with the GPU time used, the burst (the
 //   slices since the last idle release, Gemini's kernel burst), `again` when the client is still
