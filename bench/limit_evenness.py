@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Issue 19's benchmark: does a LIMIT (and a REQUEST split) hold in every second, not only over the run?
 
-  limit_evenness.py --out OUT [--build build] [--seconds 30] [--fake]
+  limit_evenness.py --out OUT [--build build] [--seconds 30] [--runs limit,split,duty] [--swing MS]
+                    [--log_level debug] [--fake]
 
 Runs, each through tools/launch-backend.py with gem-schd's default flags (window 10 s, base quota
 250 ms, min quota 100 ms) and tools/launch-command.py:
@@ -115,7 +116,8 @@ def run_clients(args, name, clients, kinds):
     if args.fake:
         env["LD_LIBRARY_PATH"] = str(Path(args.build) / "fake-cuda")
     procs = {}
-    with G.Backend(args.build, rundir, clients) as be:
+    quotas = {"swing": args.swing} if args.swing else None
+    with G.Backend(args.build, rundir, clients, quotas=quotas, log_level=args.log_level) as be:
         for cid, _, _ in clients:
             cmd = [G.PY, str(worker), str(args.seconds), str(args.sync_every), str(kinds.get(cid, 0))]
             argv = G.hooked(args.build, cid, be.port_of(cid), cmd)
@@ -225,6 +227,10 @@ def main(argv=None):
     ap.add_argument("--alone_seconds", type=float, default=10)
     ap.add_argument("--sync_every", type=int, default=8)
     ap.add_argument("--fake", action="store_true")
+    ap.add_argument("--swing", type=int, default=None, metavar="MS",
+                    help="gem-schd --swing (default: gem-schd's, 40 ms); the table's first line names it")
+    ap.add_argument("--log_level", choices=["info", "debug"], default=None,
+                    help="gem-schd's log level (debug: every grant and release in RUN/backend.log)")
     ap.add_argument("--runs", default="limit,split,duty", help="which runs, comma-separated (default: all three)")
     args = ap.parse_args(argv)
     unknown = [r for r in args.runs.split(",") if r not in RUNS]
@@ -234,7 +240,8 @@ def main(argv=None):
     rate, _ = alone(args)
     G.log(f"alone: {rate:.1f} matmuls/s")
     result = {"alone_rate": rate, "runs": {}}
-    lines = [f"alone (no hook): {rate:.1f} matmuls/s; per-second series are matmuls done in each second over that rate"]
+    lines = [f"alone (no hook): {rate:.1f} matmuls/s; per-second series are matmuls done in each second over that rate; "
+             f"gem-schd --swing {args.swing or 'default (40)'}"]
 
     for name in args.runs.split(","):
         RUNS[name](args, rate, lines, result)

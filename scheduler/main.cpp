@@ -27,6 +27,9 @@ constexpr const char* kOwnUsage = R"(  --config PATH        resource-config.txt 
   --fit_quotas on|off  fit quotas to the clients wanting the GPU: at most window / n, so each is
                        served once per window (on, default; docs/scheduling.md)
   --quota_floor MS     the least quota --fit_quotas may give (default 10)
+  --swing MS           how far a client held to a share (LIMIT; REQUEST while others want the GPU)
+                       may run ahead of it: quotas of at most swing / (1 - share) and a LIMIT bank
+                       of swing (default 40; smaller: evener seconds, more hand-offs)
   --gpu UUID           refuse pod managers that name another GPU
   --dynamic_clients    admit clients missing from the config with the settings they declare
   --stats PATH         write usage statistics as JSON to PATH every 500 ms
@@ -99,17 +102,18 @@ int main(int argc, char** argv) {
   gem::log::set_program("gem-schd");
   gem::daemon::Daemon d({"gem-schd", "gem-schd [flags]", "pod managers", kOwnUsage, 50051, 1024,
                          {"config", "base_quota", "min_quota", "window", "gpu", "stats", "lease_grace",
-                          "secrets", "mem_budget", "residency", "fit_quotas", "quota_floor"},
+                          "secrets", "mem_budget", "residency", "fit_quotas", "quota_floor", "swing"},
                          {"dynamic_clients", "list_gpus"}});
   if (const int status = d.parse(argc, argv); status >= 0) return status;
   const gem::Flags& flags = d.flags();
   std::string err;
-  int64_t base = 0, min = 0, window = 0, grace = 0, floor = 0;
+  int64_t base = 0, min = 0, window = 0, grace = 0, floor = 0, swing = 0;
   if (!flags.get_int("base_quota", gem::sched::kDefaultBaseQuota / 1000, 1, 600000, &base, &err) ||
       !flags.get_int("min_quota", gem::sched::kDefaultMinQuota / 1000, 1, 600000, &min, &err) ||
       !flags.get_int("window", gem::sched::kDefaultWindow / 1000, 100, 3600000, &window, &err) ||
       !flags.get_int("lease_grace", gem::sched::kDefaultLeaseGrace / 1000, 1, 600000, &grace, &err) ||
-      !flags.get_int("quota_floor", gem::sched::kDefaultQuotaFloor / 1000, 1, 600000, &floor, &err)) {
+      !flags.get_int("quota_floor", gem::sched::kDefaultQuotaFloor / 1000, 1, 600000, &floor, &err) ||
+      !flags.get_int("swing", gem::sched::kDefaultSwing / 1000, 1, 1000, &swing, &err)) {
     return d.usage_error(err);
   }
   if (flags.has("list_gpus")) return list_gpus();
@@ -126,6 +130,7 @@ int main(int argc, char** argv) {
   opts.policy.window = window * 1000;
   opts.policy.fit_quotas = fit == "on";
   opts.policy.quota_floor = floor * 1000;
+  opts.policy.swing = swing * 1000;
   opts.config_path = flags.get("config", "resource-config.txt");
   opts.gpu_uuid = flags.get("gpu", "");
   opts.dynamic_clients = flags.has("dynamic_clients");

@@ -117,7 +117,7 @@ void Policy::release(const std::string& name, Micros used, Micros burst, Micros 
   const Lease& lease = holder ? lease_ : co->second;
   const Micros charged = holder_charge(lease, used, now);
   charge(c, charged, now);
-  if (holder) c.overrun = std::clamp<Micros>(charged - lease.quota, 0, kLimitSwing);
+  if (holder) c.overrun = std::clamp<Micros>(charged - lease.quota, 0, opts_.swing);
   if (burst > 0) c.burst = std::min(burst, opts_.window);
   if (holder) {
     holder_.clear();

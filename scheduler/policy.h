@@ -9,9 +9,9 @@
 //   2. then clients under their LIMIT, least share above their REQUEST first;
 //   3. never a client over its LIMIT (a LIMIT 0.25 client alone on the GPU gets 25% of it). LIMIT is a
 //      rate, not a share of the window: each client below LIMIT 1 has an allowance of GPU time that
-//      grows by LIMIT µs per µs of wall time, never above kLimitSwing, and each charge is taken from
+//      grows by LIMIT µs per µs of wall time, never above the swing (PolicyOptions::swing), and each charge is taken from
 //      it; it may have the token while the allowance is not negative (a token bucket:
-//      docs/scheduling.md, "LIMIT as a rate"). With quotas of at most kLimitSwing / (1 - LIMIT) it runs a short quota,
+//      docs/scheduling.md, "LIMIT as a rate"). With quotas of at most swing / (1 - LIMIT) it runs a short quota,
 //      waits, runs again, so LIMIT holds in every second, not only over the window.
 // Latency clients (ClientShare::latency > 0, resource-config.txt's latency=MS) that wait while another
 // client holds the token are granted a co-run token at once when their share is under their REQUEST
@@ -56,12 +56,14 @@ inline constexpr Micros kDefaultMinQuota = 100000;    // --min_quota
 inline constexpr Micros kDefaultWindow = 10000000;    // --window
 inline constexpr Micros kDefaultLeaseGrace = 500000;  // --lease_grace
 inline constexpr Micros kDefaultQuotaFloor = 10000;   // --quota_floor
-/// Evenness, µs (issue 19; docs/scheduling.md, "LIMIT as a rate"). With --fit_quotas on, a client
-/// held to a share w < 1 (its LIMIT; its REQUEST > 0 while others want the GPU) gets quotas of at
-/// most kLimitSwing / (1 - w) (and at least quota_floor): between two quotas it waits about
-/// quota * (1 / w - 1), so any 1 s of its run holds w within about kLimitSwing / 1 s (0.04) instead
-/// of a 250 ms quota then a second's wait. It is also the most GPU time a LIMIT client may bank.
-inline constexpr Micros kLimitSwing = 40000;
+/// The swing, µs: how far a client held to a share may run ahead of it in any stretch (issue 19;
+/// docs/scheduling.md, "LIMIT as a rate"). With --fit_quotas on, a client held to a share w < 1 (its
+/// LIMIT; its REQUEST > 0 while others want the GPU) gets quotas of at most swing / (1 - w) (and at
+/// least quota_floor): between two quotas it waits about quota * (1 / w - 1), so any 1 s of its run
+/// holds w within about swing / 1 s (0.04 at the default) instead of a 250 ms quota then a second's
+/// wait. It is also the most GPU time a LIMIT client may bank. gem-schd --swing (ms); a smaller swing
+/// halves the step one turn makes in a second's share at twice the hand-offs.
+inline constexpr Micros kDefaultSwing = 40000;
 /// How long, µs, a client that gave the token back still counts as wanting the GPU when the even
 /// quota of another is chosen (issue 19). A busy client's release and its next request are two
 /// messages when its program was inside a synchronize at the slice's end, and a grant made between
@@ -82,6 +84,7 @@ struct PolicyOptions {
   // n * quota_floor <= window. gem-schd --fit_quotas on|off, --quota_floor.
   bool fit_quotas = true;
   Micros quota_floor = kDefaultQuotaFloor;
+  Micros swing = kDefaultSwing;  // µs; even quotas and the LIMIT bank (kDefaultSwing). gem-schd --swing.
 };
 
 /// A client's configured share of GPU time, each in [0, 1] with request <= limit.
@@ -205,7 +208,7 @@ class Policy {
     Micros waiting_since = 0;
     Micros burst = 0;  // last measured burst, µs (0 = unknown)
     // How far, µs, its last hold given back by a release ran past its quota (the drain, the grant's
-    // round trip), at most kLimitSwing: its next even quota is that much shorter (grant_quota).
+    // round trip), at most the swing: its next even quota is that much shorter (grant_quota).
     Micros overrun = 0;
     Micros used_total = 0;
     uint64_t grants = 0;
@@ -213,7 +216,7 @@ class Policy {
     uint64_t revocations = 0;
     bool cold = false;  // set_cold: memory moved to the host
     // LIMIT as a rate: GPU time the client may still use, µs, as of allowance_at (grows by LIMIT
-    // per µs of wall time up to kLimitSwing, each charge is taken from it; >= 0: it may run).
+    // per µs of wall time up to the swing, each charge is taken from it; >= 0: it may run).
     double allowance = 0;
     Micros allowance_at = 0;
     // Usage decayed with time constant tau(), µs, as of decayed_at: what the REQUEST rules rank by.
@@ -248,15 +251,19 @@ class Policy {
   /// The decay's time constant, µs: half the window.
   double tau() const { return static_cast<double>(opts_.window) / 2; }
   bool under_limit(const Client& c, Micros now) const;
-  /// The client's allowance (µs, at most kLimitSwing) at `now` (see Client::allowance).
+  /// The client's allowance (µs, at most the swing) at `now` (see Client::allowance).
   double allowance(const Client& c, Micros now) const;
+  /// The most GPU time (µs) a client below LIMIT 1 may bank while it waits for others or idles:
+  /// enough to keep what it earns while another client holds the token, too little to shift a
+  /// second by more than the swing.
+  double bank() const { return static_cast<double>(opts_.swing); }
   /// At a grant or renewal: the allowance accrued so far, capped at 0, becomes the base that the
   /// hold earns on (uncapped) until its charge.
   void start_allowance(Client& c, Micros now) const;
   /// The first time >= now at which the client is under its LIMIT, were it charged nothing more; kNever for LIMIT 0.
   Micros limit_ready_at(const Client& c, Micros now) const;
   /// The quota of a grant to `c` now: its burst-based quota, fitted to the demand; held to a share
-  /// w < 1 (its LIMIT, or its REQUEST while others contend), at most kLimitSwing / (1 - w) less its
+  /// w < 1 (its LIMIT, or its REQUEST while others contend), at most swing / (1 - w) less its
   /// last overrun (Client::overrun), never below quota_floor.
   Micros grant_quota(const Client& c, Micros now) const;
   /// `demand`: clients waiting or holding (fits the quota to the window); `contenders`: those and the

@@ -11,10 +11,6 @@ namespace gem::sched {
 namespace {
 // A LIMIT this close to 1 means "no limit": a lone client may use the whole GPU.
 constexpr double kFullShare = 1.0 - 1e-9;
-// The most GPU time (µs) a client below LIMIT 1 may bank while it waits for others or idles: enough
-// to keep what it earns while another client holds the token, too little to shift a second by
-// more than kLimitSwing.
-constexpr double kLimitBank = static_cast<double>(kLimitSwing);
 }  // namespace
 
 void Policy::charge(Client& c, Micros used, Micros now) {
@@ -34,7 +30,7 @@ void Policy::charge(Client& c, Micros used, Micros now) {
   c.decayed_at = now;
   // Accrued since the grant (not capped: the hold itself earns LIMIT per µs), less the charge.
   c.allowance += static_cast<double>(std::max<Micros>(now - c.allowance_at, 0)) * c.limit - static_cast<double>(now - start);
-  c.allowance = std::min(c.allowance, kLimitBank);
+  c.allowance = std::min(c.allowance, bank());
   c.allowance_at = now;
   forget_old(c, now);
 }
@@ -69,11 +65,11 @@ bool Policy::under_limit(const Client& c, Micros now) const {
 
 double Policy::allowance(const Client& c, Micros now) const {
   const double grown = c.allowance + static_cast<double>(std::max<Micros>(now - c.allowance_at, 0)) * c.limit;
-  return std::min(grown, kLimitBank);
+  return std::min(grown, bank());
 }
 
 void Policy::start_allowance(Client& c, Micros now) const {
-  c.allowance = allowance(c, now);  // what accrued while it waited or idled, at most kLimitBank
+  c.allowance = allowance(c, now);  // what accrued while it waited or idled, at most bank()
   c.allowance_at = now;
 }
 
@@ -111,7 +107,7 @@ Micros Policy::grant_quota(const Client& c, size_t demand, size_t contenders) co
   // one: otherwise a small share's turns run long relatively (7 ms on 57 against 7 on 133 for
   // 0.3/0.7) and the REQUEST rules make it up by skipping one of its turns now and then, a second
   // of 0.25 beside one of 0.36 (H100, run E4).
-  const double cap = static_cast<double>(kLimitSwing) / (1.0 - held_to) - static_cast<double>(c.overrun);
+  const double cap = static_cast<double>(opts_.swing) / (1.0 - held_to) - static_cast<double>(c.overrun);
   return std::min(q, std::max(static_cast<Micros>(cap), opts_.quota_floor));
 }
 

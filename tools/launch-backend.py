@@ -148,6 +148,9 @@ def build_parser():
                     help="sliding window over which shares are measured, ms (default: %(default)s)")
     ap.add_argument("--lease_grace", type=float, default=None,
                     help="ms past its quota after which gem-schd revokes a holder's token (default: gem-schd's, 500)")
+    ap.add_argument("--swing", type=int, default=None, metavar="MS",
+                    help="how far a client held to a share may run ahead of it, ms: even quotas of at most "
+                         "swing / (1 - share) (default: gem-schd's, 40; docs/scheduling.md)")
     ap.add_argument("--pmgr_base_port", type=int, default=50052,
                     help="port of the first client's pod manager; client i gets this + i (default: %(default)s)")
     ap.add_argument("--log_level", choices=["error", "warn", "info", "debug"],
@@ -254,6 +257,8 @@ def main(argv=None):
                 cmd += ["--stats", args.stats if len(plan) == 1 else f"{args.stats}.{uuid}"]
             if args.lease_grace is not None:
                 cmd += ["--lease_grace", num(args.lease_grace)]
+            if args.swing is not None:
+                cmd += ["--swing", str(args.swing)]
             if args.log_level:
                 cmd += ["--log_level", args.log_level]
             if args.metrics_port:

@@ -1,6 +1,6 @@
 // gem-schd's token policy (scheduler/policy.h) driven by scenario scripts (format: script.h) in
 // tests/unit/testdata/policy/, with a simulated clock in ms. Commands:
-//   opts [window=MS] [base=MS] [min=MS] [grace=MS] [floor=MS] [fit=on|off]   a new Policy
+//   opts [window=MS] [base=MS] [min=MS] [grace=MS] [floor=MS] [fit=on|off] [swing=MS]   a new Policy
 //                              (defaults: Gemini's 250/100 ms quotas, 10 s window, 500 ms grace)
 //   T clients NAME:REQ:LIM[:LATENCY_MS] ...     set_clients (LATENCY_MS > 0: a latency client)
 //   T clients n=N req=R [lim=L]                 N clients c0..c(N-1) of equal shares
@@ -54,6 +54,7 @@ class PolicyScenario {
       o.lease_grace = ms(kv("grace", "500"));
       o.quota_floor = ms(kv("floor", "10"));
       o.fit_quotas = kv("fit", "on") == "on";
+      o.swing = ms(kv("swing", "40"));
       p_ = std::make_unique<Policy>(o);
       return {};
     }

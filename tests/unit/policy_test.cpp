@@ -267,7 +267,7 @@ TEST(Policy, NextEventIsWhenALimitedClientMayRunAgain) {
   EXPECT_FALSE(p.schedule(g->quota));
   const Micros next = p.next_event(g->quota);
   // LIMIT as a rate: a hold of q earns 0.25 q, so the client owes 0.75 q and waits 3 q: back at 4 q.
-  EXPECT_EQ(g->quota, kLimitSwing * 4 / 3) << "kLimitSwing / (1 - LIMIT)";
+  EXPECT_EQ(g->quota, kDefaultSwing * 4 / 3) << "swing / (1 - LIMIT)";
   EXPECT_NEAR(static_cast<double>(next), 4.0 * static_cast<double>(g->quota), 2);
   EXPECT_FALSE(p.schedule(next - kMs));
   EXPECT_TRUE(p.schedule(next));
