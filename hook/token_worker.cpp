@@ -114,6 +114,15 @@ TokenActions TokenWorker::perform(const TokenActions& acts) {
   const TokenAction& a = acts.back();
   const Settings& s = settings();
   uint64_t q = 0;
+  // GEMINI_LOG_LEVEL=debug: every step of the protocol but the waits and polls, with what the
+  // machine and the gate saw (docs/operations.md, "Tracing the token protocol").
+  if (a.kind != K::kWaitDemand && a.kind != K::kWaitPmgr && a.kind != K::kSleep && a.kind != K::kPollPmgr) {
+    LOG_DEBUG("token: %s %lld us%s (%s; launches entered %llu, exited %llu)", token_action_name(a.kind),
+              static_cast<long long>(a.kind == K::kRelease || a.kind == K::kReleaseAndRequest
+                                         ? static_cast<Micros>(a.rel.used_us) : a.us),
+              a.kind == K::kReleaseAndRequest ? ", again" : "", machine_.describe().c_str(),
+              static_cast<unsigned long long>(gate_.entered()), static_cast<unsigned long long>(gate_.exited()));
+  }
   switch (a.kind) {
     case K::kWaitDemand: {
       const bool demand = gate_.wait_for_demand_for(a.us);
@@ -164,7 +173,10 @@ TokenActions TokenWorker::perform(const TokenActions& acts) {
     case K::kSync: {
       const Micros before = mono_us();
       const bool ran = timer_.sync_contexts();
-      return machine_.on_sync(facts(), ran, mono_us() - before);
+      const Micros waited = mono_us() - before;
+      LOG_DEBUG("token: sync %s after %lld us (launches entered %llu)", ran ? "returned" : "not run",
+                static_cast<long long>(waited), static_cast<unsigned long long>(gate_.entered()));
+      return machine_.on_sync(facts(), ran, waited);
     }
     case K::kPrefetch:
       residency_.prefetch_back();

@@ -1,7 +1,8 @@
 // Levelled, rate-limited logging to stderr. Thread-safe. Nothing on a hot path may log.
 // Level from the environment variable GEMINI_LOG_LEVEL (error, warn, info, debug; default info),
 // or set_level(). Each call site prints at most kBurst lines per second; the rest are counted and
-// reported as "(N messages suppressed)" with the next line that gets through.
+// reported as "(N messages suppressed)" with the next line that gets through. Debug lines are not
+// limited: debug is asked for to trace every event.
 #pragma once
 
 #include <atomic>

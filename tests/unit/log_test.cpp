@@ -163,6 +163,22 @@ TEST(Log, RateLimitPerSite) {
   EXPECT_EQ(lines[kBurst + 2].find("suppressed"), std::string::npos) << lines[kBurst + 2];
 }
 
+// Debug is asked for to trace every event (a schedule's grants at tens a second): none is dropped.
+void debug_here(int i) { LOG_DEBUG("repeated debug %d", i); }
+
+TEST(Log, DebugLinesAreNotRateLimited) {
+  set_level(Level::kDebug);
+  CaptureStderr cap;
+  for (int i = 0; i < 3 * kBurst; ++i) debug_here(i);
+  std::vector<std::string> lines = cap.lines();
+  set_level(Level::kInfo);
+  ASSERT_EQ(lines.size(), static_cast<size_t>(3 * kBurst));
+  for (int i = 0; i < 3 * kBurst; ++i) {
+    EXPECT_NE(lines[i].find("repeated debug " + std::to_string(i)), std::string::npos) << lines[i];
+    EXPECT_EQ(lines[i].find("suppressed"), std::string::npos) << lines[i];
+  }
+}
+
 TEST(Log, LongLinesTruncated) {
   set_level(Level::kInfo);
   CaptureStderr cap;
