@@ -281,7 +281,7 @@ class TestLaunchBackendStub(BackendTests, unittest.TestCase):
     def test_command_lines(self):
         p = self.start_backend("--base_quota", "30", "--min_quota", "10", "--window", "2000",
                                "--log_level", "debug", "--stats", str(self.tmp / "s.json"), "--gang_window", "1000",
-                               env=self.env())
+                               "--swing", "20", env=self.env())
         self.assertTrue(U.wait_listening(self.ports(), 15, p))
         p.send_signal(signal.SIGINT)
         p.communicate(timeout=10)
@@ -291,7 +291,7 @@ class TestLaunchBackendStub(BackendTests, unittest.TestCase):
         self.assertEqual(len(schd), 1)
         self.assertEqual(schd[0]["argv"], ["--ip", "127.0.0.1", "--port", str(self.base), "--config", str(self.cfg),
                                            "--base_quota", "30", "--min_quota", "10", "--window", "2000",
-                                           "--stats", str(self.tmp / "s.json"), "--log_level", "debug"])
+                                           "--stats", str(self.tmp / "s.json"), "--swing", "20", "--log_level", "debug"])
         self.assertEqual(len(pmgrs), len(self.clients))
         by_name = {r["argv"][1]: r for r in pmgrs}
         for i, c in enumerate(self.clients):
@@ -312,6 +312,7 @@ class TestLaunchBackendStub(BackendTests, unittest.TestCase):
         self.assertEqual(schd[schd.index("--base_quota") + 1], "250")
         self.assertEqual(schd[schd.index("--min_quota") + 1], "100")
         self.assertEqual(schd[schd.index("--window") + 1], "10000")
+        self.assertNotIn("--swing", schd)  # gem-schd's own default (kDefaultSwing)
 
     def test_daemon_dies_unexpectedly(self):
         p = self.start_backend(env=self.env(STUB_EXIT_AFTER="1.5", STUB_EXIT_PROG="gem-pmgr"))
