@@ -382,8 +382,10 @@ def main():
     device = "stand-in driver (--fake)" if a.fake else (gpu.split(" (UUID")[0] if gpu else "NO GPU FOUND")
     head = [f"GPU regression matrix   commit {commit()}   device {device}",
             f"LIMIT {TARGET} alone vs unhooked; gem-schd {QUOTAS}; started {time.strftime('%Y-%m-%d %H:%M:%S')}"]
-    missing = [f for f in (m.build / "bin" / "gem-schd", m.build / "bin" / "gem-pmgr", m.build / "lib" /
-                           "libgemhook.so.1") if not f.is_file()]
+    need = [m.build / "bin" / "gem-schd", m.build / "bin" / "gem-pmgr", m.build / "lib" / "libgemhook.so.1"]
+    if "gpu_mem" in groups and not a.fake:  # its driver-path check runs the stand-in's program on the real driver
+        need.append(m.build / "fake-cuda" / "fake-mem-app")
+    missing = [f for f in need if not f.is_file()]
     if missing or not (gpu or a.fake):
         m.add("setup", False, note="no GPU" if not (gpu or a.fake) else f"missing {[str(x) for x in missing]}")
     else:

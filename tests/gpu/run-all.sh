@@ -15,6 +15,9 @@
 # OUTDIR/logs.tar.gz: with `matrix` alone the programs are built into $GEM_MATRIX_WORK/bin and the
 # per-row logs kept in $GEM_MATRIX_WORK (default /tmp/gem-matrix.PID), not in OUTDIR.
 #   BUILD=$PWD/build tests/gpu/run-all.sh $OUT matrix
+# Through the device tool, carry build/bin/gem-schd, build/bin/gem-pmgr, build/lib and
+# build/fake-cuda/fake-mem-app (gpu_mem's driver-path check; matrix.py fails its setup row at once
+# without it), and build/gpu-bin with `matrix.py --bin` to skip building the test programs there.
 #   python3 tests/gpu/matrix.py --out X --build build --bin B --dry_run   # the plan, runs nothing
 #   python3 tests/gpu/matrix.py --out X --build build --bin B --fake      # the stand-in driver, no GPU
 set -uo pipefail
