@@ -9,10 +9,10 @@
 //   2. then clients under their LIMIT, least share above their REQUEST first;
 //   3. never a client over its LIMIT (a LIMIT 0.25 client alone on the GPU gets 25% of it). LIMIT is a
 //      rate, not a share of the window: each client below LIMIT 1 has an allowance of GPU time that
-//      grows by LIMIT µs per µs of wall time, never above the swing (PolicyOptions::swing), and each charge is taken from
-//      it; it may have the token while the allowance is not negative (a token bucket:
-//      docs/scheduling.md, "LIMIT as a rate"). With quotas of at most swing / (1 - LIMIT) it runs a short quota,
-//      waits, runs again, so LIMIT holds in every second, not only over the window.
+//      grows by LIMIT µs per µs of wall time, never above the swing (PolicyOptions::swing), and each
+//      charge is taken from it; it may have the token while the allowance is not negative (a token
+//      bucket: docs/scheduling.md, "LIMIT as a rate"). With quotas of at most swing / (1 - LIMIT) it
+//      runs a short quota, waits, runs again, so LIMIT holds in every second, not only over the window.
 // Latency clients (ClientShare::latency > 0, resource-config.txt's latency=MS) that wait while another
 // client holds the token are granted a co-run token at once when their share is under their REQUEST
 // (and LIMIT): they launch beside the holder and the GPU's own time slicing interleaves the two
