@@ -83,7 +83,8 @@ class Backend:
     """gem-schd + one gem-pmgr per client via tools/launch-backend.py, on free ports."""
 
     def __init__(self, build, workdir, clients, quotas=None, log_level=None, mps_env=None):
-        """clients: [(id, request, limit[, gpu_mem])]; quotas: dict base_quota/min_quota/window (ms);
+        """clients: [(id, request, limit[, gpu_mem])]; quotas: dict of gem-schd flags in ms
+        (base_quota/min_quota/window/swing, passed through launch-backend.py);
         mps_env: CUDA_MPS_* variables for launch-backend.py --mps (None: no MPS)."""
         self.build = Path(build)
         self.dir = Path(workdir)

@@ -24,14 +24,24 @@ _EVENTS = [
 ]
 
 
-def parse_event(line):
-    """(t_unix_s, kind, client, detail) of one debug log line, or None."""
+def debug_line(line):
+    """(t_unix_s, program, message) of one DEBUG line of common/log.cpp's format, or None. Also
+    bench/token_trace.py's reader of the hook's trace."""
     m = _LOG.match(line.rstrip("\n"))
     if not m:
         return None
     t = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")) + int(m.group(2)) / 1000.0
+    return (t, m.group(3), m.group(4))
+
+
+def parse_event(line):
+    """(t_unix_s, kind, client, detail) of one debug log line, or None."""
+    d = debug_line(line)
+    if not d:
+        return None
+    t, _, message = d
     for kind, rx in _EVENTS:
-        e = rx.match(m.group(4))
+        e = rx.match(message)
         if e:
             detail = ""
             if kind == "grant":

@@ -13,23 +13,24 @@ what cost a 0.3 client a turn in the H100 split runs E5/E7b (docs/scheduling.md,
 one the tool prints the trace lines from --context lines before the grant to the release.
 The log's times have ms resolution. Pure functions over lines; no I/O but main()."""
 import argparse
-import calendar
 import re
 import sys
-import time
+from pathlib import Path
 
-_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})Z \S+\[\d+\] DEBUG: token: (\S+)(.*)$")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from latency_trace import debug_line  # noqa: E402
+
+_STEP = re.compile(r"^token: (\S+)(.*)$")
 
 
 def parse(lines):
     """[(t_unix_s, step, rest, line)] for the hook's token trace lines among `lines`."""
     out = []
     for line in lines:
-        line = line.rstrip("\n")
-        m = _LINE.match(line)
+        d = debug_line(line)
+        m = _STEP.match(d[2]) if d else None
         if m:
-            t = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")) + int(m.group(2)) / 1000.0
-            out.append((t, m.group(3), m.group(4), line))
+            out.append((d[0], m.group(1), m.group(2), line.rstrip("\n")))
     return out
 
 
