@@ -39,6 +39,7 @@ void Gate::reset_after_fork() {
   worker_.reset_after_fork();
   new (&pace_mu_) std::mutex();
   pacing_.store(0);
+  program_syncs_.store(0);  // the threads that were syncing are the parent's
   pace_pending_[0] = pace_pending_[1] = false;
 }
 

@@ -87,6 +87,22 @@ class Gate {
   /// Whether a launching thread waits in pace() (busy, not idle).
   bool pacing() const { return pacing_.load(std::memory_order_relaxed) > 0; }
 
+  // Program side: a thread of the program enters / leaves a call that waits for the GPU
+  // (cuCtxSynchronize, cuStreamSynchronize, cuEventSynchronize; sync_hooks.cpp). Thread-safe.
+
+  /// Before the real call.
+  void program_sync_begin() { program_syncs_.fetch_add(1, std::memory_order_seq_cst); }
+  /// After it returned; `now_us`: mono_us() then. The time is stored before the count drops, so a
+  /// reader that sees no sync in progress (program_syncing(), read first) sees its time.
+  void program_sync_end(Micros now_us) {
+    program_synced_at_.store(now_us, std::memory_order_relaxed);
+    program_syncs_.fetch_sub(1, std::memory_order_release);
+  }
+
+  // Worker side: whether a program thread waits for the GPU now; when one last returned (µs, 0: never).
+  bool program_syncing() const { return program_syncs_.load(std::memory_order_acquire) > 0; }
+  Micros program_synced_at() const { return program_synced_at_.load(std::memory_order_relaxed); }
+
   /// Whether the gate is shut with no launch inside the driver and none waiting at it: the client
   /// neither holds nor wants this device's token. For the cache emptier (cache_emptier.h); takes
   /// mu_ briefly. Thread-safe.
@@ -111,6 +127,8 @@ class Gate {
   std::atomic<bool> open_{false};
   std::atomic<uint64_t> entered_{0};
   std::atomic<uint64_t> exited_{0};
+  std::atomic<int> program_syncs_{0};        // program threads inside a synchronize call
+  std::atomic<Micros> program_synced_at_{0};  // mono_us() when the last one returned
 
   std::mutex mu_;
   std::condition_variable cv_open_;  // launching threads wait here

@@ -42,9 +42,8 @@ Gate* make_gate(CUdevice dev) {
   return new Gate(dev);  // lives for the process: launches may come during exit
 }
 
-}  // namespace
-
-Gate* current_gate() {
+// The gate of the calling thread's current context; `make`: make it if the device has none yet.
+Gate* lookup_gate(bool make) {
   static const bool enabled = settings().enabled && real::cuCtxGetCurrent != nullptr;
   if (!enabled) return nullptr;
   CUcontext ctx = nullptr;
@@ -57,6 +56,7 @@ Gate* current_gate() {
   }
   Gate* g = g_gates[dev].load(std::memory_order_acquire);
   if (g == nullptr) {
+    if (!make) return nullptr;
     std::lock_guard<std::mutex> lk(g_gates_mu);
     g = g_gates[dev].load(std::memory_order_relaxed);
     if (g == nullptr) {
@@ -68,6 +68,12 @@ Gate* current_gate() {
   tls_gate = g;
   return g;
 }
+
+}  // namespace
+
+Gate* current_gate() { return lookup_gate(true); }
+
+Gate* current_gate_if_made() { return lookup_gate(false); }
 
 CUcontext current_gate_context() { return tls_ctx; }
 

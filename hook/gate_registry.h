@@ -23,6 +23,10 @@ class Gate;
 /// current context or gating is off (POD_NAME unset, or no driver). Cached per thread.
 Gate* current_gate();
 
+/// The same without making a gate: nullptr when no launch has reached this device yet (its
+/// synchronize calls then concern no token). Cached per thread like current_gate().
+Gate* current_gate_if_made();
+
 /// The context current_gate() last found current on the calling thread (nullptr before its first
 /// call): the context the thread's launches go to.
 CUcontext current_gate_context();

@@ -228,12 +228,21 @@ TokenActions TokenMachine::on_sync(const TokenFacts& f, bool ran, Micros waited_
   // means the program probably waits for the GPU too (a synchronise after each step): it gets the
   // grace again from when the GPU went quiet. While a stream captures the GPU cannot be asked
   // (capture_rule.h): a program recording a graph launches no GPU work, so it is idle.
+  // A quick sync while the program waited for the GPU itself caught that work finishing: the
+  // program launches again microseconds later (a PyTorch loop granted the token with two matmuls of
+  // its step left, H100 trace E8 in docs/scheduling.md). It gets the grace once per launch seen:
+  // if an earlier look covered the same launches, the program had that grace and did not launch.
   if (!ran) return end_slice(f, true);
   if (f.entered != seen_) return hold_next(f);
+  const bool looked_before = synced_ == seen_;
   synced_ = seen_;  // no launch came during the sync: it covered them all
-  if (waited_us <= kSyncWasIdle) return end_slice(f, true);
+  if (waited_us <= kSyncWasIdle && (looked_before || !program_waited(f, waited_us))) return end_slice(f, true);
   last_activity_ = f.now - poll_us();
   return hold_next(f);
+}
+
+bool TokenMachine::program_waited(const TokenFacts& f, Micros waited_us) {
+  return f.program_syncing || (f.program_synced_at > 0 && f.program_synced_at >= f.now - waited_us - kSyncWasIdle);
 }
 
 TokenActions TokenMachine::end_slice(const TokenFacts&, bool idle_release) {

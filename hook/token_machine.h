@@ -15,7 +15,10 @@
 //   (GEMINI_IDLE_MS; for a latency client at most kLatencyIdlePoll): it asks the GPU (kSync); a
 //   sync that returns within kSyncWasIdle found the GPU drained, the client is idle and gives the
 //   token back whatever is left of its quota (work conservation); one that waited gives the grace
-//   again. A latency client with no launch within that grace is idle without a second sync (the
+//   again, and so does a quick one while the program itself waited for the GPU (a thread in a
+//   synchronize call during the look or within kSyncWasIdle before it: the look caught the end of
+//   that work and the program's next launch is microseconds away, issue 19's lost turns), once per
+//   launch seen: a second look with no launch between is idle. A latency client with no launch within that grace is idle without a second sync (the
 //   one that returned covered every launch: under MPS a sync of an idle context can take
 //   milliseconds, and a sync after every grace held a latency client's co-run token with its
 //   launches waiting behind the syncs, issue 19; other clients still sync again until the rule
@@ -82,6 +85,8 @@ struct TokenFacts {
   bool managed = false;    // Residency::has_managed(): the process has managed memory on this device
   bool evicted = false;    // Residency::evicted()
   bool latency = false;    // the scheduler's settings declare a latency client (latency_us > 0)
+  bool program_syncing = false;  // Gate::program_syncing(): a program thread waits for the GPU (read first)
+  Micros program_synced_at = 0;  // Gate::program_synced_at(): when the last such wait returned (µs; 0: never)
 };
 
 /// The process's settings the machine needs (hook/settings.h), fixed for its life.
@@ -193,6 +198,9 @@ class TokenMachine {
   TokenActions end_slice(const TokenFacts& f, bool idle_release);
   TokenActions hold_next(const TokenFacts& f);
   TokenActions wait_idle(const TokenFacts& f);
+  /// Whether a program thread waited for the GPU during a sync of `waited_us` that ended at f.now,
+  /// or returned from such a wait within kSyncWasIdle before it began.
+  static bool program_waited(const TokenFacts& f, Micros waited_us);
   TokenActions unthrottled_wait() const;
   void warn_once(TokenActions* out, const std::string& what, const std::string& why);
   /// Counts the launches made unthrottled since the last count.

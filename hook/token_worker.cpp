@@ -67,6 +67,8 @@ TokenFacts TokenWorker::facts() {
   f.managed = residency_.has_managed();
   f.evicted = residency_.evicted();
   f.latency = pmgr_.client_settings().latency_us > 0;
+  f.program_syncing = gate_.program_syncing();  // first: a wait that ended has its time stored (gate.h)
+  f.program_synced_at = gate_.program_synced_at();
   f.now = mono_us();
   return f;
 }
@@ -174,8 +176,10 @@ TokenActions TokenWorker::perform(const TokenActions& acts) {
       const Micros before = mono_us();
       const bool ran = timer_.sync_contexts();
       const Micros waited = mono_us() - before;
-      LOG_DEBUG("token: sync %s after %lld us (launches entered %llu)", ran ? "returned" : "not run",
-                static_cast<long long>(waited), static_cast<unsigned long long>(gate_.entered()));
+      LOG_DEBUG("token: sync %s after %lld us (launches entered %llu; program syncing %d, last returned %lld us ago)",
+                ran ? "returned" : "not run", static_cast<long long>(waited),
+                static_cast<unsigned long long>(gate_.entered()), gate_.program_syncing() ? 1 : 0,
+                static_cast<long long>(gate_.program_synced_at() > 0 ? mono_us() - gate_.program_synced_at() : -1));
       return machine_.on_sync(facts(), ran, waited);
     }
     case K::kPrefetch:

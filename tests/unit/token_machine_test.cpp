@@ -11,7 +11,7 @@
 //   evict-while-waiting [flags=F]                  state
 // Facts (the gate's counts, the connection, the residency) are key=value words on any command and
 // keep their value until set again: entered= exited= pacing= waiters= exiting= connected= managed=
-// evicted= latency= (0 or 1 for the flags). `connected` sets connected=1; a broken answer or event
+// evicted= latency= program_syncing= (0 or 1 for the flags) program_synced_at= (µs). `connected` sets connected=1; a broken answer or event
 // and release-failed set it to 0, as PmgrClient closes the connection then.
 // The machine is built with GEMINI_IDLE_MS 1 ms (idle_us=1000), fail-open, GEMINI_EMPTY_CACHE
 // unset; a file's first line "# config fail_closed empty_cache=1 idle_us=N" changes that.
@@ -172,6 +172,8 @@ class Scenario {
     flag("managed", &f_.managed);
     flag("evicted", &f_.evicted);
     flag("latency", &f_.latency);
+    flag("program_syncing", &f_.program_syncing);
+    if (c.kv.count("program_synced_at")) f_.program_synced_at = static_cast<Micros>(script_num(c.kv.at("program_synced_at")));
   }
 
   TokenMachine m_;
@@ -212,6 +214,8 @@ class RandomWalk {
     f_.waiters = !open_ && pick(3) == 0;
     f_.pacing = open_ && pick(8) == 0;
     f_.latency = pick(4) == 0;
+    f_.program_syncing = pick(4) == 0;
+    if (pick(4) == 0) f_.program_synced_at = f_.now;
     f_.evicted = f_.managed && pick(3) == 0;
   }
   TokenAnswer answer() {
