@@ -33,10 +33,7 @@ AppOptions saturating(const std::string& client) {
 }
 
 SchedulerOptions users_flags() {
-  SchedulerOptions s;
-  s.base_quota = 250;
-  s.min_quota = 100;
-  s.window = 10000;
+  SchedulerOptions s = users_scheduler_options();
   s.stats = false;
   return s;
 }

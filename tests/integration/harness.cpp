@@ -16,6 +16,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "../../scheduler/policy.h"
+
 namespace gemtest {
 
 bool sanitized() {
@@ -395,6 +397,14 @@ Process& GemTest::start_scheduler(int base_quota, int min_quota, int window, std
   s.window = window;
   s.extra = std::move(extra);
   return start_scheduler(s);
+}
+
+SchedulerOptions users_scheduler_options() {
+  SchedulerOptions s;
+  s.base_quota = static_cast<int>(gem::sched::kDefaultBaseQuota / 1000);
+  s.min_quota = static_cast<int>(gem::sched::kDefaultMinQuota / 1000);
+  s.window = static_cast<int>(gem::sched::kDefaultWindow / 1000);
+  return s;
 }
 
 Process& GemTest::start_scheduler(const SchedulerOptions& s) {

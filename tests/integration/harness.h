@@ -117,6 +117,11 @@ struct SchedulerOptions {
   std::map<std::string, std::string> env;  // more environment (e.g. the stand-in NVML's)
 };
 
+/// gem-schd's own default quotas and window (--base_quota 250, --min_quota 100, --window 10000:
+/// kDefaultBaseQuota, kDefaultMinQuota, kDefaultWindow in scheduler/policy.h), as users run it; the
+/// rest as SchedulerOptions' defaults (--stats on: set `stats` false for the flags users pass).
+SchedulerOptions users_scheduler_options();
+
 /// How start_pod_manager starts gem-pmgr.
 struct PodManagerOptions {
   std::vector<std::string> extra;  // more flags

@@ -10,11 +10,8 @@ TEST_F(HardeningTest, IdleDaemonsUseNoCpu) {
   for (const bool with_stats : {false, true}) {
     SCOPED_TRACE(with_stats ? "gem-schd --stats" : "no --stats");
     write_config({{"idle", 1.0, 1.0}});
-    SchedulerOptions so;
+    SchedulerOptions so = users_scheduler_options();
     so.stats = with_stats;
-    so.base_quota = 250;
-    so.min_quota = 100;
-    so.window = 10000;
     start_scheduler(so);
     start_pod_manager("idle");
     RawClient hook;

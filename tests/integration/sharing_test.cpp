@@ -20,11 +20,7 @@ class SharingTest : public GemTest {
   /// how the test reads the charges (it changes nothing else).
   void run_pair(const std::string& infer_options) {
     write_config({{"train", 0.5, 1.0, "0", ""}, {"infer", 0.5, 1.0, "0", infer_options}});
-    SchedulerOptions so;
-    so.base_quota = 250;
-    so.min_quota = 100;
-    so.window = 10000;
-    start_scheduler(so);
+    start_scheduler(users_scheduler_options());
     start_pod_manager("train");
     start_pod_manager("infer");
     AppOptions t;
@@ -128,11 +124,7 @@ TEST_F(SharingTest, ALatencyClientStartsSoonBesideASaturatingOne) {
 // kernel's last 200 µs in about 2 steps of 5; each such idle release was a grant more.
 TEST_F(SharingTest, AProgramWaitingForItsStepKeepsTheToken) {
   write_config({{"step", 0.5, 1.0, "0", ""}});
-  SchedulerOptions so;
-  so.base_quota = 250;
-  so.min_quota = 100;
-  so.window = 10000;
-  start_scheduler(so);
+  start_scheduler(users_scheduler_options());
   start_pod_manager("step");
   AppOptions a;
   a.client = "step";
@@ -153,9 +145,7 @@ TEST_F(SharingTest, AProgramWaitingForItsStepKeepsTheToken) {
 // Urgency buys nothing past the LIMIT: a latency client that saturates is held to its LIMIT.
 TEST_F(SharingTest, ALatencyClientIsHeldToItsLimit) {
   write_config({{"lat", 0.2, 0.3, "0", "latency=5"}});
-  SchedulerOptions so;
-  so.base_quota = 250;
-  so.min_quota = 100;
+  SchedulerOptions so = users_scheduler_options();
   so.window = 2000;  // short, so the LIMIT bites within the run
   start_scheduler(so);
   start_pod_manager("lat");
