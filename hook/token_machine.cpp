@@ -42,7 +42,16 @@ uint64_t wire(Micros us) { return us > 0 ? static_cast<uint64_t>(us) : 0; }
 }  // namespace
 
 Micros TokenMachine::grace_us() const {
-  return latency_ ? std::min(config_.idle_us, kLatencyIdlePoll) : config_.idle_us;
+  if (latency_) return std::min(config_.idle_us, kLatencyIdlePoll);
+  return long_thinks_ >= kLongThinksToShorten ? std::min(config_.idle_us, kShortGrace) : config_.idle_us;
+}
+
+void TokenMachine::note_think(const TokenFacts& f) {
+  if (think_from_ == 0) return;
+  const Micros think = f.now - think_from_;
+  think_from_ = 0;
+  const bool long_think = think >= kLongThinkGraces * config_.idle_us;
+  long_thinks_ = long_think ? std::min(long_thinks_ + 1, kLongThinksToShorten) : 0;
 }
 
 TokenActions TokenMachine::start(const TokenFacts& f) {
@@ -59,7 +68,10 @@ TokenActions TokenMachine::wait_idle(const TokenFacts& f) {
 TokenActions TokenMachine::unthrottled_wait() const { return {act(Kind::kSleep, kUnthrottledTick)}; }
 
 TokenActions TokenMachine::on_demand(const TokenFacts& f, bool demand) {
-  if (demand) return obtain(f);
+  if (demand) {
+    note_think(f);
+    return obtain(f);
+  }
   // Idle: a unified-memory client acts on an Evict from its pod manager (docs/memory.md, "Residency").
   if (!f.managed || !f.connected) return wait_idle(f);
   return {act(Kind::kRetryDeferred), act(Kind::kPollPmgr)};
@@ -245,8 +257,9 @@ bool TokenMachine::program_waited(const TokenFacts& f, Micros waited_us) {
   return f.program_syncing || (f.program_synced_at > 0 && f.program_synced_at >= f.now - waited_us - kSyncWasIdle);
 }
 
-TokenActions TokenMachine::end_slice(const TokenFacts&, bool idle_release) {
+TokenActions TokenMachine::end_slice(const TokenFacts& f, bool idle_release) {
   idle_release_ = idle_release;
+  if (idle_release) think_from_ = std::max<Micros>(f.now, 1);
   from_unthrottled_ = false;
   state_ = State::kShutting;
   return {act(Kind::kShut)};
@@ -277,6 +290,7 @@ TokenActions TokenMachine::on_drained(const TokenFacts& f, Micros used_us, Micro
   // treating it as gone. GPU time used without a token since the last release is reported with
   // this one (the scheduler may charge a report above what it observed, never below).
   const bool again = !idle_release_ || f.waiters;
+  if (idle_release_ && f.waiters) note_think(f);  // the program launched again during the drain
   TokenAction r = act(again ? Kind::kReleaseAndRequest : Kind::kRelease);
   r.rel = proto::TokenRelease{wire(used_us), wire(idle_release_ ? last_burst_ : std::max(burst_, last_burst_)),
                               wire(end_us - used_us), wire(end_us), again, wire(unthrottled_us_)};
@@ -354,6 +368,7 @@ std::string TokenMachine::describe() const {
   std::ostringstream o;
   o << "state " << kNames[static_cast<int>(state_)] << " quota=" << quota_ << " burst=" << burst_
     << " last_burst=" << last_burst_ << " unthrottled=" << unthrottled_us_ << " retry_at=" << retry_at_;
+  if (long_thinks_ > 0) o << " long_thinks=" << long_thinks_;
   if (state_ == State::kHolding || state_ == State::kSyncing || state_ == State::kRenewing) {
     o << " start=" << slice_start_ << " until=" << until_;
   }
