@@ -20,8 +20,9 @@
 //   that work and the program's next launch is microseconds away, issue 19's lost turns), once per
 //   launch seen: a second look with no launch between is idle. Anticipation: after
 //   kLongThinksToShorten idle releases each followed by a long think (no launch for
-//   kLongThinkGraces graces), the grace is kShortGrace until a think is short again. A latency client with no launch within that grace is idle without a second sync (the
-//   one that returned covered every launch: under MPS a sync of an idle context can take
+//   kLongThinkGraces graces), the grace is kShortGrace until a think is short again. A latency
+//   client with no launch within that grace is idle without a second sync (the one that returned
+//   covered every launch: under MPS a sync of an idle context can take
 //   milliseconds, and a sync after every grace held a latency client's co-run token with its
 //   launches waiting behind the syncs, issue 19; other clients still sync again until the rule
 //   has run the GPU regression matrix). At the end of the quota it asks to renew (TokenRenew,
