@@ -10,7 +10,7 @@
 # "Regression matrix"): each workload (the spin kernel through every launch path, PyTorch eager, CUDA
 # graphs and their capture modes, torch.compile, CuPy graph, JAX, a forking DataLoader, torch spawn)
 # alone at LIMIT 0.25 against its unhooked rate, then tests/gpu/gpu_mem.py --skip_resnet and
-# tests/gpu/drills.py (shortened); 6.5-8 minutes in all (a 520 s budget inside, BUDGET_S, skips what does not fit).
+# tests/gpu/drills.py (shortened); 6.5-8 minutes in all (matrix.py's BUDGET_S skips what does not fit).
 # Also needs CuPy and JAX. It writes only OUTDIR/build.log, OUTDIR/matrix.txt, OUTDIR/matrix.json and
 # OUTDIR/logs.tar.gz: with `matrix` alone the programs are built into $GEM_MATRIX_WORK/bin and the
 # per-row logs kept in $GEM_MATRIX_WORK (default /tmp/gem-matrix.PID), not in OUTDIR.
